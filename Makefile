@@ -1,0 +1,42 @@
+# sqm: `make help` lists the targets. Every target installs what it needs into .venv by itself.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-integration lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the pinned dependencies
+
+run: $(STAMP) ## start the whole monitor (embedded broker if needed, worker, API + board, demo traffic)
+	SQM_DEMO=$${SQM_DEMO:-1} $(PY) -m services.run_all
+
+lint: $(STAMP) ## ruff and mypy (strict on the pure modules)
+	$(VENV)/bin/ruff check services stream api alerts tests
+	$(VENV)/bin/mypy stream api services alerts
+
+test-unit: $(STAMP) ## pure tests, no broker
+	$(PY) -m pytest -q tests/unit
+
+test-integration: $(STAMP) ## tests against the real embedded broker and databases
+	$(PY) -m pytest -q tests/integration
+
+test: $(STAMP) lint ## everything: lint, unit, integration
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+bench: $(STAMP) ## benchmarks; results in bench/results.json and bench/results.md
+	$(PY) -m bench.run
+
+clean: ## remove .venv and local state
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""FastAPI app: KPI figures, event ingest, Prometheus metrics, health; fed by the state topic."""

@@ -1,0 +1,47 @@
+"""Dependencies: the app's runtime objects, reached through `request.app.state`."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from aiokafka import AIOKafkaProducer
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry
+
+from api.feed import StateFeed
+from services.config import Settings
+from stream.view import View
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    view: View
+    targets: dict[tuple[str, str], float]
+    registry: CollectorRegistry
+    producer: AIOKafkaProducer | None = None
+    feed: StateFeed | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+_bearer = HTTPBearer(auto_error=False)
+
+
+def require_token(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    token = rt.settings.ingest_token
+    if token is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is off: set SQM_INGEST_TOKEN")
+    if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+Authenticated = Depends(require_token)

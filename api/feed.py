@@ -1,0 +1,93 @@
+"""Feeds the View from the state topic: every partition, from the beginning, then live. I/O only.
+
+"Warm" means every record written before the API started has been read: the feed writes a sentinel
+to each partition at start and is warm once it has read all of them (no trust in ListOffsets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from stream.store import sentinel_key
+from stream.view import View
+
+log = logging.getLogger(__name__)
+
+
+class StateFeed:
+    def __init__(self, view: View, bootstrap: str, state_topic: str, producer: AIOKafkaProducer) -> None:
+        self.view = view
+        self.bootstrap = bootstrap
+        self.state_topic = state_topic
+        self.producer = producer
+        self.warm = False
+        self.last_poll_ok = 0.0
+        self.latest_record_ts = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._pending: dict[int, int] = {}
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="state-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("state feed failed; restarting in 1 s")
+                self.last_poll_ok = 0.0
+                await asyncio.sleep(1.0)
+
+    async def _consume(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    client_id="sqm-api-feed", max_partition_fetch_bytes=8 * 1024 * 1024)
+        await consumer.start()
+        try:
+            parts = None
+            while not parts:
+                parts = consumer.partitions_for_topic(self.state_topic)
+                if not parts:
+                    await consumer._client.force_metadata_update()
+                    await asyncio.sleep(0.5)
+            tps = [TopicPartition(self.state_topic, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            if not self.warm:
+                for tp in tps:
+                    meta = await (await self.producer.send(self.state_topic, key=sentinel_key(), value=b"{}",
+                                                           partition=tp.partition))
+                    self._pending[tp.partition] = meta.offset
+            last_expire = 0.0
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=20000)
+                now = time.time()
+                self.last_poll_ok = now
+                for tp, msgs in batches.items():
+                    for m in msgs:
+                        self.view.apply(m.key, m.value)
+                    if msgs:
+                        self.latest_record_ts = max(self.latest_record_ts, msgs[-1].timestamp / 1000)
+                        stop_at = self._pending.get(tp.partition)
+                        if stop_at is not None and msgs[-1].offset >= stop_at:
+                            del self._pending[tp.partition]
+                if not self.warm and not self._pending:
+                    self.warm = True
+                    log.info("view warm: %d state records read", self.view.records)
+                if now - last_expire > 30:
+                    last_expire = now
+                    self.view.expire(now=now)
+        finally:
+            await consumer.stop()

@@ -1,0 +1,127 @@
+"""Prometheus exposition: a Collector that reads the View at scrape time, plus the API's own counters.
+
+Names follow Prometheus conventions: `sqm_` prefix, base units (`_seconds`), ratios 0..1 (`_ratio`),
+`_total` on counters. Labels are bounded: `scope` comes from teams, channels, tiers and queues;
+per-agent series are off unless SQM_METRICS_AGENT_SCOPES=true (one series per agent per KPI).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from stream.kpis import KPIS
+from stream.scopes import kind_of
+from stream.view import View
+from stream.windows import WINDOWS
+
+
+def metric_name(kpi: str) -> str:
+    """The Prometheus name of a KPI: units spelled out, ratios marked."""
+    special = {"service_level": "service_level_ratio", "csat": "csat_ratio", "nps": "nps_score",
+               "ces_mean": "ces_mean_score"}
+    if kpi in special:
+        return f"sqm_{special[kpi]}"
+    if kpi.endswith("_s"):
+        return f"sqm_{kpi[:-2]}_seconds"
+    if kpi.endswith("_rate"):
+        return f"sqm_{kpi[:-5]}_ratio"
+    return f"sqm_{kpi}"
+
+
+class ViewCollector(Collector):
+    def __init__(self, view: View, feed_state: object, include_agents: bool = False) -> None:
+        self.view = view
+        self.feed = feed_state
+        self.include_agents = include_agents
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.time()
+        view = self.view
+        scopes = [s for s in view.scopes(now=now) if self.include_agents or kind_of(s) != "agent"]
+        fams = {k.name: GaugeMetricFamily(metric_name(k.name), f"{k.help} (rolling window)",
+                                          labels=["scope", "kind", "window"]) for k in KPIS}
+        counts = GaugeMetricFamily("sqm_kpi_sample_count", "denominator of each KPI (events behind the value)",
+                                   labels=["kpi", "scope", "kind", "window"])
+        for scope in scopes:
+            kind = kind_of(scope)
+            for window in WINDOWS:
+                for name, (value, count) in view.kpis(scope, window, now=now).items():
+                    if name in fams:
+                        if value is not None:
+                            fams[name].add_metric([scope, kind, window], value)
+                        counts.add_metric([name, scope, kind, window], count)
+        yield from fams.values()
+        yield counts
+        live = view.live(now=now)
+        backlog = GaugeMetricFamily("sqm_backlog_tickets", "open tickets now", labels=["scope", "kind"])
+        overdue = GaugeMetricFamily("sqm_first_response_overdue_tickets",
+                                    "open tickets past their first-response due time", labels=["scope", "kind"])
+        at_risk = GaugeMetricFamily("sqm_first_response_at_risk_tickets",
+                                    "open tickets within 20 % of their target of the due time",
+                                    labels=["scope", "kind"])
+        for scope, lc in live.items():
+            kind = kind_of(scope)
+            if kind == "agent" and not self.include_agents:
+                continue
+            backlog.add_metric([scope, kind], lc.backlog)
+            overdue.add_metric([scope, kind], lc.overdue)
+            at_risk.add_metric([scope, kind], lc.at_risk)
+        yield from (backlog, overdue, at_risk)
+        yield from self._pipeline(now)
+
+    def _pipeline(self, now: float) -> Iterator[Metric]:
+        t = self.view.totals()
+        events = CounterMetricFamily("sqm_events", "valid input events processed, by type", labels=["type"])
+        for k, n in sorted(t.events.items()):
+            events.add_metric([k], n)
+        dead = CounterMetricFamily("sqm_deadletter", "input messages rejected to the dead-letter topic",
+                                   labels=["reason"])
+        for k, n in sorted(t.dead.items()):
+            dead.add_metric([k], n)
+        yield events
+        yield dead
+        yield CounterMetricFamily("sqm_late_events", "events older than the longest window (not counted)",
+                                  value=t.late)
+        yield CounterMetricFamily("sqm_duplicate_events", "events whose event_id was already counted", value=t.dup)
+        workers = GaugeMetricFamily("sqm_worker_up", "1 for a worker whose heartbeat is fresh", labels=["worker"])
+        rss = GaugeMetricFamily("sqm_worker_resident_memory_bytes", "worker RSS", labels=["worker"])
+        parts = GaugeMetricFamily("sqm_worker_assigned_partitions", "source partitions assigned", labels=["worker"])
+        age = GaugeMetricFamily("sqm_worker_heartbeat_age_seconds", "seconds since the last heartbeat",
+                                labels=["worker"])
+        for w, hb in sorted(self.view.workers.items()):
+            a = now - float(hb.get("ts", 0))
+            workers.add_metric([w], 1.0 if a < 20 else 0.0)
+            rss.add_metric([w], float(hb.get("rss", 0)))
+            parts.add_metric([w], len(hb.get("assigned", [])))
+            age.add_metric([w], a)
+        yield from (workers, rss, parts, age)
+        yield CounterMetricFamily("sqm_view_records", "state records read by this API", value=self.view.records)
+        feed = self.feed
+        yield GaugeMetricFamily("sqm_view_warm", "1 once the view has read all state written before start",
+                                value=1.0 if getattr(feed, "warm", False) else 0.0)
+        latest = float(getattr(feed, "latest_record_ts", 0.0))
+        if latest:
+            yield GaugeMetricFamily("sqm_view_last_record_age_seconds",
+                                    "seconds since the newest state record was written", value=now - latest)
+
+
+@dataclass
+class IngestMetrics:
+    accepted: Counter
+    rejected: Counter
+
+
+def build_registry(view: View, feed: object, include_agents: bool) -> tuple[CollectorRegistry, IngestMetrics]:
+    registry = CollectorRegistry()
+    registry.register(ViewCollector(view, feed, include_agents))
+    ingest = IngestMetrics(
+        Counter("sqm_ingest_accepted", "events accepted by POST /v1/events", registry=registry),
+        Counter("sqm_ingest_rejected", "events refused by POST /v1/events", ["reason"], registry=registry),
+    )
+    return registry, ingest

@@ -1,0 +1,104 @@
+"""Settings (pydantic-settings), built once at process start and passed in; nothing reads env elsewhere.
+
+    >>> Settings(topic_prefix="demo.").topic("tickets")
+    'demo.tickets'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from functools import cached_property
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream.folds import KpiConfig
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SQM_", frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SQM_KAFKA_BOOTSTRAP_SERVERS")
+    )
+    embedded_broker: Literal["auto", "on", "off"] = "auto"
+    topic_prefix: str = "sqm."
+    partitions: int = Field(6, ge=1, le=256)
+    database_url: str = "sqlite:///var/sqm.db"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    demo: bool = False
+    demo_rate: float = Field(12.0, gt=0, description="demo events per second at the daily peak")
+    ingest_token: str | None = Field(None, description="bearer token for POST /v1/events; unset: ingest off")
+
+    # KPI counting rules (kpis.md): first-response targets per tier, service level per queue
+    fr_targets: dict[str, float] = {"vip": 1800.0}
+    fr_default_target: float = 14400.0
+    sl_thresholds: dict[str, float] = {}
+    sl_default_threshold: float = 20.0
+    short_abandon: dict[str, float] = {}
+    short_abandon_default: float = 5.0
+    kpi_targets_file: str | None = None
+
+    # stream tuning
+    bucket_s: int = Field(60, ge=1, le=60)
+    ticket_horizon_s: float = 7 * 86400
+    batch_max: int = Field(2000, ge=1)
+    batch_within_s: float = Field(0.2, gt=0)
+    worker_id: str = Field(default_factory=lambda: socket.gethostname())
+    metrics_agent_scopes: bool = False
+    rebalance_timeout_s: float | None = None  # None: 5 s on a loopback broker, 60 s otherwise
+
+    @field_validator("ingest_token")
+    @classmethod
+    def _no_placeholder(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) < 16 or v.lower() in {"changeme", "changethis", "secret", "token"}):
+            raise ValueError("SQM_INGEST_TOKEN must be a real secret of at least 16 characters")
+        return v
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def source_topics(self) -> dict[str, str]:
+        """topic kind -> topic name"""
+        return {k: self.topic(k) for k in ("tickets", "calls", "surveys")}
+
+    @property
+    def state_topic(self) -> str:
+        return self.topic("state")
+
+    @property
+    def deadletter_topic(self) -> str:
+        return self.topic("deadletter")
+
+    @cached_property
+    def kpi_config(self) -> KpiConfig:
+        return KpiConfig(dict(self.fr_targets), self.fr_default_target, dict(self.sl_thresholds),
+                         self.sl_default_threshold, dict(self.short_abandon), self.short_abandon_default)
+
+    @property
+    def bootstrap_is_loopback(self) -> bool:
+        return all(_is_loopback(h) for h in self.bootstrap_hosts())
+
+    def bootstrap_hosts(self) -> list[str]:
+        return [s.strip().rsplit(":", 1)[0].strip("[]") for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    @property
+    def effective_rebalance_timeout(self) -> float:
+        # A short timeout only matters for brokers that wait it out on join (the embedded one);
+        # production Kafka keeps the Faust default.
+        if self.rebalance_timeout_s is not None:
+            return self.rebalance_timeout_s
+        return 5.0 if self.bootstrap_is_loopback else 60.0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,54 @@
+"""Topic layout and creation: every topic is created explicitly, with its configs spelled out.
+
+Explicit configs matter: some brokers (the embedded one among them) do not report `retention.ms`
+through DescribeConfigs, and Faust would otherwise create topics with its own partition counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from services.config import Settings
+
+log = logging.getLogger(__name__)
+WEEK_MS = 7 * 86400 * 1000
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    p = settings.partitions
+    src = {"cleanup.policy": "delete", "retention.ms": str(WEEK_MS)}
+    specs = [NewTopic(name, p, 1, topic_configs=dict(src)) for name in settings.source_topics.values()]
+    specs.append(NewTopic(settings.deadletter_topic, p, 1, topic_configs=dict(src)))
+    # The state topic is partitioned like the sources (partition p holds the state of source
+    # partition p) and compacted: only the latest value per key matters.
+    specs.append(NewTopic(settings.state_topic, p, 1, topic_configs={"cleanup.policy": "compact"}))
+    specs.append(NewTopic(settings.topic("alerts"), p, 1, topic_configs=dict(src)))
+    return specs
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
+    """Create missing topics; existing ones are left alone. Retries while the broker comes up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, client_id="sqm-admin")
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in topic_specs(settings) if t.name not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+            log.info("created topics %s", [t.name for t in missing])
+    finally:
+        admin.close()

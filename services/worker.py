@@ -1,0 +1,26 @@
+"""The stream worker process: `python -m services.worker` (several may run; they share partitions)."""
+
+from __future__ import annotations
+
+import logging
+
+from faust.worker import Worker
+
+from services.config import Settings
+from services.topics import ensure_topics
+from stream.app import create_app
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(name)s: %(message)s")
+    ensure_topics(settings)
+    app = create_app(settings)
+    # -l info and no spinner: the spinner puts the root logger at DEBUG (FIELD-NOTES)
+    worker = Worker(app, loglevel="info", quiet=True)
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The Faust app: one agent over the three input topics, thin (raw bytes -> Processor -> state topic).
+
+Messages are consumed as raw bytes and validated by our own code, so that a bad message is
+dead-lettered and counted instead of being logged and skipped by Faust's deserializer. No Faust
+tables: the state is kept by `Processor` and persisted per micro-batch to the state topic, which is
+also what the API reads (see README, "State and recovery").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import faust
+import psutil
+
+from services.config import Settings
+from stream.processor import Message, Processor
+from stream.store import StateStore
+
+log = logging.getLogger(__name__)
+HEARTBEAT_S = 5.0
+
+
+def create_app(settings: Settings) -> faust.App:
+    rebalance = settings.effective_rebalance_timeout
+    app = faust.App(
+        f"{settings.topic_prefix}worker",
+        broker=";".join(f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")),
+        store="memory://",
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_allow_declare=False,  # topics are created by services.topics with explicit configs
+        web_enabled=False,
+        web_tables_enabled=False,
+        broker_rebalance_timeout=rebalance,
+        broker_session_timeout=max(10.0, rebalance * 2),
+        broker_heartbeat_interval=min(3.0, rebalance / 2),
+        producer_linger_ms=5,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+    )
+    kinds = {name: kind for kind, name in settings.source_topics.items()}
+    store = StateStore(settings.kafka_bootstrap_servers, settings.state_topic, settings.deadletter_topic,
+                       settings.source_topics)
+    processor = Processor(store, settings.kpi_config, settings.bucket_s, settings.ticket_horizon_s)
+    app.sqm_processor = processor  # type: ignore[attr-defined]
+    topics = app.topic(*settings.source_topics.values(), value_serializer="raw", key_serializer="raw")
+    proc = psutil.Process(os.getpid())
+
+    @app.service
+    class _Store(faust.Service):  # type: ignore[misc]
+        async def on_start(self) -> None:
+            await store.start()
+
+        async def on_stop(self) -> None:
+            await store.stop()
+
+    @app.agent(topics, name="kpis")
+    async def kpis(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            batch = [Message(kinds[e.message.topic], e.message.partition, e.message.offset,
+                             e.message.key, e.message.value) for e in events]
+            # take_events acks the batch once this body returns, so `process` returns only once
+            # the batch's state is on the broker (it retries writes itself).
+            await processor.process(batch)
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(app_: faust.App, revoked: set, **_: object) -> None:  # noqa: ANN001
+        processor.forget({tp.partition for tp in revoked if tp.topic in kinds})
+
+    @app.timer(HEARTBEAT_S)
+    async def heartbeat() -> None:
+        assigned = sorted({tp.partition for tp in app.consumer.assignment() if tp.topic in kinds})
+        await store.write_heartbeat(settings.worker_id, {
+            "ts": time.time(), "pid": os.getpid(), "assigned": assigned,
+            "processed": processor.processed, "rss": proc.memory_info().rss,
+        })
+
+    return app

@@ -1,0 +1,242 @@
+"""The event contract v1 (shared/spec/events.md) as pydantic models, and `decode` for raw bytes.
+
+Pure: no I/O, no clock (the caller passes `now`). Bad input is data, never an exception:
+
+    >>> r = decode(b'{"type": "nope"}', now=datetime.now(UTC))
+    >>> isinstance(r, Rejected), r.reason
+    (True, 'invalid')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+MAX_BYTES = 64 * 1024
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+
+def _rfc3339_string(v: Any) -> Any:
+    # pydantic would also take epoch numbers; the contract says RFC 3339 text with an offset
+    if not isinstance(v, str):
+        raise ValueError("must be an RFC 3339 string with an offset")
+    return v
+
+
+Dim = Annotated[str, Field(min_length=1, max_length=128)]
+NonNeg = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    ts: Timestamp
+    schema_version: Annotated[StrictInt, Field(ge=1)] = 1
+    customer_tier: Dim = "standard"
+    customer_id: Dim | None = None
+    scenario: Dim | None = None
+
+
+class _TicketBase(_Envelope):
+    ticket_id: Dim
+    created_at: Timestamp
+    team: Dim
+    channel: Dim
+    agent: Dim | None = None
+
+    @property
+    def duration_s(self) -> float:
+        """`ts - created_at` in seconds; clock skew (negative) is clamped to 0."""
+        return max(0.0, (self.ts - self.created_at).total_seconds())
+
+
+class TicketCreated(_TicketBase):
+    type: Literal["ticket.created"]
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    is_complaint: StrictBool = False
+
+
+class TicketFirstResponse(_TicketBase):
+    type: Literal["ticket.first_response"]
+    by_bot: StrictBool = False
+
+    @model_validator(mode="after")
+    def _agent_unless_bot(self) -> TicketFirstResponse:
+        if not self.by_bot and self.agent is None:
+            raise ValueError("agent is required unless by_bot is true")
+        return self
+
+
+class TicketResolved(_TicketBase):
+    type: Literal["ticket.resolved"]
+    contacts: Annotated[StrictInt, Field(ge=1)]
+    by_bot: StrictBool = False
+    is_complaint: StrictBool = False
+
+    @model_validator(mode="after")
+    def _agent_unless_bot(self) -> TicketResolved:
+        if not self.by_bot and self.agent is None:
+            raise ValueError("agent is required unless by_bot is true")
+        return self
+
+
+class TicketReopened(_TicketBase):
+    type: Literal["ticket.reopened"]
+
+
+class _CallBase(_Envelope):
+    call_id: Dim
+    queue: Dim
+    team: Dim
+    channel: Dim = "phone"
+    agent: Dim | None = None
+
+
+class CallOffered(_CallBase):
+    type: Literal["call.offered"]
+
+
+class CallAnswered(_CallBase):
+    type: Literal["call.answered"]
+    agent: Dim
+    wait_s: NonNeg
+
+
+class CallAbandoned(_CallBase):
+    type: Literal["call.abandoned"]
+    wait_s: NonNeg
+
+
+class CallEnded(_CallBase):
+    type: Literal["call.ended"]
+    agent: Dim
+    talk_s: NonNeg
+    hold_s: NonNeg
+    wrap_s: NonNeg
+    resolved: StrictBool
+
+
+class SurveySubmitted(_Envelope):
+    type: Literal["survey.submitted"]
+    survey_id: Dim
+    team: Dim
+    channel: Dim
+    agent: Dim | None = None
+    ticket_id: Dim | None = None
+    call_id: Dim | None = None
+    csat: Annotated[StrictInt, Field(ge=1, le=5)] | None = None
+    nps: Annotated[StrictInt, Field(ge=0, le=10)] | None = None
+    ces: Annotated[StrictInt, Field(ge=1, le=7)] | None = None
+    comment: Annotated[str, Field(max_length=4000)] | None = None
+    language: Annotated[str, Field(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_score(self) -> SurveySubmitted:
+        if self.csat is None and self.nps is None and self.ces is None:
+            raise ValueError("at least one of csat, nps, ces is required")
+        return self
+
+
+TicketEvent = TicketCreated | TicketFirstResponse | TicketResolved | TicketReopened
+CallEvent = CallOffered | CallAnswered | CallAbandoned | CallEnded
+Event = TicketEvent | CallEvent | SurveySubmitted
+
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="type")])
+
+#: which event types each source topic (by its suffix after the prefix) may carry
+TYPES_BY_TOPIC: dict[str, frozenset[str]] = {
+    "tickets": frozenset({"ticket.created", "ticket.first_response", "ticket.resolved", "ticket.reopened"}),
+    "calls": frozenset({"call.offered", "call.answered", "call.abandoned", "call.ended"}),
+    "surveys": frozenset({"survey.submitted"}),
+}
+KEY_FIELD = {"tickets": "ticket_id", "calls": "call_id", "surveys": "survey_id"}
+TOPIC_OF_TYPE = {t: topic for topic, types in TYPES_BY_TOPIC.items() for t in types}
+
+#: every reason a message can be rejected with: the label values of the dead-letter counter
+REASONS = (
+    "oversize",
+    "not_json",
+    "not_object",
+    "unknown_type",
+    "wrong_topic",
+    "invalid",
+    "future_ts",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message that breaks the contract: `reason` is one of REASONS, `detail` says what and where."""
+
+    reason: str
+    detail: str
+
+
+def decode(raw: bytes, *, now: datetime, topic_kind: str | None = None) -> Event | Rejected:
+    """Validate one message against the contract. `topic_kind` ('tickets', ...) checks the type belongs."""
+    if len(raw) > MAX_BYTES:
+        return Rejected("oversize", f"{len(raw)} bytes > {MAX_BYTES}")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejected("not_json", str(exc)[:200])
+    return validate(obj, now=now, topic_kind=topic_kind)
+
+
+def validate(obj: Any, *, now: datetime, topic_kind: str | None = None) -> Event | Rejected:
+    """Validate an already-parsed JSON value (used by HTTP ingest and `decode`)."""
+    if not isinstance(obj, dict):
+        return Rejected("not_object", f"got {type(obj).__name__}")
+    etype = obj.get("type")
+    if not isinstance(etype, str) or etype not in TOPIC_OF_TYPE:
+        return Rejected("unknown_type", f"type={etype!r}"[:200])
+    if topic_kind is not None and TOPIC_OF_TYPE[etype] != topic_kind:
+        return Rejected("wrong_topic", f"{etype} does not belong on the {topic_kind} topic")
+    try:
+        event = _ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        return Rejected("invalid", _describe(exc))
+    if event.ts - now > FUTURE_TOLERANCE:
+        return Rejected("future_ts", f"ts {event.ts.isoformat()} is more than 5 minutes ahead")
+    return event
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"][1:]) or "(event)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)[:500]
+
+
+def topic_kind_of(event: Event) -> str:
+    """'tickets', 'calls' or 'surveys'."""
+    return TOPIC_OF_TYPE[event.type]
+
+
+def key_of(event: Event) -> str:
+    """The partitioning key of the contract (ticket_id, call_id, survey_id)."""
+    return str(getattr(event, KEY_FIELD[topic_kind_of(event)]))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,91 @@
+"""KPI values from a merged accumulator: the formulas of kpis.md, each with its denominator. No I/O.
+
+Every KPI is `(value, count)`; a zero denominator gives `value=None`, never 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stream.folds import Acc
+
+Kpi = tuple[float | None, int]
+
+
+def _ratio(num: float, den: int) -> Kpi:
+    return (num / den if den else None, den)
+
+
+def _n(n: int) -> Kpi:
+    return (float(n), n)
+
+
+@dataclass(frozen=True, slots=True)
+class KpiDef:
+    name: str
+    compute: Callable[[Acc], Kpi]
+    unit: str  # "count", "seconds", "ratio", "score"
+    higher_is_better: bool
+    help: str
+
+
+def _nps(a: Acc) -> Kpi:
+    return (100.0 * (a.promoters - a.detractors) / a.nps_n if a.nps_n else None, a.nps_n)
+
+
+KPIS: tuple[KpiDef, ...] = (
+    KpiDef("tickets_created", lambda a: _n(a.created), "count", True, "ticket.created events"),
+    KpiDef("first_response_mean_s", lambda a: _ratio(a.fr_sum, a.fr_n), "seconds", False,
+           "mean ts - created_at over ticket.first_response"),
+    KpiDef("first_response_p90_s", lambda a: (a.fr_sketch.quantile(0.9), a.fr_n), "seconds", False,
+           "90th percentile of first-response durations (sketch, <= 1 % relative error)"),
+    KpiDef("first_response_sla_rate", lambda a: _ratio(a.fr_sla, a.fr_n), "ratio", True,
+           "first responses within target(tier) / first responses"),
+    KpiDef("resolution_mean_s", lambda a: _ratio(a.res_sum, a.res_n), "seconds", False,
+           "mean ts - created_at over ticket.resolved"),
+    KpiDef("resolution_p90_s", lambda a: (a.res_sketch.quantile(0.9), a.res_n), "seconds", False,
+           "90th percentile of resolution durations"),
+    KpiDef("fcr_rate", lambda a: _ratio(a.res_one_contact + a.ended_resolved, a.res_n + a.ended), "ratio", True,
+           "(resolved with contacts == 1 + call.ended resolved) / (ticket.resolved + call.ended)"),
+    KpiDef("reopen_rate", lambda a: _ratio(a.reopened, a.res_n), "ratio", False,
+           "ticket.reopened / ticket.resolved"),
+    KpiDef("complaint_rate", lambda a: _ratio(a.complaints, a.created), "ratio", False,
+           "ticket.created with is_complaint / ticket.created"),
+    KpiDef("complaint_resolved_24h_rate", lambda a: _ratio(a.res_complaint_24h, a.res_complaint), "ratio", True,
+           "complaints resolved within 86400 s / complaints resolved"),
+    KpiDef("bot_resolution_rate", lambda a: _ratio(a.res_bot, a.res_n), "ratio", True,
+           "ticket.resolved by_bot / ticket.resolved"),
+    KpiDef("calls_offered", lambda a: _n(a.offered), "count", True, "call.offered events"),
+    KpiDef("calls_answered", lambda a: _n(a.answered), "count", True, "call.answered events"),
+    KpiDef("calls_abandoned", lambda a: _n(a.abandoned), "count", False, "call.abandoned events"),
+    KpiDef("service_level", lambda a: _ratio(a.answered_in_sl, a.answered + a.abandoned_long), "ratio", True,
+           "answered within threshold / (answered + abandoned after the short-abandon cut-off)"),
+    KpiDef("abandonment_rate", lambda a: _ratio(a.abandoned_long, a.answered + a.abandoned_long), "ratio", False,
+           "abandoned after the short-abandon cut-off / (answered + those abandoned)"),
+    KpiDef("asa_s", lambda a: _ratio(a.wait_sum, a.answered), "seconds", False, "mean wait_s of call.answered"),
+    KpiDef("aht_s", lambda a: _ratio(a.handle_sum, a.ended), "seconds", False,
+           "mean talk_s + hold_s + wrap_s of call.ended"),
+    KpiDef("survey_responses", lambda a: _n(a.surveys), "count", True, "survey.submitted events"),
+    KpiDef("csat", lambda a: _ratio(a.csat_ok, a.csat_n), "ratio", True, "responses with csat >= 4 / with csat"),
+    KpiDef("nps", _nps, "score", True, "100 x (promoters - detractors) / responses with nps"),
+    KpiDef("ces_mean", lambda a: _ratio(a.ces_sum, a.ces_n), "score", False, "mean ces"),
+)
+KPI_BY_NAME = {k.name: k for k in KPIS}
+
+LIVE_KPIS = ("backlog", "first_response_overdue", "first_response_at_risk")
+LOWER_IS_BETTER = frozenset(k.name for k in KPIS if not k.higher_is_better) | frozenset(LIVE_KPIS)
+
+
+def compute(acc: Acc) -> dict[str, Kpi]:
+    """Every windowed KPI of kpis.md from one (merged) accumulator."""
+    return {k.name: k.compute(acc) for k in KPIS}
+
+
+def achievement(kpi: str, actual: float | None, target: float) -> float | None:
+    """actual / target, or target / actual for lower-is-better KPIs; None when undefined."""
+    if actual is None:
+        return None
+    if kpi in LOWER_IS_BETTER:
+        return target / actual if actual else None
+    return actual / target if target else None

@@ -1,0 +1,92 @@
+"""The worker's batch step: apply a micro-batch of raw messages to partition states, then persist.
+
+Per-event work is a pure in-memory fold (`PartitionState.apply`); I/O happens once per batch, one
+record per touched key. The store is a port (`StateSink`) so the step runs in tests without a broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from stream.folds import KpiConfig
+from stream.state import DeadLetter, PartitionState, Record
+
+log = logging.getLogger(__name__)
+EXPIRE_EVERY_S = 30.0
+
+
+class StateSink(Protocol):
+    async def write(self, records: Sequence[tuple[int, Record]],
+                    dead: Sequence[tuple[DeadLetter, bytes | None]]) -> None: ...
+
+    async def read_partition(self, partition: int) -> list[Record]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str  # kind: tickets, calls, surveys
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class Processor:
+    def __init__(self, sink: StateSink, cfg: KpiConfig, bucket_s: int, ticket_horizon_s: float) -> None:
+        self.sink = sink
+        self.cfg = cfg
+        self.bucket_s = bucket_s
+        self.ticket_horizon_s = ticket_horizon_s
+        self.states: dict[int, PartitionState] = {}
+        self._last_expire = 0.0
+        self.processed = 0
+
+    async def state_of(self, p: int) -> PartitionState:
+        st = self.states.get(p)
+        if st is None:
+            st = PartitionState(p, self.cfg, self.bucket_s, self.ticket_horizon_s)
+            st.load(await self.sink.read_partition(p))
+            self.states[p] = st
+        return st
+
+    async def process(self, batch: Iterable[Message], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        touched: dict[int, PartitionState] = {}
+        dead: list[tuple[DeadLetter, bytes | None]] = []
+        for m in batch:
+            st = touched.get(m.partition) or await self.state_of(m.partition)
+            touched[m.partition] = st
+            out = st.apply(m.topic, m.offset, m.value, now=now)
+            if isinstance(out, DeadLetter):
+                dead.append((out, m.key))
+            self.processed += 1
+        if now - self._last_expire > EXPIRE_EVERY_S:
+            self._last_expire = now
+            for st in self.states.values():
+                st.expire(now=now)
+                touched[st.p] = st
+        records = [(p, r) for p, st in touched.items() for r in st.drain()]
+        await self._write(records, dead)
+
+    async def _write(self, records: list[tuple[int, Record]], dead: list[tuple[DeadLetter, bytes | None]]) -> None:
+        # The source offsets are acknowledged after this returns: never give up on a write, or the
+        # batch would be committed without its state.
+        delay = 0.2
+        while True:
+            try:
+                await self.sink.write(records, dead)
+                return
+            except Exception:
+                log.exception("state write of %d records failed; retrying in %.1f s", len(records), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions moved to another worker: drop their state; it is reloaded if they come back."""
+        for p in partitions:
+            self.states.pop(p, None)

@@ -1,0 +1,31 @@
+"""Scopes of an event (kpis.md): `all`, `team:x`, `agent:x`, `channel:x`, `tier:x`, `queue:x`. No I/O."""
+
+from __future__ import annotations
+
+from stream.events import Event
+
+SCOPE_KINDS = ("all", "team", "agent", "channel", "tier", "queue")
+
+
+def scopes_of(ev: Event) -> list[str]:
+    """Every scope the event's dimensions name; `all` first."""
+    out = ["all", f"team:{ev.team}", f"channel:{ev.channel}", f"tier:{ev.customer_tier}"]
+    agent = getattr(ev, "agent", None)
+    if agent is not None:
+        out.append(f"agent:{agent}")
+    queue = getattr(ev, "queue", None)
+    if queue is not None:
+        out.append(f"queue:{queue}")
+    return out
+
+
+def kind_of(scope: str) -> str:
+    """'team' for 'team:billing', 'all' for 'all'."""
+    return scope.split(":", 1)[0]
+
+
+def is_valid_scope(scope: str) -> bool:
+    kind, _, name = scope.partition(":")
+    if scope == "all":
+        return True
+    return kind in SCOPE_KINDS and kind != "all" and 1 <= len(name) <= 128

@@ -1,0 +1,99 @@
+"""The state topic as a store: write record batches, read one partition back. I/O only (aiokafka).
+
+Reading back does not trust ListOffsets: it first writes a sentinel record to the partition and
+reads until it sees it. Every record written before the sentinel is then known to be read, on any
+Kafka-compatible broker (the embedded one reports wrong end offsets for multi-record batches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from stream.state import DeadLetter, Record, encode_key
+
+log = logging.getLogger(__name__)
+
+
+def sentinel_key() -> bytes:
+    return encode_key(("s", uuid.uuid4().hex))
+
+
+class StateStore:
+    def __init__(self, bootstrap: str, state_topic: str, deadletter_topic: str, source_topics: dict[str, str]):
+        self.bootstrap = bootstrap
+        self.state_topic = state_topic
+        self.deadletter_topic = deadletter_topic
+        self.source_topics = source_topics
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, max_request_size=4 * 1024 * 1024,
+            client_id="sqm-state",
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("StateStore.start() was not awaited")
+        return self._producer
+
+    async def write(self, records: Sequence[tuple[int, Record]], dead: Sequence[tuple[DeadLetter, bytes | None]]) -> None:
+        """Send every record and dead letter, and return only once the broker has them all."""
+        send = self.producer.send
+        futs = [await send(self.state_topic, key=k, value=v, partition=p) for p, (k, v) in records]
+        for d, key in dead:
+            headers = [
+                ("sqm-reason", d.reason.encode()),
+                ("sqm-detail", d.detail.encode()[:1000]),
+                ("sqm-source-topic", self.source_topics[d.topic].encode()),
+                ("sqm-source-partition", str(d.partition).encode()),
+                ("sqm-source-offset", str(d.offset).encode()),
+            ]
+            futs.append(await send(self.deadletter_topic, key=key, value=d.raw, partition=d.partition,
+                                   headers=headers))
+        if futs:
+            await asyncio.gather(*futs)
+
+    async def write_heartbeat(self, worker_id: str, body: dict[str, object]) -> None:
+        fut = await self.producer.send(self.state_topic, key=encode_key(("w", worker_id)),
+                                       value=orjson.dumps(body), partition=0)
+        await fut
+
+    async def read_partition(self, partition: int) -> list[Record]:
+        """Every record of state partition `partition`, in order, up to now."""
+        meta = await (await self.producer.send(self.state_topic, key=sentinel_key(), value=b"{}",
+                                               partition=partition))
+        stop_at = meta.offset
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    group_id=None, client_id="sqm-recovery")
+        await consumer.start()
+        out: list[Record] = []
+        try:
+            tp = TopicPartition(self.state_topic, partition)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            done = False
+            while not done:
+                batch = await consumer.getmany(tp, timeout_ms=500, max_records=10000)
+                for msg in batch.get(tp, []):
+                    if msg.offset >= stop_at:
+                        done = True
+                        break
+                    out.append((msg.key, msg.value))
+        finally:
+            await consumer.stop()
+        log.info("recovered %d state records of partition %d", len(out), partition)
+        return out

@@ -1,0 +1,86 @@
+"""Live ticket state (kpis.md "Live state"): open tickets and their first-response due times. No I/O.
+
+Only open tickets are kept: a resolved ticket leaves the state, and so does an open one created longer
+ago than the horizon. The live KPIs are derived from the open tickets at read time, because
+`overdue` and `at_risk` change with the clock, not with events.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from stream.events import TicketCreated, TicketEvent, TicketFirstResponse, TicketReopened, TicketResolved
+
+AT_RISK_SHARE = 0.2  # "will pass their due time within 20 % of their target"
+
+
+@dataclass(slots=True)
+class Ticket:
+    team: str
+    channel: str
+    tier: str
+    agent: str | None
+    created_at: float
+    target_s: float
+    responded: bool
+    wm: int = -1  # offset of the last event applied (idempotent replay)
+
+    @property
+    def due(self) -> float:
+        return self.created_at + self.target_s
+
+    def scopes(self) -> list[str]:
+        out = ["all", f"team:{self.team}", f"channel:{self.channel}", f"tier:{self.tier}"]
+        if self.agent:
+            out.append(f"agent:{self.agent}")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"o": self.wm, "team": self.team, "channel": self.channel, "tier": self.tier,
+                "agent": self.agent, "created_at": self.created_at, "target_s": self.target_s,
+                "responded": self.responded}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Ticket:
+        return cls(d["team"], d["channel"], d["tier"], d["agent"], float(d["created_at"]),
+                   float(d["target_s"]), bool(d["responded"]), int(d["o"]))
+
+
+def transition(current: Ticket | None, ev: TicketEvent, target_s: float) -> Ticket | None:
+    """The ticket after `ev`; None means the ticket is no longer open (resolved)."""
+    if isinstance(ev, TicketResolved):
+        return None
+    t = current or Ticket(ev.team, ev.channel, ev.customer_tier, ev.agent, ev.created_at.timestamp(),
+                          target_s, responded=not isinstance(ev, TicketCreated))
+    if ev.agent is not None:
+        t.agent = ev.agent
+    if isinstance(ev, TicketFirstResponse | TicketReopened):
+        t.responded = True
+    return t
+
+
+@dataclass(slots=True)
+class LiveCounts:
+    backlog: int = 0
+    overdue: int = 0
+    at_risk: int = 0
+
+
+def live_counts(tickets: Iterable[Ticket], *, now: float) -> dict[str, LiveCounts]:
+    """backlog, first_response_overdue and first_response_at_risk per scope."""
+    out: dict[str, LiveCounts] = defaultdict(LiveCounts)
+    for t in tickets:
+        overdue = at_risk = False
+        if not t.responded:
+            due = t.due
+            overdue = due <= now
+            at_risk = not overdue and due - AT_RISK_SHARE * t.target_s <= now
+        for s in t.scopes():
+            c = out[s]
+            c.backlog += 1
+            c.overdue += overdue
+            c.at_risk += at_risk
+    return out

@@ -1,0 +1,146 @@
+"""The read model: every worker's state records merged into one view of all partitions. Pure.
+
+The API feeds it the records of the state topic (all partitions, whichever worker wrote them) and
+asks it for KPI values. Per key it keeps the value with the highest watermark, so a late write from
+a worker that lost a partition never rolls a figure back.
+
+    view = View(bucket_s=60)
+    view.apply(key_bytes, value_bytes)      # for every state record
+    view.kpis("team:billing", "1h", now=time.time())
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from stream.folds import Acc
+from stream.kpis import Kpi, compute
+from stream.state import Counters, decode_key
+from stream.tickets import LiveCounts, Ticket, live_counts
+from stream.windows import LONGEST, WINDOWS, bucket_of, window_start_bucket
+
+LIVE_CACHE_S = 1.0
+
+
+@dataclass(slots=True)
+class _Contribution:
+    wm: int
+    acc: Acc
+
+
+class View:
+    def __init__(self, bucket_s: int) -> None:
+        self.bucket_s = bucket_s
+        # scope -> bucket -> (topic, partition) -> contribution
+        self._buckets: dict[str, dict[int, dict[tuple[str, int], _Contribution]]] = defaultdict(dict)
+        self._merged: dict[tuple[str, int], Acc] = {}
+        self.tickets: dict[tuple[int, str], Ticket] = {}
+        self.counters: dict[tuple[str, int], Counters] = {}
+        self.workers: dict[str, dict[str, Any]] = {}
+        self.records = 0
+        self.version = 0
+        self._live: tuple[float, int, dict[str, LiveCounts]] | None = None
+
+    # -- feeding --------------------------------------------------------------------------
+    def apply(self, kraw: bytes | None, vraw: bytes | None) -> None:
+        key = decode_key(kraw) if kraw else None
+        if key is None:
+            return
+        self.records += 1
+        self.version += 1
+        value = orjson.loads(vraw) if vraw is not None else None
+        kind = key[0]
+        if kind == "b" and len(key) == 5:
+            _, topic, p, scope, b = key
+            per = self._buckets[scope].setdefault(b, {})
+            if value is None:
+                per.pop((topic, p), None)
+                if not per:
+                    del self._buckets[scope][b]
+            else:
+                cur = per.get((topic, p))
+                if cur is not None and value["o"] < cur.wm:
+                    return
+                per[(topic, p)] = _Contribution(value["o"], Acc.from_json(value["a"]))
+            self._merged.pop((scope, b), None)
+        elif kind == "t" and len(key) == 3:
+            k = (key[1], key[2])
+            if value is None:
+                self.tickets.pop(k, None)
+            elif k not in self.tickets or value["o"] >= self.tickets[k].wm:
+                self.tickets[k] = Ticket.from_json(value)
+        elif kind == "c" and len(key) == 3 and value is not None:
+            k2 = (key[1], key[2])
+            if k2 not in self.counters or value["o"] >= self.counters[k2].wm:
+                self.counters[k2] = Counters.from_json(value)
+        elif kind == "w" and len(key) == 2 and value is not None:
+            self.workers[key[1]] = value
+
+    def expire(self, *, now: float) -> None:
+        oldest = bucket_of(now - LONGEST, self.bucket_s)
+        for scope, buckets in list(self._buckets.items()):
+            for b in [b for b in buckets if b < oldest]:
+                del buckets[b]
+                self._merged.pop((scope, b), None)
+            if not buckets:
+                del self._buckets[scope]
+
+    # -- reading --------------------------------------------------------------------------
+    def _bucket(self, scope: str, b: int) -> Acc:
+        acc = self._merged.get((scope, b))
+        if acc is None:
+            acc = Acc()
+            for c in self._buckets[scope][b].values():
+                acc.merge(c.acc)
+            self._merged[(scope, b)] = acc
+        return acc
+
+    def window_acc(self, scope: str, window: str, *, now: float) -> Acc:
+        start = window_start_bucket(WINDOWS[window], now=now, size=self.bucket_s)
+        out = Acc()
+        for b in self._buckets.get(scope, {}):
+            if start <= b <= now:
+                out.merge(self._bucket(scope, b))
+        return out
+
+    def live(self, *, now: float) -> dict[str, LiveCounts]:
+        cached = self._live
+        if cached is None or now - cached[0] > LIVE_CACHE_S or cached[1] != len(self.tickets):
+            cached = self._live = (now, len(self.tickets), live_counts(self.tickets.values(), now=now))
+        return cached[2]
+
+    def scopes(self, *, now: float) -> list[str]:
+        oldest = bucket_of(now - LONGEST, self.bucket_s)
+        found = {s for s, bs in self._buckets.items() if any(b >= oldest for b in bs)}
+        found.update(self.live(now=now))
+        found.add("all")
+        return sorted(found)
+
+    def has_scope(self, scope: str, *, now: float) -> bool:
+        return scope == "all" or scope in self._buckets or scope in self.live(now=now)
+
+    def kpis(self, scope: str, window: str, *, now: float) -> dict[str, Kpi]:
+        """Every windowed KPI, plus the live ticket KPIs where tickets apply (not queues)."""
+        out = compute(self.window_acc(scope, window, now=now))
+        if not scope.startswith("queue:"):
+            lc = self.live(now=now).get(scope, LiveCounts())
+            out["backlog"] = (float(lc.backlog), lc.backlog)
+            out["first_response_overdue"] = (float(lc.overdue), lc.overdue)
+            out["first_response_at_risk"] = (float(lc.at_risk), lc.at_risk)
+        return out
+
+    def totals(self) -> Counters:
+        """Pipeline counters summed over every topic and partition."""
+        out = Counters()
+        for c in self.counters.values():
+            for k, n in c.events.items():
+                out.events[k] = out.events.get(k, 0) + n
+            for k, n in c.dead.items():
+                out.dead[k] = out.dead.get(k, 0) + n
+            out.late += c.late
+            out.dup += c.dup
+        return out
