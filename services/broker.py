@@ -97,9 +97,8 @@ def should_start(settings: Settings) -> tuple[str, int] | None:
     host = host.strip("[]") or "127.0.0.1"
     if settings.embedded_broker == "off":
         return None
-    if settings.embedded_broker == "auto":
-        if not settings.bootstrap_is_loopback or is_listening(host, int(port)):
-            return None
+    if settings.embedded_broker == "auto" and (not settings.bootstrap_is_loopback or is_listening(host, int(port))):
+        return None
     return ("127.0.0.1" if host == "localhost" else host, int(port))
 
 

@@ -6,6 +6,7 @@ through DescribeConfigs, and Faust would otherwise create topics with its own pa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -45,10 +46,8 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         existing = set(admin.list_topics())
         missing = [t for t in topic_specs(settings) if t.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
             log.info("created topics %s", [t.name for t in missing])
     finally:
         admin.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Any
 
 import faust
 import psutil
@@ -51,7 +52,7 @@ def create_app(settings: Settings) -> faust.App:
     proc = psutil.Process(os.getpid())
 
     @app.service
-    class _Store(faust.Service):  # type: ignore[misc]
+    class _Store(faust.Service):
         async def on_start(self) -> None:
             await store.start()
 
@@ -59,7 +60,7 @@ def create_app(settings: Settings) -> faust.App:
             await store.stop()
 
     @app.agent(topics, name="kpis")
-    async def kpis(stream: faust.StreamT) -> None:
+    async def kpis(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
             batch = [Message(kinds[e.message.topic], e.message.partition, e.message.offset,
                              e.message.key, e.message.value) for e in events]
@@ -67,11 +68,12 @@ def create_app(settings: Settings) -> faust.App:
             # the batch's state is on the broker (it retries writes itself).
             await processor.process(batch)
 
-    @app.on_partitions_revoked.connect
-    async def _revoked(app_: faust.App, revoked: set, **_: object) -> None:  # noqa: ANN001
+    async def _revoked(app_: Any, revoked: set[Any], **_: Any) -> None:
         processor.forget({tp.partition for tp in revoked if tp.topic in kinds})
 
-    @app.timer(HEARTBEAT_S)
+    app.on_partitions_revoked.connect(_revoked)  # type: ignore[arg-type]
+
+    @app.timer(HEARTBEAT_S)  # type: ignore[untyped-decorator]
     async def heartbeat() -> None:
         assigned = sorted({tp.partition for tp in app.consumer.assignment() if tp.topic in kinds})
         await store.write_heartbeat(settings.worker_id, {

@@ -40,6 +40,7 @@ def _rfc3339_string(v: Any) -> Any:
     return v
 
 
+_BCP47 = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"
 Dim = Annotated[str, Field(min_length=1, max_length=128)]
 NonNeg = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
@@ -147,7 +148,7 @@ class SurveySubmitted(_Envelope):
     nps: Annotated[StrictInt, Field(ge=0, le=10)] | None = None
     ces: Annotated[StrictInt, Field(ge=1, le=7)] | None = None
     comment: Annotated[str, Field(max_length=4000)] | None = None
-    language: Annotated[str, Field(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")] | None = None
+    language: Annotated[str, Field(max_length=35, pattern=_BCP47)] | None = None
 
     @model_validator(mode="after")
     def _one_score(self) -> SurveySubmitted:

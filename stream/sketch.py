@@ -62,7 +62,8 @@ class Sketch:
     @classmethod
     def from_json(cls, data: list[object]) -> Sketch:
         zeros, pairs = data
-        return cls({int(k): int(n) for k, n in pairs}, int(zeros))  # type: ignore[arg-type, union-attr, call-overload]
+        assert isinstance(zeros, int) and isinstance(pairs, list)
+        return cls({int(k): int(n) for k, n in pairs}, zeros)
 
     def copy(self) -> Sketch:
         return Sketch(dict(self.bins), self.zeros)

@@ -265,6 +265,6 @@ class PartitionState:
                     batch = _DedupeBatch(float(value["exp"]), dict(value["ids"]))
                     self.dedupe_batches[bk] = batch
                     seen.update(batch.ids)
-            elif kind == "c" and len(key) == 3 and key[2] == self.p and value is not None:
-                if value["o"] > self.counters.get(key[1], Counters()).wm:
-                    self.counters[key[1]] = Counters.from_json(value)
+            elif (kind == "c" and len(key) == 3 and key[2] == self.p and value is not None
+                  and value["o"] > self.counters.get(key[1], Counters()).wm):
+                self.counters[key[1]] = Counters.from_json(value)

@@ -50,7 +50,8 @@ class StateStore:
             raise RuntimeError("StateStore.start() was not awaited")
         return self._producer
 
-    async def write(self, records: Sequence[tuple[int, Record]], dead: Sequence[tuple[DeadLetter, bytes | None]]) -> None:
+    async def write(self, records: Sequence[tuple[int, Record]],
+                    dead: Sequence[tuple[DeadLetter, bytes | None]]) -> None:
         """Send every record and dead letter, and return only once the broker has them all."""
         send = self.producer.send
         futs = [await send(self.state_topic, key=k, value=v, partition=p) for p, (k, v) in records]

@@ -1,0 +1,112 @@
+"""Builders of contract events (dicts) for tests and benchmarks."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+_ids = itertools.count()
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def ticket(type_: str, ts: float, created_at: float, ticket_id: str, **kw: Any) -> dict[str, Any]:
+    ev = {"event_id": kw.pop("event_id", f"e{next(_ids)}"), "type": type_, "ts": iso(ts), "ticket_id": ticket_id,
+          "created_at": iso(created_at), "team": kw.pop("team", "billing"), "channel": kw.pop("channel", "chat")}
+    ev.update(kw)
+    return ev
+
+
+def call(type_: str, ts: float, call_id: str, **kw: Any) -> dict[str, Any]:
+    ev = {"event_id": kw.pop("event_id", f"e{next(_ids)}"), "type": type_, "ts": iso(ts), "call_id": call_id,
+          "queue": kw.pop("queue", "general"), "team": kw.pop("team", "billing")}
+    ev.update(kw)
+    return ev
+
+
+def survey(ts: float, survey_id: str, **kw: Any) -> dict[str, Any]:
+    ev = {"event_id": kw.pop("event_id", f"e{next(_ids)}"), "type": "survey.submitted", "ts": iso(ts),
+          "survey_id": survey_id, "team": kw.pop("team", "billing"), "channel": kw.pop("channel", "chat")}
+    ev.update(kw)
+    return ev
+
+
+TEAMS = ["billing", "tech", "sales"]
+AGENTS = [f"a{i}" for i in range(8)]
+CHANNELS = ["chat", "email", "phone"]
+TIERS = ["vip", "standard", "gold"]
+QUEUES = ["q1", "q2"]
+
+
+#: event ages (seconds before `now`) kept at least a bucket plus a test's run time away from every
+#: window edge, so that bucket rounding cannot decide membership during a test
+AGE_BANDS = ((1, 150), (480, 720), (1260, 1500), (5400, 9000), (40000, 80000))
+
+
+def random_stream(n: int, now: float, seed: int = 7) -> list[dict[str, Any]]:
+    """n valid events of every type, ages spread over every window, many dimensions mixed."""
+    rnd = random.Random(seed)
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        lo, hi = rnd.choices(AGE_BANDS, weights=(6, 2, 1, 1, 1))[0]
+        ts = now - rnd.uniform(lo, hi)
+        team, agent, chan, tier = rnd.choice(TEAMS), rnd.choice(AGENTS), rnd.choice(CHANNELS), rnd.choice(TIERS)
+        kind = rnd.random()
+        tid = f"t{rnd.randrange(n // 3 + 1)}"
+        created = ts - rnd.choice([0, 60, 900, 2000, 5000, 20000, 90000])
+        if kind < 0.15:
+            out.append(ticket("ticket.created", ts, ts, tid, team=team, channel=chan, customer_tier=tier,
+                              is_complaint=rnd.random() < 0.2, **({"agent": agent} if rnd.random() < 0.3 else {})))
+        elif kind < 0.3:
+            bot = rnd.random() < 0.2
+            ev = ticket("ticket.first_response", ts, created, tid, team=team, channel=chan, customer_tier=tier,
+                        by_bot=bot)
+            if not bot:
+                ev["agent"] = agent
+            out.append(ev)
+        elif kind < 0.42:
+            bot = rnd.random() < 0.2
+            ev = ticket("ticket.resolved", ts, created, tid, team=team, channel=chan, customer_tier=tier,
+                        contacts=rnd.choice([1, 1, 2, 3]), by_bot=bot, is_complaint=rnd.random() < 0.2)
+            if not bot:
+                ev["agent"] = agent
+            out.append(ev)
+        elif kind < 0.46:
+            out.append(ticket("ticket.reopened", ts, created, tid, team=team, channel=chan, customer_tier=tier))
+        elif kind < 0.56:
+            out.append(call("call.offered", ts, f"c{i}", team=team, queue=rnd.choice(QUEUES), customer_tier=tier))
+        elif kind < 0.66:
+            out.append(call("call.answered", ts, f"c{i}", team=team, queue=rnd.choice(QUEUES), agent=agent,
+                            wait_s=rnd.choice([0, 3.5, 19.9, 20, 20.1, 45, 120]), customer_tier=tier))
+        elif kind < 0.74:
+            out.append(call("call.abandoned", ts, f"c{i}", team=team, queue=rnd.choice(QUEUES),
+                            wait_s=rnd.choice([0, 2, 5, 5.5, 30, 200]), customer_tier=tier))
+        elif kind < 0.84:
+            out.append(call("call.ended", ts, f"c{i}", team=team, queue=rnd.choice(QUEUES), agent=agent,
+                            talk_s=rnd.uniform(30, 600), hold_s=rnd.choice([0, 15.0]), wrap_s=rnd.uniform(0, 60),
+                            resolved=rnd.random() < 0.7, customer_tier=tier, channel=rnd.choice(["phone", "voip"])))
+        else:
+            ev = survey(ts, f"s{i}", team=team, channel=chan, customer_tier=tier)
+            if rnd.random() < 0.8:
+                ev["csat"] = rnd.randint(1, 5)
+            if rnd.random() < 0.6:
+                ev["nps"] = rnd.randint(0, 10)
+            if rnd.random() < 0.4 or not ({"csat", "nps"} & ev.keys()):
+                ev["ces"] = rnd.randint(1, 7)
+            if rnd.random() < 0.5:
+                ev["agent"] = agent
+            out.append(ev)
+    return out
+
+
+KEY_FIELD = {"ticket": "ticket_id", "call": "call_id", "survey": "survey_id"}
+TOPIC_OF = {"ticket": "tickets", "call": "calls", "survey": "surveys"}
+
+
+def topic_and_key(ev: dict[str, Any]) -> tuple[str, str]:
+    fam = ev["type"].split(".")[0]
+    return TOPIC_OF[fam], ev[KEY_FIELD[fam]]

@@ -1,0 +1,118 @@
+"""An independent oracle: kpis.md's formulas computed directly over a list of event dicts.
+
+Written from the spec text, not from stream/: no buckets (exact `now - W < ts <= now`), no sketch
+(exact order statistics), no shared code beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+WINDOW_S = {"5m": 300, "15m": 900, "1h": 3600, "24h": 86400}
+
+
+def _t(s: str) -> float:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def scopes(ev: dict[str, Any]) -> set[str]:
+    out = {"all", f"team:{ev['team']}", f"tier:{ev.get('customer_tier', 'standard')}"}
+    chan = ev.get("channel", "phone" if ev["type"].startswith("call.") else None)
+    out.add(f"channel:{chan}")
+    if ev.get("agent"):
+        out.add(f"agent:{ev['agent']}")
+    if ev.get("queue"):
+        out.add(f"queue:{ev['queue']}")
+    return out
+
+
+def unique(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    out = []
+    for ev in events:
+        if ev["event_id"] not in seen:
+            seen.add(ev["event_id"])
+            out.append(ev)
+    return out
+
+
+def kpis(events: list[dict[str, Any]], scope: str, window: str, now: float,
+         fr_target: dict[str, float] | None = None) -> dict[str, tuple[float | None, int, list[float]]]:
+    """name -> (value, count, exact candidates for percentiles)"""
+    targets = fr_target or {"vip": 1800.0}
+    w = WINDOW_S[window]
+    evs = [e for e in unique(events) if now - w < _t(e["ts"]) <= now and scope in scopes(e)]
+
+    def of(t: str) -> list[dict[str, Any]]:
+        return [e for e in evs if e["type"] == t]
+
+    def dur(e: dict[str, Any]) -> float:
+        return max(0.0, _t(e["ts"]) - _t(e["created_at"]))
+
+    def ratio(a: float, b: int) -> tuple[float | None, int, list[float]]:
+        return (a / b if b else None, b, [])
+
+    def mean(xs: list[float]) -> tuple[float | None, int, list[float]]:
+        return (sum(xs) / len(xs) if xs else None, len(xs), [])
+
+    def p90(xs: list[float]) -> tuple[float | None, int, list[float]]:
+        if not xs:
+            return (None, 0, [])
+        s = sorted(xs)
+        r = 0.9 * (len(s) - 1)
+        return (s[math.floor(r)], len(s), [s[math.floor(r)], s[math.ceil(r)]])
+
+    created, fr, res = of("ticket.created"), of("ticket.first_response"), of("ticket.resolved")
+    reopened = of("ticket.reopened")
+    answered, abandoned, ended = of("call.answered"), of("call.abandoned"), of("call.ended")
+    surveys = of("survey.submitted")
+    long_ab = [e for e in abandoned if e["wait_s"] > 5]
+    complaints_res = [e for e in res if e.get("is_complaint")]
+    csat = [e["csat"] for e in surveys if e.get("csat") is not None]
+    nps = [e["nps"] for e in surveys if e.get("nps") is not None]
+    ces = [e["ces"] for e in surveys if e.get("ces") is not None]
+    return {
+        "tickets_created": (float(len(created)), len(created), []),
+        "first_response_mean_s": mean([dur(e) for e in fr]),
+        "first_response_p90_s": p90([dur(e) for e in fr]),
+        "first_response_sla_rate": ratio(
+            sum(dur(e) <= targets.get(e.get("customer_tier", "standard"), 14400.0) for e in fr), len(fr)),
+        "resolution_mean_s": mean([dur(e) for e in res]),
+        "resolution_p90_s": p90([dur(e) for e in res]),
+        "fcr_rate": ratio(sum(e["contacts"] == 1 for e in res) + sum(e["resolved"] for e in ended),
+                          len(res) + len(ended)),
+        "reopen_rate": ratio(len(reopened), len(res)),
+        "complaint_rate": ratio(sum(bool(e.get("is_complaint")) for e in created), len(created)),
+        "complaint_resolved_24h_rate": ratio(sum(dur(e) <= 86400 for e in complaints_res), len(complaints_res)),
+        "bot_resolution_rate": ratio(sum(bool(e.get("by_bot")) for e in res), len(res)),
+        "calls_offered": (float(len(of("call.offered"))), len(of("call.offered")), []),
+        "calls_answered": (float(len(answered)), len(answered), []),
+        "calls_abandoned": (float(len(abandoned)), len(abandoned), []),
+        "service_level": ratio(sum(e["wait_s"] <= 20 for e in answered), len(answered) + len(long_ab)),
+        "abandonment_rate": ratio(len(long_ab), len(answered) + len(long_ab)),
+        "asa_s": mean([e["wait_s"] for e in answered]),
+        "aht_s": mean([e["talk_s"] + e["hold_s"] + e["wrap_s"] for e in ended]),
+        "survey_responses": (float(len(surveys)), len(surveys), []),
+        "csat": ratio(sum(c >= 4 for c in csat), len(csat)),
+        "nps": (100.0 * (sum(n >= 9 for n in nps) - sum(n <= 6 for n in nps)) / len(nps) if nps else None,
+                len(nps), []),
+        "ces_mean": mean([float(c) for c in ces]),
+    }
+
+
+def assert_matches(actual: dict[str, dict[str, Any]], expected: dict[str, tuple[float | None, int, list[float]]],
+                   where: str) -> None:
+    for name, (value, count, candidates) in expected.items():
+        got = actual[name]
+        assert got["count"] == count, f"{where} {name}: count {got['count']} != {count}"
+        if value is None:
+            assert got["value"] is None, f"{where} {name}: {got['value']} != null"
+        elif candidates:
+            lo, hi = min(candidates), max(candidates)
+            assert lo * 0.98 - 1e-9 <= got["value"] <= hi * 1.02 + 1e-9, \
+                f"{where} {name}: {got['value']} vs {candidates}"
+        else:
+            assert got["value"] is not None and math.isclose(got["value"], value, rel_tol=1e-9, abs_tol=1e-6), \
+                f"{where} {name}: {got['value']} != {value}"

@@ -1,0 +1,102 @@
+"""HTTP API shape on a view fed in-process (no broker): interfaces.md's responses and errors."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from api.app import create_app
+from api.metrics import metric_name
+from services.config import Settings
+from stream.kpis import KPIS
+from tests.factories import random_stream
+from tests.fakes import MemorySink
+from tests.unit.test_state import run, to_messages
+
+TOKEN = "t0k3n-for-tests-0123456789"
+
+
+@pytest.fixture
+async def client(tmp_path):  # type: ignore[no-untyped-def]
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets:\n  - {kpi: csat, scope: all, target: 0.9}\n"
+                       "  - {kpi: asa_s, scope: all, target: 20}\n")
+    app = create_app(Settings(ingest_token=TOKEN, kpi_targets_file=str(targets)), connect=False)
+    sink: MemorySink = await run(to_messages(random_stream(400, time.time(), seed=2)))
+    for k, v in sink.all_records():
+        app.state.runtime.view.apply(k, v)
+    with TestClient(app) as c:
+        yield c
+
+
+def test_kpis_shape(client: TestClient) -> None:
+    r = client.get("/v1/kpis", params={"scope": "all", "window": "1h"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["scope"] == "all" and body["window"] == "1h" and body["as_of"].endswith("Z")
+    assert {k.name for k in KPIS} | {"backlog", "first_response_overdue", "first_response_at_risk"} == set(body["kpis"])
+    for v in body["kpis"].values():
+        assert isinstance(v["count"], int) and (v["value"] is None or isinstance(v["value"], float))
+    csat = body["kpis"]["csat"]
+    assert csat["target"] == 0.9 and csat["achievement"] == pytest.approx(csat["value"] / 0.9)
+    asa = body["kpis"]["asa_s"]
+    assert asa["achievement"] == pytest.approx(20 / asa["value"])  # lower is better
+
+
+def test_unknown_scope_is_404_and_bad_window_422(client: TestClient) -> None:
+    assert client.get("/v1/kpis", params={"scope": "team:nobody", "window": "1h"}).status_code == 404
+    assert client.get("/v1/kpis", params={"scope": "all", "window": "2h"}).status_code == 422
+
+
+def test_scopes(client: TestClient) -> None:
+    scopes = client.get("/v1/scopes").json()["scopes"]
+    kinds = {s.split(":")[0] for s in scopes}
+    assert kinds == {"all", "team", "agent", "channel", "tier", "queue"}
+    assert client.get("/v1/scopes", params={"kind": "team"}).json()["scopes"] == ["team:billing", "team:sales",
+                                                                                    "team:tech"]
+
+
+def test_metrics_exposition(client: TestClient) -> None:
+    text = client.get("/metrics").text
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    assert metric_name("first_response_mean_s") == "sqm_first_response_mean_seconds"
+    assert metric_name("service_level") == "sqm_service_level_ratio"
+    sl = [s for s in fams["sqm_service_level_ratio"].samples if s.labels["scope"] == "all"]
+    assert {s.labels["window"] for s in sl} == {"5m", "15m", "1h", "24h"}
+    assert all(0 <= s.value <= 1 for s in sl)
+    assert not any(s.labels.get("kind") == "agent" for f in fams.values() for s in f.samples)
+    assert fams["sqm_events"].type == "counter"
+    assert "sqm_deadletter" in fams and "sqm_backlog_tickets" in fams
+
+
+def test_ingest_requires_token(client: TestClient) -> None:
+    r = client.post("/v1/events", content=b"[]")
+    assert r.status_code == 401
+    r = client.post("/v1/events", content=b"[]", headers={"Authorization": "Bearer wrong-token-000000000"})
+    assert r.status_code == 401
+
+
+def test_ingest_without_broker_is_503(client: TestClient) -> None:
+    ev = random_stream(1, time.time())[0]
+    r = client.post("/v1/events", content=orjson.dumps([ev]), headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 503
+
+
+def test_placeholder_token_refused() -> None:
+    with pytest.raises(ValueError, match="SQM_INGEST_TOKEN"):
+        Settings(ingest_token="changeme")
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["checks"]["view_warm"] is False
+
+
+def test_openapi(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/kpis", "/v1/scopes", "/v1/events", "/metrics", "/healthz", "/readyz"} <= set(paths)
