@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     demo: bool = False
-    demo_rate: float = Field(12.0, gt=0, description="demo events per second at the daily peak")
+    demo_rate: float = Field(6.0, gt=0, description="demo events per second at the daily peak")
     ingest_token: str | None = Field(None, description="bearer token for POST /v1/events; unset: ingest off")
 
     # KPI counting rules (kpis.md): first-response targets per tier, service level per queue

@@ -1,0 +1,176 @@
+"""Demo traffic model: tickets, calls and surveys with a daily rhythm and incidents. Pure (seeded RNG).
+
+`DemoTraffic.due(now)` returns the events whose time has come. Lifecycles are scheduled ahead
+(a ticket's first response, resolution, survey), so figures look like a real contact center's:
+VIP tickets answered faster, phone waits of seconds, and every so often an incident in one team
+where first responses slow down, callers wait longer and abandon, and CSAT drops.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+TEAMS = {"billing": "billing-line", "tech": "tech-line", "sales": "sales-line", "returns": "returns-line"}
+CHANNELS = ["chat", "email", "social", "phone"]
+TIERS = [("vip", 0.1), ("gold", 0.25), ("standard", 0.65)]
+SCENARIOS = ["invoice", "login", "refund", "delivery", "upgrade"]
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def daily_factor(ts: float) -> float:
+    """0.25 at night .. 1.0 in the early afternoon (UTC), a smooth day curve."""
+    hour = datetime.fromtimestamp(ts, UTC).hour + datetime.fromtimestamp(ts, UTC).minute / 60
+    return 0.25 + 0.75 * max(0.0, math.sin(math.pi * (hour - 6) / 14)) if 6 <= hour <= 20 else 0.25
+
+
+@dataclass
+class Incident:
+    team: str
+    start: float
+    end: float
+
+    def active(self, ts: float) -> bool:
+        return self.start <= ts < self.end
+
+
+class DemoTraffic:
+    def __init__(self, start: float, rate: float = 12.0, seed: int | None = None, agents_per_team: int = 6,
+                 first_incident_after: float = 20.0, incident_s: float = 240.0, incident_every: float = 900.0):
+        self.rnd = random.Random(seed)
+        self.rate = rate
+        self.agents = {t: [f"{t}-{i:02d}" for i in range(agents_per_team)] for t in TEAMS}
+        self._heap: list[tuple[float, int, dict[str, Any]]] = []
+        self._seq = itertools.count()
+        self._ids = itertools.count()
+        self.last = start
+        self.incidents = [Incident("tech", start + first_incident_after, start + first_incident_after + incident_s)]
+        self.incident_every = incident_every
+        self.incident_s = incident_s
+        self._backfill(start)
+
+    # -- scheduling -----------------------------------------------------------------------
+    def _at(self, ts: float, ev: dict[str, Any]) -> None:
+        heapq.heappush(self._heap, (ts, next(self._seq), ev))
+
+    def due(self, now: float) -> list[dict[str, Any]]:
+        """Events with ts <= now; new arrivals between the last call and now are generated first."""
+        self._arrivals(self.last, now)
+        self.last = now
+        out = []
+        while self._heap and self._heap[0][0] <= now:
+            out.append(heapq.heappop(self._heap)[2])
+        return out
+
+    def incident_for(self, team: str, ts: float) -> bool:
+        return any(i.team == team and i.active(ts) for i in self.incidents)
+
+    def _arrivals(self, t0: float, t1: float) -> None:
+        last = self.incidents[-1]
+        if t1 > last.start + self.incident_every:
+            team = self.rnd.choice(list(TEAMS))
+            s = last.start + self.incident_every
+            self.incidents.append(Incident(team, s, s + self.incident_s))
+        t = t0
+        while True:
+            t += self.rnd.expovariate(self.rate * daily_factor(t))
+            if t > t1:
+                break
+            self._arrival(t)
+
+    def _backfill(self, now: float) -> None:
+        """Half an hour of history so that every window has figures as soon as the demo starts."""
+        t = now - 1800
+        while t < now:
+            t += self.rnd.expovariate(self.rate * daily_factor(t) / 2)
+            self._arrival(t)
+
+    # -- one customer contact ---------------------------------------------------------------
+    def _eid(self, prefix: str) -> str:
+        return f"demo-{prefix}-{next(self._ids)}"
+
+    def _dims(self, team: str) -> dict[str, Any]:
+        tier = self.rnd.choices([t for t, _ in TIERS], weights=[w for _, w in TIERS])[0]
+        return {"team": team, "customer_tier": tier, "customer_id": f"cust-{self.rnd.randrange(5000)}",
+                "scenario": self.rnd.choice(SCENARIOS)}
+
+    def _arrival(self, t: float) -> None:
+        team = self.rnd.choices(list(TEAMS), weights=[3, 4, 2, 1])[0]
+        if self.rnd.random() < 0.45:
+            self._call(t, team)
+        else:
+            self._ticket(t, team)
+
+    def _ticket(self, t: float, team: str) -> None:
+        rnd, dims = self.rnd, self._dims(team)
+        tid = f"T{next(self._ids)}"
+        channel = rnd.choice(["chat", "email", "social"])
+        base = {"ticket_id": tid, "created_at": iso(t), "channel": channel, **dims}
+        complaint = rnd.random() < 0.08
+        self._at(t, {"event_id": self._eid("tc"), "type": "ticket.created", "ts": iso(t), **base,
+                     "priority": rnd.choice(["low", "normal", "normal", "high", "urgent"]), "is_complaint": complaint})
+        slow = 8.0 if self.incident_for(team, t) else 1.0
+        target = 1800 if dims["customer_tier"] == "vip" else 14400
+        fr = t + min(rnd.lognormvariate(math.log(target * 0.12), 0.8) * slow, target * 3)
+        agent = rnd.choice(self.agents[team])
+        bot = channel == "chat" and rnd.random() < 0.15
+        self._at(fr, {"event_id": self._eid("tf"), "type": "ticket.first_response", "ts": iso(fr), **base,
+                      "by_bot": bot, **({} if bot else {"agent": agent})})
+        res = fr + rnd.lognormvariate(math.log(1200), 0.9) * slow
+        contacts = 1 if rnd.random() < (0.55 if slow > 1 else 0.8) else rnd.randint(2, 4)
+        self._at(res, {"event_id": self._eid("tr"), "type": "ticket.resolved", "ts": iso(res), **base,
+                       "agent": agent, "contacts": contacts, "by_bot": bot, "is_complaint": complaint})
+        if rnd.random() < 0.06:
+            ro = res + rnd.uniform(300, 3600)
+            self._at(ro, {"event_id": self._eid("to"), "type": "ticket.reopened", "ts": iso(ro), **base})
+        self._survey(res + rnd.uniform(60, 600), team, channel, agent, slow > 1, ticket_id=tid, tier=dims["customer_tier"])
+
+    def _call(self, t: float, team: str) -> None:
+        rnd, dims = self.rnd, self._dims(team)
+        cid = f"C{next(self._ids)}"
+        base = {"call_id": cid, "queue": TEAMS[team], "channel": "phone", **dims}
+        self._at(t, {"event_id": self._eid("co"), "type": "call.offered", "ts": iso(t), **base})
+        incident = self.incident_for(team, t)
+        wait = rnd.expovariate(1 / (75.0 if incident else 9.0))
+        patience = rnd.expovariate(1 / (90.0 if incident else 240.0))
+        if patience < wait:
+            w = round(patience, 1)
+            self._at(t + w, {"event_id": self._eid("ca"), "type": "call.abandoned", "ts": iso(t + w), **base,
+                             "wait_s": w})
+            return
+        w = round(wait, 1)
+        agent = rnd.choice(self.agents[team])
+        self._at(t + w, {"event_id": self._eid("cn"), "type": "call.answered", "ts": iso(t + w), **base,
+                         "agent": agent, "wait_s": w})
+        talk, hold, wrap = rnd.lognormvariate(math.log(240), 0.5), rnd.choice([0.0, 0.0, 30.0, 90.0]), rnd.uniform(15, 90)
+        end = t + w + talk + hold
+        self._at(end, {"event_id": self._eid("ce"), "type": "call.ended", "ts": iso(end), **base, "agent": agent,
+                       "talk_s": round(talk, 1), "hold_s": hold, "wrap_s": round(wrap, 1),
+                       "resolved": rnd.random() < (0.6 if incident else 0.78)})
+        self._survey(end + rnd.uniform(30, 300), team, "phone", agent, incident, call_id=cid, tier=dims["customer_tier"])
+
+    def _survey(self, t: float, team: str, channel: str, agent: str, bad: bool, tier: str, **ref: str) -> None:
+        rnd = self.rnd
+        if rnd.random() > 0.35:
+            return
+        csat = min(5, max(1, round(rnd.gauss(2.6 if bad else 4.3, 1.0))))
+        ev: dict[str, Any] = {"event_id": self._eid("sv"), "type": "survey.submitted", "ts": iso(t),
+                              "survey_id": f"S{next(self._ids)}", "team": team, "channel": channel, "agent": agent,
+                              "customer_tier": tier, "csat": csat, **ref}
+        if rnd.random() < 0.7:
+            ev["nps"] = min(10, max(0, round(rnd.gauss(4 if bad else 8.3, 2))))
+        if rnd.random() < 0.5:
+            ev["ces"] = min(7, max(1, round(rnd.gauss(5 if bad else 2.5, 1.2))))
+        if rnd.random() < 0.2:
+            ev["comment"] = rnd.choice(["Quick and friendly.", "Took far too long.", "Solved, thanks!",
+                                        "Had to call twice."])
+            ev["language"] = "en"
+        self._at(t, ev)
