@@ -64,7 +64,7 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=True, tags=["metrics"],
              responses={200: {"content": {"text/plain": {}}}})
-    def metrics() -> Response:
+    async def metrics() -> Response:
         """Prometheus exposition of the live KPIs and of the pipeline's health."""
         return Response(generate_latest(rt.registry), media_type=CONTENT_TYPE_LATEST)
 

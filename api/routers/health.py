@@ -15,7 +15,7 @@ HEARTBEAT_FRESH_S = 20.0
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -35,6 +35,6 @@ def readiness(rt: RuntimeDep) -> ReadyResponse:
 
 
 @router.get("/readyz", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
-def readyz(rt: RuntimeDep) -> JSONResponse:
+async def readyz(rt: RuntimeDep) -> JSONResponse:
     r = readiness(rt)
     return JSONResponse(r.model_dump(), status_code=200 if r.ready else 503)

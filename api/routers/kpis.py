@@ -12,6 +12,8 @@ from api.schemas import KpisResponse, KpiValue, ScopesResponse, Window
 from stream.kpis import achievement
 
 router = APIRouter(prefix="/v1", tags=["kpis"])
+# Handlers are `async def` on purpose: they then run on the event loop, like the feed that updates
+# the view, and never see it half-updated (a sync handler would run in a thread pool).
 
 
 def rfc3339(ts: float) -> str:
@@ -28,7 +30,7 @@ def kpi_payload(rt: RuntimeDep, scope: str, window: str, now: float) -> dict[str
 
 
 @router.get("/kpis", response_model=KpisResponse, responses={404: {"description": "unknown scope"}})
-def get_kpis(rt: RuntimeDep, scope: str = Query("all", max_length=140), window: Window = "1h") -> KpisResponse:
+async def get_kpis(rt: RuntimeDep, scope: str = Query("all", max_length=140), window: Window = "1h") -> KpisResponse:
     """Every KPI of kpis.md for one scope and window, with its denominator (`count`)."""
     now = time.time()
     if not rt.view.has_scope(scope, now=now):
@@ -37,7 +39,7 @@ def get_kpis(rt: RuntimeDep, scope: str = Query("all", max_length=140), window: 
 
 
 @router.get("/scopes", response_model=ScopesResponse)
-def get_scopes(rt: RuntimeDep, kind: str | None = None) -> ScopesResponse:
+async def get_scopes(rt: RuntimeDep, kind: str | None = None) -> ScopesResponse:
     """The scopes that have data (in the last 24 h, or open tickets); `kind` filters (team, agent, ...)."""
     scopes = rt.view.scopes(now=time.time())
     if kind:
