@@ -23,7 +23,7 @@ run: $(STAMP) ## start the whole monitor (embedded broker if needed, worker, API
 	SQM_DEMO=$${SQM_DEMO:-1} $(PY) -m services.run_all
 
 lint: $(STAMP) ## ruff and mypy (strict on the pure modules)
-	$(VENV)/bin/ruff check services stream api alerts tests
+	$(VENV)/bin/ruff check services stream api alerts tests bench
 	$(VENV)/bin/mypy stream api services alerts
 
 test-unit: $(STAMP) ## pure tests, no broker

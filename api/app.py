@@ -46,7 +46,8 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
             rt.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
                                            linger_ms=2, client_id="sqm-api")
             await rt.producer.start()
-            rt.feed = StateFeed(view, settings.kafka_bootstrap_servers, settings.state_topic, rt.producer)
+            rt.feed = StateFeed(view, settings.kafka_bootstrap_servers, settings.state_topic, rt.producer,
+                                settings.fetch_max_wait_ms)
             await rt.feed.start()
         try:
             yield

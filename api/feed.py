@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class StateFeed:
-    def __init__(self, view: View, bootstrap: str, state_topic: str, producer: AIOKafkaProducer) -> None:
+    def __init__(self, view: View, bootstrap: str, state_topic: str, producer: AIOKafkaProducer,
+                 fetch_max_wait_ms: int = 100) -> None:
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.view = view
         self.bootstrap = bootstrap
         self.state_topic = state_topic
@@ -53,7 +55,8 @@ class StateFeed:
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                    client_id="sqm-api-feed", max_partition_fetch_bytes=8 * 1024 * 1024)
+                                    client_id="sqm-api-feed", max_partition_fetch_bytes=8 * 1024 * 1024,
+                                    fetch_max_wait_ms=self.fetch_max_wait_ms)
         await consumer.start()
         try:
             parts = None

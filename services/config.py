@@ -47,8 +47,11 @@ class Settings(BaseSettings):
     ticket_horizon_s: float = 7 * 86400
     batch_max: int = Field(2000, ge=1)
     batch_within_s: float = Field(0.2, gt=0)
+    group_id: str | None = Field(None, description="consumer group of the workers; default <prefix>worker")
     worker_id: str = Field(default_factory=lambda: socket.gethostname())
     metrics_agent_scopes: bool = False
+    uvloop: bool = True
+    fetch_max_wait_ms: int = Field(100, ge=0, le=5000, description="consumer long-poll wait (see stream/transport.py)")
     rebalance_timeout_s: float | None = None  # None: 5 s on a loopback broker, 60 s otherwise
 
     @field_validator("ingest_token")

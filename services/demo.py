@@ -131,7 +131,8 @@ class DemoTraffic:
         if rnd.random() < 0.06:
             ro = res + rnd.uniform(300, 3600)
             self._at(ro, {"event_id": self._eid("to"), "type": "ticket.reopened", "ts": iso(ro), **base})
-        self._survey(res + rnd.uniform(60, 600), team, channel, agent, slow > 1, ticket_id=tid, tier=dims["customer_tier"])
+        self._survey(res + rnd.uniform(60, 600), team, channel, agent, slow > 1, ticket_id=tid,
+                     tier=dims["customer_tier"])
 
     def _call(self, t: float, team: str) -> None:
         rnd, dims = self.rnd, self._dims(team)
@@ -150,12 +151,14 @@ class DemoTraffic:
         agent = rnd.choice(self.agents[team])
         self._at(t + w, {"event_id": self._eid("cn"), "type": "call.answered", "ts": iso(t + w), **base,
                          "agent": agent, "wait_s": w})
-        talk, hold, wrap = rnd.lognormvariate(math.log(240), 0.5), rnd.choice([0.0, 0.0, 30.0, 90.0]), rnd.uniform(15, 90)
+        talk, wrap = rnd.lognormvariate(math.log(240), 0.5), rnd.uniform(15, 90)
+        hold = rnd.choice([0.0, 0.0, 30.0, 90.0])
         end = t + w + talk + hold
         self._at(end, {"event_id": self._eid("ce"), "type": "call.ended", "ts": iso(end), **base, "agent": agent,
                        "talk_s": round(talk, 1), "hold_s": hold, "wrap_s": round(wrap, 1),
                        "resolved": rnd.random() < (0.6 if incident else 0.78)})
-        self._survey(end + rnd.uniform(30, 300), team, "phone", agent, incident, call_id=cid, tier=dims["customer_tier"])
+        self._survey(end + rnd.uniform(30, 300), team, "phone", agent, incident, call_id=cid,
+                     tier=dims["customer_tier"])
 
     def _survey(self, t: float, team: str, channel: str, agent: str, bad: bool, tier: str, **ref: str) -> None:
         rnd = self.rnd

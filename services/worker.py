@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import uvloop
 from faust.worker import Worker
 
 from services.config import Settings
@@ -15,6 +16,8 @@ def main() -> None:
     settings = Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(name)s: %(message)s")
     ensure_topics(settings)
+    if settings.uvloop:
+        uvloop.install()  # measured: the only loop-level setting that lifts Faust's throughput (FIELD-NOTES)
     app = create_app(settings)
     # -l info and no spinner: the spinner puts the root logger at DEBUG (FIELD-NOTES)
     worker = Worker(app, loglevel="info", quiet=True)

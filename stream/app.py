@@ -19,6 +19,7 @@ import psutil
 from services.config import Settings
 from stream.processor import Message, Processor
 from stream.store import StateStore
+from stream.transport import app_class
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
@@ -26,8 +27,8 @@ HEARTBEAT_S = 5.0
 
 def create_app(settings: Settings) -> faust.App:
     rebalance = settings.effective_rebalance_timeout
-    app = faust.App(
-        f"{settings.topic_prefix}worker",
+    app = app_class(settings.fetch_max_wait_ms)(
+        settings.group_id or f"{settings.topic_prefix}worker",
         broker=";".join(f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")),
         store="memory://",
         value_serializer="raw",

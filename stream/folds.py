@@ -2,15 +2,19 @@
 
 One `Acc` holds the counters of one (scope, time bucket). A window is the merge of its buckets, and
 the view of several partitions is the merge of their accumulators, so `merge` must be associative
-and commutative (property-tested). `Acc` is mutable on purpose: `add` runs once per event per
-scope on the hot path, and building a new object each time would dominate the cost.
+and commutative (property-tested).
 
-    >>> a = Acc(); fold(a, some_event, KpiConfig())   # doctest: +SKIP
+Hot path: an event counts in five or six scopes. `contribution(ev, cfg)` works out once what the
+event adds (a few (counter, increment) pairs and at most one duration for a sketch), and
+`Acc.add` applies that to each scope's accumulator. Counters live in one list, so adding is an
+index update rather than attribute lookups; `acc.created` and friends still read by name.
+
+    >>> a = Acc(); a.add(contribution(ev, KpiConfig()))   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from stream.events import (
@@ -28,6 +32,19 @@ from stream.events import (
 from stream.sketch import Sketch
 
 COMPLAINT_RESOLUTION_S = 86400.0
+
+FIELDS = (
+    # tickets
+    "created", "complaints", "fr_n", "fr_sum", "fr_sla", "res_n", "res_sum", "res_one_contact", "res_bot",
+    "res_complaint", "res_complaint_24h", "reopened",
+    # calls
+    "offered", "answered", "answered_in_sl", "wait_sum", "abandoned", "abandoned_long", "ended", "ended_resolved",
+    "handle_sum",
+    # surveys
+    "surveys", "csat_n", "csat_ok", "nps_n", "promoters", "detractors", "ces_n", "ces_sum",
+)
+IX = {name: i for i, name in enumerate(FIELDS)}
+_N = len(FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,47 +68,42 @@ class KpiConfig:
         return self.short_abandon.get(queue, self.short_abandon_default)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one event adds to an accumulator: counter increments, and a duration for a sketch."""
+
+    incs: tuple[tuple[int, float], ...]
+    fr: float | None = None
+    res: float | None = None
+
+
 class Acc:
-    # tickets
-    created: int = 0
-    complaints: int = 0
-    fr_n: int = 0
-    fr_sum: float = 0.0
-    fr_sla: int = 0
-    fr_sketch: Sketch = field(default_factory=Sketch)
-    res_n: int = 0
-    res_sum: float = 0.0
-    res_sketch: Sketch = field(default_factory=Sketch)
-    res_one_contact: int = 0
-    res_bot: int = 0
-    res_complaint: int = 0
-    res_complaint_24h: int = 0
-    reopened: int = 0
-    # calls
-    offered: int = 0
-    answered: int = 0
-    answered_in_sl: int = 0
-    wait_sum: float = 0.0
-    abandoned: int = 0
-    abandoned_long: int = 0
-    ended: int = 0
-    ended_resolved: int = 0
-    handle_sum: float = 0.0
-    # surveys
-    surveys: int = 0
-    csat_n: int = 0
-    csat_ok: int = 0
-    nps_n: int = 0
-    promoters: int = 0
-    detractors: int = 0
-    ces_n: int = 0
-    ces_sum: float = 0.0
+    __slots__ = ("v", "fr_sketch", "res_sketch")
+
+    def __init__(self, v: list[float] | None = None, fr: Sketch | None = None, res: Sketch | None = None) -> None:
+        self.v: list[float] = v if v is not None else [0] * _N
+        self.fr_sketch = fr if fr is not None else Sketch()
+        self.res_sketch = res if res is not None else Sketch()
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for counter names (slots are found first): `acc.created`
+        try:
+            return self.v[IX[name]]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def add(self, c: Contribution) -> None:
+        v = self.v
+        for i, inc in c.incs:
+            v[i] += inc
+        if c.fr is not None:
+            self.fr_sketch.add(c.fr)
+        if c.res is not None:
+            self.res_sketch.add(c.res)
 
     def merge(self, other: Acc) -> Acc:
         """Add `other` into self (in place) and return self."""
-        for name in _NUMERIC:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.v = [a + b for a, b in zip(self.v, other.v, strict=True)]
         self.fr_sketch.merge(other.fr_sketch)
         self.res_sketch.merge(other.res_sketch)
         return self
@@ -100,8 +112,8 @@ class Acc:
         return Acc().merge(self)
 
     def to_json(self) -> dict[str, Any]:
-        """Non-zero fields only: most buckets touch one event family."""
-        out: dict[str, Any] = {n: v for n in _NUMERIC if (v := getattr(self, n))}
+        """Non-zero counters only: most buckets see one event family."""
+        out: dict[str, Any] = {n: x for n, x in zip(FIELDS, self.v, strict=True) if x}
         if self.fr_sketch.count:
             out["fr_sketch"] = self.fr_sketch.to_json()
         if self.res_sketch.count:
@@ -110,63 +122,58 @@ class Acc:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Acc:
-        acc = cls(**{k: v for k, v in data.items() if k in _NUMERIC_SET})
-        if "fr_sketch" in data:
-            acc.fr_sketch = Sketch.from_json(data["fr_sketch"])
-        if "res_sketch" in data:
-            acc.res_sketch = Sketch.from_json(data["res_sketch"])
-        return acc
+        v: list[float] = [0] * _N
+        for k, x in data.items():
+            i = IX.get(k)
+            if i is not None:
+                v[i] = x
+        fr = Sketch.from_json(data["fr_sketch"]) if "fr_sketch" in data else None
+        res = Sketch.from_json(data["res_sketch"]) if "res_sketch" in data else None
+        return cls(v, fr, res)
 
 
-_NUMERIC = tuple(f.name for f in fields(Acc) if not f.name.endswith("_sketch"))
-_NUMERIC_SET = frozenset(_NUMERIC)
+_I = IX
+
+
+def contribution(ev: Event, cfg: KpiConfig) -> Contribution:
+    """What `ev` adds to the accumulator of every scope it counts in, following kpis.md."""
+    if isinstance(ev, TicketCreated):
+        return Contribution(((_I["created"], 1), (_I["complaints"], int(ev.is_complaint))))
+    if isinstance(ev, TicketFirstResponse):
+        d = ev.duration_s
+        return Contribution(((_I["fr_n"], 1), (_I["fr_sum"], d),
+                             (_I["fr_sla"], int(d <= cfg.fr_target(ev.customer_tier)))), fr=d)
+    if isinstance(ev, TicketResolved):
+        d = ev.duration_s
+        incs = [(_I["res_n"], 1), (_I["res_sum"], d), (_I["res_one_contact"], int(ev.contacts == 1)),
+                (_I["res_bot"], int(ev.by_bot))]
+        if ev.is_complaint:
+            incs += [(_I["res_complaint"], 1), (_I["res_complaint_24h"], int(d <= COMPLAINT_RESOLUTION_S))]
+        return Contribution(tuple(incs), res=d)
+    if isinstance(ev, TicketReopened):
+        return Contribution(((_I["reopened"], 1),))
+    if isinstance(ev, CallOffered):
+        return Contribution(((_I["offered"], 1),))
+    if isinstance(ev, CallAnswered):
+        return Contribution(((_I["answered"], 1), (_I["wait_sum"], ev.wait_s),
+                             (_I["answered_in_sl"], int(ev.wait_s <= cfg.sl_threshold(ev.queue)))))
+    if isinstance(ev, CallAbandoned):
+        return Contribution(((_I["abandoned"], 1),
+                             (_I["abandoned_long"], int(ev.wait_s > cfg.short_abandon_s(ev.queue)))))
+    if isinstance(ev, CallEnded):
+        return Contribution(((_I["ended"], 1), (_I["ended_resolved"], int(ev.resolved)),
+                             (_I["handle_sum"], ev.talk_s + ev.hold_s + ev.wrap_s)))
+    assert isinstance(ev, SurveySubmitted)
+    incs = [(_I["surveys"], 1)]
+    if ev.csat is not None:
+        incs += [(_I["csat_n"], 1), (_I["csat_ok"], int(ev.csat >= 4))]
+    if ev.nps is not None:
+        incs += [(_I["nps_n"], 1), (_I["promoters"], int(ev.nps >= 9)), (_I["detractors"], int(ev.nps <= 6))]
+    if ev.ces is not None:
+        incs += [(_I["ces_n"], 1), (_I["ces_sum"], ev.ces)]
+    return Contribution(tuple(incs))
 
 
 def fold(acc: Acc, ev: Event, cfg: KpiConfig) -> None:
-    """Count one event into `acc` following kpis.md."""
-    if isinstance(ev, TicketCreated):
-        acc.created += 1
-        acc.complaints += ev.is_complaint
-    elif isinstance(ev, TicketFirstResponse):
-        d = ev.duration_s
-        acc.fr_n += 1
-        acc.fr_sum += d
-        acc.fr_sla += d <= cfg.fr_target(ev.customer_tier)
-        acc.fr_sketch.add(d)
-    elif isinstance(ev, TicketResolved):
-        d = ev.duration_s
-        acc.res_n += 1
-        acc.res_sum += d
-        acc.res_sketch.add(d)
-        acc.res_one_contact += ev.contacts == 1
-        acc.res_bot += ev.by_bot
-        if ev.is_complaint:
-            acc.res_complaint += 1
-            acc.res_complaint_24h += d <= COMPLAINT_RESOLUTION_S
-    elif isinstance(ev, TicketReopened):
-        acc.reopened += 1
-    elif isinstance(ev, CallOffered):
-        acc.offered += 1
-    elif isinstance(ev, CallAnswered):
-        acc.answered += 1
-        acc.wait_sum += ev.wait_s
-        acc.answered_in_sl += ev.wait_s <= cfg.sl_threshold(ev.queue)
-    elif isinstance(ev, CallAbandoned):
-        acc.abandoned += 1
-        acc.abandoned_long += ev.wait_s > cfg.short_abandon_s(ev.queue)
-    elif isinstance(ev, CallEnded):
-        acc.ended += 1
-        acc.ended_resolved += ev.resolved
-        acc.handle_sum += ev.talk_s + ev.hold_s + ev.wrap_s
-    elif isinstance(ev, SurveySubmitted):
-        acc.surveys += 1
-        if ev.csat is not None:
-            acc.csat_n += 1
-            acc.csat_ok += ev.csat >= 4
-        if ev.nps is not None:
-            acc.nps_n += 1
-            acc.promoters += ev.nps >= 9
-            acc.detractors += ev.nps <= 6
-        if ev.ces is not None:
-            acc.ces_n += 1
-            acc.ces_sum += ev.ces
+    """Count one event into `acc` (convenience for a single accumulator)."""
+    acc.add(contribution(ev, cfg))

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from stream.folds import KpiConfig
@@ -56,12 +57,13 @@ class Processor:
 
     async def process(self, batch: Iterable[Message], now: float | None = None) -> None:
         now = time.time() if now is None else now
+        now_dt = datetime.fromtimestamp(now, UTC)
         touched: dict[int, PartitionState] = {}
         dead: list[tuple[DeadLetter, bytes | None]] = []
         for m in batch:
             st = touched.get(m.partition) or await self.state_of(m.partition)
             touched[m.partition] = st
-            out = st.apply(m.topic, m.offset, m.value, now=now)
+            out = st.apply(m.topic, m.offset, m.value, now=now, now_dt=now_dt)
             if isinstance(out, DeadLetter):
                 dead.append((out, m.key))
             self.processed += 1

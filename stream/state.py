@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from stream.events import Event, Rejected, TicketEvent, decode
-from stream.folds import Acc, KpiConfig, fold
+from stream.folds import Acc, KpiConfig, contribution
 from stream.scopes import scopes_of
 from stream.tickets import Ticket, transition
 from stream.windows import LONGEST, bucket_of, is_late
@@ -108,7 +108,8 @@ class PartitionState:
         self._tombstones: list[bytes] = []
 
     # -- processing -------------------------------------------------------------------------
-    def apply(self, topic: str, offset: int, raw: bytes, *, now: float) -> Event | DeadLetter | None:
+    def apply(self, topic: str, offset: int, raw: bytes, *, now: float,
+              now_dt: datetime | None = None) -> Event | DeadLetter | None:
         """Process one message of `topic` ('tickets', 'calls', 'surveys') at `offset`.
 
         Returns the event when it was counted, a DeadLetter to publish, or None (duplicate, or a
@@ -121,7 +122,7 @@ class PartitionState:
         if fresh:
             c.wm = offset
             self._dirty_counters.add(topic)
-        result = decode(raw, now=datetime.fromtimestamp(now, UTC), topic_kind=topic)
+        result = decode(raw, now=now_dt or datetime.fromtimestamp(now, UTC), topic_kind=topic)
         if isinstance(result, Rejected):
             if not fresh:
                 return None
@@ -147,16 +148,17 @@ class PartitionState:
                 c.late += 1
             return None
         b = bucket_of(ts, self.bucket_s)
-        cfg = self.cfg
+        contrib = contribution(ev, self.cfg)
+        buckets, dirty = self.buckets, self._dirty_buckets
         for scope in scopes_of(ev):
             k = (topic, scope, b)
-            bucket = self.buckets.get(k)
+            bucket = buckets.get(k)
             if bucket is None:
-                bucket = self.buckets[k] = Bucket()
+                bucket = buckets[k] = Bucket()
             if offset > bucket.wm:
-                fold(bucket.acc, ev, cfg)
+                bucket.acc.add(contrib)
                 bucket.wm = offset
-                self._dirty_buckets.add(k)
+                dirty.add(k)
         return ev
 
     def _apply_ticket(self, ev: TicketEvent, offset: int, now: float) -> None:

@@ -47,14 +47,20 @@ QUEUES = ["q1", "q2"]
 AGE_BANDS = ((1, 150), (480, 720), (1260, 1500), (5400, 9000), (40000, 80000))
 
 
-def random_stream(n: int, now: float, seed: int = 7) -> list[dict[str, Any]]:
-    """n valid events of every type, ages spread over every window, many dimensions mixed."""
+LIVE = ((1, 120),)
+
+
+def random_stream(n: int, now: float, seed: int = 7, bands: tuple[tuple[int, int], ...] = AGE_BANDS,
+                  agents: int = len(AGENTS)) -> list[dict[str, Any]]:
+    """n valid events of every type, ages spread over `bands` (default: every window), dimensions mixed."""
     rnd = random.Random(seed)
     out: list[dict[str, Any]] = []
+    weights = (6, 2, 1, 1, 1)[:len(bands)]
+    agent_names = AGENTS if agents == len(AGENTS) else [f"a{i}" for i in range(agents)]
     for i in range(n):
-        lo, hi = rnd.choices(AGE_BANDS, weights=(6, 2, 1, 1, 1))[0]
+        lo, hi = rnd.choices(bands, weights=weights)[0]
         ts = now - rnd.uniform(lo, hi)
-        team, agent, chan, tier = rnd.choice(TEAMS), rnd.choice(AGENTS), rnd.choice(CHANNELS), rnd.choice(TIERS)
+        team, agent, chan, tier = rnd.choice(TEAMS), rnd.choice(agent_names), rnd.choice(CHANNELS), rnd.choice(TIERS)
         kind = rnd.random()
         tid = f"t{rnd.randrange(n // 3 + 1)}"
         created = ts - rnd.choice([0, 60, 900, 2000, 5000, 20000, 90000])

@@ -1,0 +1,275 @@
+"""`make bench`: throughput (raw aiokafka vs bare Faust vs full pipeline), latency, worker memory.
+
+Everything runs against one fresh embedded broker, on the same data, in one run. Results go to
+bench/results.json and bench/results.md (the README quotes the latter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka import KafkaProducer
+from rich.console import Console
+
+from services.broker import EmbeddedBroker, free_port
+from services.config import Settings
+from services.producer import route
+from services.topics import ensure_topics
+from stream.state import decode_key
+from tests.factories import LIVE, random_stream, ticket
+
+OUT = Path(__file__).parent
+N = int(os.environ.get("SQM_BENCH_EVENTS", "60000"))
+RATE = 2000
+PROBES = int(os.environ.get("SQM_BENCH_PROBES", "100"))
+AGENTS = 10_000
+console = Console()
+
+
+def producer(bootstrap: str) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=256 * 1024, acks=1)
+
+
+def produce_all(s: Settings, events: list[dict[str, Any]]) -> float:
+    p = producer(s.kafka_bootstrap_servers)
+    t0 = time.perf_counter()
+    for ev in events:
+        kind, key = route(ev)
+        p.send(s.topic(kind), key=key, value=orjson.dumps(ev))
+    p.flush()
+    p.close()
+    return len(events) / (time.perf_counter() - t0)
+
+
+async def raw_consumer(s: Settings, n: int) -> float:
+    c = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False,
+                         max_partition_fetch_bytes=4 * 1024 * 1024)
+    await c.start()
+    tps = [TopicPartition(t, p) for t in s.source_topics.values() for p in range(s.partitions)]
+    c.assign(tps)
+    await c.seek_to_beginning(*tps)
+    seen, t0 = 0, time.perf_counter()
+    while seen < n:
+        batches = await c.getmany(timeout_ms=500, max_records=5000)
+        for msgs in batches.values():
+            for m in msgs:
+                orjson.loads(m.value)
+            seen += len(msgs)
+    rate = n / (time.perf_counter() - t0)
+    await c.stop()
+    return rate
+
+
+def bare_faust(s: Settings, n: int) -> float:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers, "SQM_TOPIC_PREFIX": s.topic_prefix}
+    out = subprocess.run([sys.executable, "-m", "bench.faust_bare", str(n)], env=env, capture_output=True,
+                         timeout=600, text=True)
+    # Faust's worker sends stdout through logging: find the result line wherever it went
+    line = [ln[ln.index('{"first"'):] for ln in (out.stdout + out.stderr).splitlines() if '{"first"' in ln]
+    if not line:
+        raise RuntimeError(f"bare Faust agent failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    r = json.loads(line[-1].strip())
+    return n / (r["last"] - r["first"])
+
+
+def start(module: str, s: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    e = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers, "SQM_TOPIC_PREFIX": s.topic_prefix,
+         "SQM_EMBEDDED_BROKER": "off", **env}
+    return subprocess.Popen([sys.executable, "-m", module], env=e, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+async def watch_state(s: Settings, total: int, timeout: float = 600) -> tuple[float, float]:
+    """(first state record time, time the counters reach `total`) from the state topic's timestamps."""
+    c = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False)
+    await c.start()
+    tps = [TopicPartition(s.state_topic, p) for p in range(s.partitions)]
+    c.assign(tps)
+    await c.seek_to_beginning(*tps)
+    counters: dict[tuple[str, int], int] = {}
+    first = 0.0
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            batches = await c.getmany(timeout_ms=500)
+            for msgs in batches.values():
+                for m in msgs:
+                    key = decode_key(m.key) if m.key else None
+                    if key is None or key[0] in ("s", "w"):
+                        continue
+                    if not first:
+                        first = m.timestamp / 1000
+                    if key[0] == "c" and m.value:
+                        v = orjson.loads(m.value)
+                        counters[(key[1], key[2])] = sum(v["events"].values()) + sum(v["dead"].values()) + v["dup"]
+                        if sum(counters.values()) >= total:
+                            return first, m.timestamp / 1000
+        raise TimeoutError(f"pipeline reached {sum(counters.values())} of {total}")
+    finally:
+        await c.stop()
+
+
+def load(bootstrap: str, prefix: str, rate: int, seconds: float) -> None:
+    """Steady background load (a separate process, so that it does not share the prober's GIL)."""
+    s = Settings(kafka_bootstrap_servers=bootstrap, topic_prefix=prefix)
+    p = producer(bootstrap)
+    t0 = time.time()
+    sent = 0
+    while time.time() - t0 < seconds:
+        batch = random_stream(rate // 10, time.time(), seed=sent, bands=LIVE, agents=200)
+        for ev in batch:
+            kind, key = route(ev)
+            p.send(s.topic(kind), key=key, value=orjson.dumps(ev))
+        sent += len(batch)
+        ahead = sent / rate - (time.time() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+    p.flush()
+
+
+def latency(s: Settings, api: str) -> dict[str, float]:
+    ctx = mp.get_context("spawn")
+    bg = ctx.Process(target=load, args=(s.kafka_bootstrap_servers, s.topic_prefix, RATE, PROBES * 0.5 + 30))
+    bg.start()
+    time.sleep(3)
+    p = KafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, acks=1, linger_ms=0)
+    client = httpx.Client(base_url=api, timeout=5)
+    lat = []
+    for k in range(1, PROBES + 1):
+        now = time.time()
+        ev = ticket("ticket.created", now, now, f"probe-{k}", team="probe", event_id=f"probe-{uuid.uuid4()}")
+        t0 = time.perf_counter()
+        p.send(s.topic("tickets"), key=ev["ticket_id"].encode(), value=orjson.dumps(ev))
+        p.flush()
+        while True:
+            r = client.get("/v1/kpis", params={"scope": "team:probe", "window": "5m"})
+            if r.status_code == 200 and r.json()["kpis"]["tickets_created"]["count"] >= k:
+                break
+            if time.perf_counter() - t0 > 30:
+                raise TimeoutError(f"probe {k} not visible after 30 s")
+            time.sleep(0.005)
+        lat.append(time.perf_counter() - t0)
+        time.sleep(0.3)
+    bg.terminate()
+    bg.join()
+    lat.sort()
+    return {"p50_s": statistics.median(lat), "p99_s": lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+            "max_s": lat[-1], "probes": len(lat)}
+
+
+def agents_memory(s: Settings, api: str) -> dict[str, float]:
+    p = producer(s.kafka_bootstrap_servers)
+    now = time.time()
+    for i in range(AGENTS):
+        for ev in (ticket("ticket.first_response", now - i % 200, now - 900, f"mem-{i}", agent=f"agent-{i:05d}"),
+                   {**ticket("ticket.resolved", now - i % 200, now - 3000, f"mem-{i}", agent=f"agent-{i:05d}"),
+                    "contacts": 1}):
+            kind, key = route(ev)
+            p.send(s.topic(kind), key=key, value=orjson.dumps(ev))
+    p.flush()
+    client = httpx.Client(base_url=api, timeout=10)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        r = client.get("/v1/scopes", params={"kind": "agent"})
+        if sum(sc.startswith("agent:agent-") for sc in r.json()["scopes"]) >= AGENTS:
+            break
+        time.sleep(1)
+    time.sleep(6)  # one more heartbeat with the memory figure
+    text = client.get("/metrics").text
+    rss = [float(ln.split()[-1]) for ln in text.splitlines() if ln.startswith("sqm_worker_resident_memory_bytes")]
+    n = sum(sc.startswith("agent:") for sc in client.get("/v1/scopes", params={"kind": "agent"}).json()["scopes"])
+    return {"agents_live": n, "worker_rss_mb": max(rss) / 2**20}
+
+
+def main() -> None:
+    logs = OUT / "logs"
+    logs.mkdir(exist_ok=True)
+    broker = EmbeddedBroker("127.0.0.1", free_port(), log_path=str(logs / "broker.log")).start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        s = Settings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix="bench.")
+        ensure_topics(s)
+        # live-like traffic: event times within the last two minutes, 200 agents, every event type
+        events = random_stream(N, time.time(), seed=42, bands=LIVE, agents=200)
+        console.print(f"producing {N} events ...")
+        produce_rate = produce_all(s, events)
+        console.print(f"  produced at {produce_rate:,.0f}/s")
+        raw = asyncio.run(raw_consumer(s, N))
+        console.print(f"raw aiokafka + orjson: {raw:,.0f} events/s")
+        bare = bare_faust(s, N)
+        console.print(f"bare Faust agent: {bare:,.0f} events/s")
+        worker = start("services.worker", s, logs / "worker.log", SQM_GROUP_ID=f"bench-{uuid.uuid4().hex[:6]}",
+                       SQM_WORKER_ID="bench-worker")
+        procs.append(worker)
+        first, last = asyncio.run(watch_state(s, N))
+        full = N / max(last - first, 1e-6)
+        console.print(f"full pipeline, one worker: {full:,.0f} events/s")
+        port = free_port()
+        procs.append(start("services.api", s, logs / "api.log", SQM_API_PORT=str(port)))
+        api = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                if httpx.get(api + "/readyz").json()["ready"]:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        lat = latency(s, api)
+        console.print(f"latency at {RATE}/s: p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms")
+        mem = agents_memory(s, api)
+        console.print(f"worker RSS with {mem['agents_live']} agents live: {mem['worker_rss_mb']:.0f} MB")
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(15)
+        broker.stop()
+    results = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": f"{platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}", "events": N,
+        "throughput_events_per_s": {"raw_aiokafka_orjson": round(raw), "bare_faust_agent": round(bare),
+                                    "full_pipeline_one_worker": round(full)},
+        "ratios": {"full_over_bare_faust": round(full / bare, 3), "full_over_raw": round(full / raw, 3)},
+        "latency_produce_to_api_at_2000_per_s": {k: round(v, 4) for k, v in lat.items()},
+        "memory": {k: round(v, 1) for k, v in mem.items()},
+        "targets": {"full_over_bare_faust": ">= 0.70", "p99_s": "<= 1.0", "worker_rss_mb": "<= 300"},
+    }
+    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (OUT / "results.md").write_text(render(results))
+    console.print(render(results))
+
+
+def render(r: dict[str, Any]) -> str:
+    t, ra, la, me = r["throughput_events_per_s"], r["ratios"], r["latency_produce_to_api_at_2000_per_s"], r["memory"]
+    ok = lambda b: "met" if b else "NOT met"  # noqa: E731
+    return f"""# Benchmark results ({r['when']}, {r['machine']}, {r['events']} events)
+
+| measure | result | target |
+|---|---|---|
+| raw aiokafka + orjson consumer | {t['raw_aiokafka_orjson']:,} events/s | (ceiling) |
+| bare Faust agent (decode + count) | {t['bare_faust_agent']:,} events/s | (reference) |
+| full pipeline, one worker | {t['full_pipeline_one_worker']:,} events/s | |
+| full / bare Faust | {ra['full_over_bare_faust']:.2f} | >= 0.70: {ok(ra['full_over_bare_faust'] >= 0.7)} |
+| full / raw consumer | {ra['full_over_raw']:.3f} | |
+| produce -> visible in /v1/kpis at 2,000 events/s, p50 | {la['p50_s'] * 1000:.0f} ms\
+ | |
+| same, p99 ({la['probes']:.0f} probes) | {la['p99_s'] * 1000:.0f} ms | <= 1000 ms: {ok(la['p99_s'] <= 1.0)} |
+| worker RSS with {me['agents_live']:,.0f} agents live | {me['worker_rss_mb']:.0f} MB\
+ | <= 300 MB: {ok(me['worker_rss_mb'] <= 300)} |
+"""
+
+
+if __name__ == "__main__":
+    main()
