@@ -11,6 +11,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -35,6 +36,7 @@ class StateStore:
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, max_request_size=4 * 1024 * 1024,
+            max_batch_size=512 * 1024,
             client_id="sqm-state",
         )
         await self._producer.start()
@@ -54,7 +56,7 @@ class StateStore:
                     dead: Sequence[tuple[DeadLetter, bytes | None]]) -> None:
         """Send every record and dead letter, and return only once the broker has them all."""
         send = self.producer.send
-        futs = [await send(self.state_topic, key=k, value=v, partition=p) for p, (k, v) in records]
+        futs = await self._send_batches(records)
         for d, key in dead:
             headers = [
                 ("sqm-reason", d.reason.encode()),
@@ -67,6 +69,27 @@ class StateStore:
                                    headers=headers))
         if futs:
             await asyncio.gather(*futs)
+
+    async def _send_batches(self, records: Sequence[tuple[int, Record]]) -> list[asyncio.Future[Any]]:
+        # One producer batch per partition instead of one send() per record: a batch of a few
+        # thousand records costs one coroutine round trip instead of thousands (measured on the
+        # full pipeline). Record order within a partition is kept.
+        producer = self.producer
+        by_partition: dict[int, list[Record]] = {}
+        for p, r in records:
+            by_partition.setdefault(p, []).append(r)
+        futs = []
+        for p, recs in by_partition.items():
+            batch = producer.create_batch()
+            for k, v in recs:
+                if batch.append(key=k, value=v, timestamp=None) is None:  # full: ship it, start another
+                    futs.append(await producer.send_batch(batch, self.state_topic, partition=p))
+                    batch = producer.create_batch()
+                    if batch.append(key=k, value=v, timestamp=None) is None:
+                        raise ValueError(f"state record of {len(v or b'')} bytes exceeds the producer batch size")
+            if batch.record_count():
+                futs.append(await producer.send_batch(batch, self.state_topic, partition=p))
+        return futs
 
     async def write_heartbeat(self, worker_id: str, body: dict[str, object]) -> None:
         fut = await self.producer.send(self.state_topic, key=encode_key(("w", worker_id)),

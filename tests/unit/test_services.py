@@ -1,0 +1,67 @@
+"""Wiring without a broker: when the embedded broker starts, demo traffic, settings."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import Counter
+
+import orjson
+
+from services.broker import should_start
+from services.config import Settings
+from services.demo import DemoTraffic
+from stream.events import Rejected, decode, utcnow
+
+
+def test_embedded_broker_decision() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        assert should_start(Settings(kafka_bootstrap_servers=f"127.0.0.1:{busy}")) is None  # something listens
+        assert should_start(Settings(kafka_bootstrap_servers=f"127.0.0.1:{busy}", embedded_broker="on")) == \
+            ("127.0.0.1", busy)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    assert should_start(Settings(kafka_bootstrap_servers=f"localhost:{free}")) == ("127.0.0.1", free)
+    assert should_start(Settings(kafka_bootstrap_servers=f"127.0.0.1:{free}", embedded_broker="off")) is None
+    assert should_start(Settings(kafka_bootstrap_servers="kafka.prod.example:9092")) is None
+
+
+def test_settings_from_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("SQM_TOPIC_PREFIX", "cc.")
+    monkeypatch.setenv("SQM_FR_TARGETS", '{"vip": 600, "gold": 3600}')
+    s = Settings()
+    assert s.source_topics["tickets"] == "cc.tickets" and not s.bootstrap_is_loopback
+    assert s.kpi_config.fr_target("gold") == 3600 and s.kpi_config.fr_target("other") == 14400
+    assert s.effective_rebalance_timeout == 60.0
+
+
+def test_demo_traffic_is_valid_and_has_an_incident() -> None:
+    start = time.time()
+    demo = DemoTraffic(start, rate=6, seed=4)
+    events = demo.due(start) + demo.due(start + 60) + demo.due(start + 200)
+    now = utcnow()
+    decoded = [decode(orjson.dumps(e), now=now) for e in events if e["ts"] <= orjson.dumps(now).decode()[1:-1]]
+    assert decoded and not [d for d in decoded if isinstance(d, Rejected)]
+    types = Counter(e["type"] for e in events)
+    assert set(types) >= {"ticket.created", "ticket.first_response", "ticket.resolved", "call.offered",
+                          "call.answered", "call.ended", "survey.submitted"}
+    assert len({e["team"] for e in events}) == 4 and len({e.get("agent") for e in events}) > 20
+    inc = demo.incidents[0]
+    assert inc.team == "tech" and inc.start - start < 60
+
+    def mean_wait(team: str, during: bool) -> float:
+        waits = [e["wait_s"] for e in events if e["type"] == "call.answered" and e["team"] == team
+                 and inc.active(_t(e["ts"]) - e["wait_s"]) == during]  # decided when the call was offered
+        return sum(waits) / len(waits)
+
+    assert mean_wait("tech", True) > 3 * mean_wait("tech", False)
+
+
+def _t(s: str) -> float:
+    from datetime import datetime
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
