@@ -31,7 +31,7 @@ class StateFeed:
         self.last_poll_ok = 0.0
         self.latest_record_ts = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._pending: dict[int, int] = {}
+        self._pending: dict[int, tuple[int, bytes]] = {}  # partition -> (sentinel offset, key)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="state-feed")
@@ -70,9 +70,10 @@ class StateFeed:
             await consumer.seek_to_beginning(*tps)
             if not self.warm:
                 for tp in tps:
-                    meta = await (await self.producer.send(self.state_topic, key=sentinel_key(), value=b"{}",
+                    key = sentinel_key()
+                    meta = await (await self.producer.send(self.state_topic, key=key, value=b"{}",
                                                            partition=tp.partition))
-                    self._pending[tp.partition] = meta.offset
+                    self._pending[tp.partition] = (meta.offset, key)
             last_expire = 0.0
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=20000)
@@ -83,9 +84,12 @@ class StateFeed:
                         self.view.apply(m.key, m.value)
                     if msgs:
                         self.latest_record_ts = max(self.latest_record_ts, msgs[-1].timestamp / 1000)
-                        stop_at = self._pending.get(tp.partition)
-                        if stop_at is not None and msgs[-1].offset >= stop_at:
+                        pending = self._pending.get(tp.partition)
+                        if pending is not None and msgs[-1].offset >= pending[0]:
                             del self._pending[tp.partition]
+                            # tombstone: compaction then removes the sentinel too
+                            await self.producer.send(self.state_topic, key=pending[1], value=None,
+                                                     partition=tp.partition)
                 if not self.warm and not self._pending:
                     self.warm = True
                     log.info("view warm: %d state records read", self.view.records)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from services.broker import maybe_embedded_broker
 from services.config import Settings
+from services.signals import stop_event
 from services.topics import ensure_topics
 
 log = logging.getLogger("sqm")
@@ -57,14 +58,7 @@ def main() -> None:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     LOG_DIR.mkdir(exist_ok=True)
     settings = Settings()
-    stopping = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop = stop_event()
     with maybe_embedded_broker(settings, str(LOG_DIR)) as broker:
         env = dict(os.environ)
         if broker is not None:
@@ -82,15 +76,15 @@ def main() -> None:
         base = f"http://{settings.api_host}:{settings.api_port}"
         print(f"\n  sqm is starting. Board: {base}/board   KPIs: {base}/v1/kpis?scope=all&window=1h"
               f"   API docs: {base}/docs   Metrics: {base}/metrics\n  Ctrl-C stops everything.\n", flush=True)
-        while not stopping:
+        while not stop.is_set():
             time.sleep(0.5)
             for c in children:
-                if c.proc is not None and c.proc.poll() is not None and not stopping:
+                if c.proc is not None and c.proc.poll() is not None and not stop.is_set():
                     now = time.time()
                     c.restarts = [t for t in c.restarts if now - t < 60] + [now]
                     if len(c.restarts) > 5:
                         log.error("%s keeps dying (see var/%s.log); stopping", c.name, c.name)
-                        stopping = True
+                        stop.set()
                         break
                     log.warning("%s exited with %s; restarting", c.name, c.proc.returncode)
                     c.start(env)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import signal
 import time
 
 from services.config import Settings
 from services.demo import DemoTraffic
 from services.producer import make_producer, send_events
+from services.signals import stop_event
 
 log = logging.getLogger("sqm.simulator")
 
@@ -16,23 +16,15 @@ log = logging.getLogger("sqm.simulator")
 def main() -> None:
     settings = Settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s simulator %(levelname)s: %(message)s")
-    for name in ("kafka",):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    stop = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    stop = stop_event()
     producer = make_producer(settings)
     traffic = DemoTraffic(time.time(), rate=settings.demo_rate)
     inc = traffic.incidents[0]
     log.info("demo traffic at %.0f events/s peak; first incident in team %s at +%.0f s for %.0f s",
              settings.demo_rate, inc.team, inc.start - time.time(), inc.end - inc.start)
     total = 0
-    while not stop:
+    while not stop.is_set():
         total += send_events(producer, settings, traffic.due(time.time()))
         producer.flush()
         time.sleep(0.5)

@@ -98,8 +98,8 @@ class StateStore:
 
     async def read_partition(self, partition: int) -> list[Record]:
         """Every record of state partition `partition`, in order, up to now."""
-        meta = await (await self.producer.send(self.state_topic, key=sentinel_key(), value=b"{}",
-                                               partition=partition))
+        sentinel = sentinel_key()
+        meta = await (await self.producer.send(self.state_topic, key=sentinel, value=b"{}", partition=partition))
         stop_at = meta.offset
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                     group_id=None, client_id="sqm-recovery")
@@ -119,5 +119,7 @@ class StateStore:
                     out.append((msg.key, msg.value))
         finally:
             await consumer.stop()
+        # tombstone: compaction then removes the sentinel too
+        await self.producer.send(self.state_topic, key=sentinel, value=None, partition=partition)
         log.info("recovered %d state records of partition %d", len(out), partition)
         return out
