@@ -41,6 +41,3 @@ def send_events(producer: KafkaProducer, settings: Settings, events: Iterable[di
         n += 1
     return n
 
-
-def send_raw(producer: KafkaProducer, topic: str, value: bytes, key: bytes | None = None) -> None:
-    producer.send(topic, key=key, value=value)

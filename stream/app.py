@@ -8,7 +8,6 @@ also what the API reads (see README, "State and recovery").
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from typing import Any
@@ -21,7 +20,6 @@ from stream.processor import Message, Processor
 from stream.store import StateStore
 from stream.transport import app_class
 
-log = logging.getLogger(__name__)
 HEARTBEAT_S = 5.0
 
 

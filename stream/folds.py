@@ -108,9 +108,6 @@ class Acc:
         self.res_sketch.merge(other.res_sketch)
         return self
 
-    def copy(self) -> Acc:
-        return Acc().merge(self)
-
     def to_json(self) -> dict[str, Any]:
         """Non-zero counters only: most buckets see one event family."""
         out: dict[str, Any] = {n: x for n, x in zip(FIELDS, self.v, strict=True) if x}

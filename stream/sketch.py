@@ -64,6 +64,3 @@ class Sketch:
         zeros, pairs = data
         assert isinstance(zeros, int) and isinstance(pairs, list)
         return cls({int(k): int(n) for k, n in pairs}, zeros)
-
-    def copy(self) -> Sketch:
-        return Sketch(dict(self.bins), self.zeros)

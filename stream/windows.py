@@ -34,10 +34,6 @@ def buckets_in(window_s: int, *, now: float, size: int) -> Iterator[int]:
     return iter(range(window_start_bucket(window_s, now=now, size=size), bucket_of(now, size) + 1, size))
 
 
-def in_window(bucket: int, window_s: int, *, now: float, size: int) -> bool:
-    return window_start_bucket(window_s, now=now, size=size) <= bucket <= now
-
-
 def is_late(ts: float, *, now: float) -> bool:
     """Older than the longest window: not counted, counted as late instead."""
     return ts <= now - LONGEST

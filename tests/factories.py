@@ -7,6 +7,8 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+from services.producer import route
+
 _ids = itertools.count()
 
 
@@ -109,10 +111,6 @@ def random_stream(n: int, now: float, seed: int = 7, bands: tuple[tuple[int, int
     return out
 
 
-KEY_FIELD = {"ticket": "ticket_id", "call": "call_id", "survey": "survey_id"}
-TOPIC_OF = {"ticket": "tickets", "call": "calls", "survey": "surveys"}
-
-
 def topic_and_key(ev: dict[str, Any]) -> tuple[str, str]:
-    fam = ev["type"].split(".")[0]
-    return TOPIC_OF[fam], ev[KEY_FIELD[fam]]
+    kind, key = route(ev)
+    return kind, (key or b"").decode()
