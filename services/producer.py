@@ -40,4 +40,3 @@ def send_events(producer: KafkaProducer, settings: Settings, events: Iterable[di
         producer.send(settings.topic(kind), key=key, value=orjson.dumps(ev))
         n += 1
     return n
-
