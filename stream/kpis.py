@@ -56,6 +56,8 @@ KPIS: tuple[KpiDef, ...] = (
            "complaints resolved within 86400 s / complaints resolved"),
     KpiDef("bot_resolution_rate", lambda a: _ratio(a.res_bot, a.res_n), "ratio", True,
            "ticket.resolved by_bot / ticket.resolved"),
+    KpiDef("backlog_growth", lambda a: (float(a.created - a.res_n), a.created + a.res_n), "count", False,
+           "ticket.created - ticket.resolved in the window (net inflow; > 0: the backlog grows)"),
     KpiDef("calls_offered", lambda a: _n(a.offered), "count", True, "call.offered events"),
     KpiDef("calls_answered", lambda a: _n(a.answered), "count", True, "call.answered events"),
     KpiDef("calls_abandoned", lambda a: _n(a.abandoned), "count", False, "call.abandoned events"),

@@ -1,0 +1,169 @@
+"""Alert lifecycle (alerts.md "Lifecycle"): one alert per (rule, scope). Pure: no I/O, no clock.
+
+    inactive -> pending (condition true, waiting out `for`) -> firing -> resolved (-> inactive)
+
+`step(rule, state, value, count, now)` returns the next state and the transitions it made. Each
+transition becomes an event on the alerts topic and a row in the history. The rules against
+flapping:
+
+- `min_count`: a KPI with fewer samples is not judged. A pending alert is dropped; a firing one
+  keeps its severity (no data is not good news).
+- `for`: the condition must hold for that long before the alert fires; a single good reading while
+  pending cancels it.
+- hysteresis: a firing alert resolves (or steps down from critical) only once the value passes the
+  clear level (`clear`, or the threshold moved by `clear_margin`), not when it touches the line.
+- a severity change of a firing alert updates the same alert (`severity_changed`), never a second one.
+
+Alert ids are derived from (rule, scope, pending time), so a replay after a crash produces the same
+ids and the history and the notifier can drop repeats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from alerts.rules import Rule, Severity
+
+State = Literal["inactive", "pending", "firing"]
+Kind = Literal["pending", "cancelled", "firing", "severity_changed", "resolved"]
+
+
+@dataclass(slots=True)
+class AlertState:
+    state: State = "inactive"
+    severity: Severity | None = None
+    alert_id: str | None = None
+    since: float | None = None  # pending since
+    firing_since: float | None = None
+    seq: int = 0  # transitions of this alert so far
+    value: float | None = None
+    count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> AlertState:
+        return cls(**{k: d.get(k) for k in cls.__slots__ if k in d})  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What the alerts topic carries for one transition of one alert."""
+
+    event_id: str  # alert_id/seq: unique per transition, stable across replays
+    alert_id: str
+    kind: Kind
+    state: str  # the alert's state after: pending, inactive, firing, resolved
+    rule_id: str
+    scope: str
+    kpi: str
+    window: str
+    op: str
+    severity: Severity | None
+    previous_severity: Severity | None
+    value: float | None
+    count: int
+    threshold: float | None
+    ts: float
+    started_at: float | None  # firing since
+    labels: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
+    intervention: str = ""
+    runbook_url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def alert_id_of(rule_id: str, scope: str, since: float) -> str:
+    return hashlib.sha1(f"{rule_id}\x00{scope}\x00{since:.3f}".encode()).hexdigest()[:20]
+
+
+def render(template: str, **kw: Any) -> str:
+    """`{scope}`, `{value:.0%}`... filled in; a template error leaves the text as written."""
+    try:
+        return template.format(**kw)
+    except (KeyError, IndexError, ValueError, TypeError):
+        return template
+
+
+def _emit(rule: Rule, scope: str, st: AlertState, kind: Kind, now: float, *,
+          previous: Severity | None = None) -> Transition:
+    st.seq += 1
+    assert st.alert_id is not None
+    sev = st.severity
+    state = {"pending": "pending", "cancelled": "inactive", "resolved": "resolved"}.get(kind, "firing")
+    kw = {"scope": scope, "value": st.value if st.value is not None else float("nan"), "count": st.count,
+          "window": rule.window_label, "kpi": rule.kpi, "severity": sev or "",
+          "threshold": rule.threshold(sev) if sev else None}
+    return Transition(
+        event_id=f"{st.alert_id}/{st.seq}", alert_id=st.alert_id, kind=kind, state=state, rule_id=rule.id,
+        scope=scope, kpi=rule.kpi, window=rule.window_label, op=rule.op, severity=sev,
+        previous_severity=previous, value=st.value, count=st.count,
+        threshold=rule.threshold(sev) if sev else None, ts=now, started_at=st.firing_since,
+        labels=dict(rule.labels), summary=render(rule.summary, **kw) if rule.summary else
+        f"{rule.kpi} of {scope} is {st.value} over {rule.window_label} ({rule.op} {kw['threshold']})",
+        intervention=render(rule.intervention, **kw), runbook_url=rule.runbook_url,
+    )
+
+
+def step(rule: Rule, st: AlertState, value: float | None, count: int, now: float,
+         scope: str) -> tuple[AlertState, list[Transition]]:
+    """Advance one alert with a fresh reading of its KPI. Mutates and returns `st`."""
+    out: list[Transition] = []
+    judged = value is not None and count >= rule.min_count
+    if judged:
+        st.value, st.count = value, count
+    if not rule.enabled:
+        judged, value = False, None
+        if st.state == "firing":
+            out.append(_emit(rule, scope, st, "resolved", now))
+            return AlertState(), out
+    level = rule.level(value) if judged and value is not None else None
+
+    if st.state == "inactive":
+        if level is None:
+            return st, out
+        st.state, st.severity, st.since = "pending", level, now
+        st.alert_id, st.seq = alert_id_of(rule.id, scope, now), 0
+        out.append(_emit(rule, scope, st, "pending", now))
+        if rule.for_s > 0:
+            return st, out
+    elif st.state == "pending":
+        if level is None:
+            # not judged (too few samples, no data) or back to normal: the wait starts over
+            out.append(_emit(rule, scope, st, "cancelled", now))
+            return AlertState(), out
+        st.severity = max(st.severity or level, level, key=_rank)
+    if st.state == "pending":
+        assert st.since is not None
+        if now - st.since >= rule.for_s:
+            st.state, st.firing_since = "firing", now
+            out.append(_emit(rule, scope, st, "firing", now))
+        return st, out
+
+    # firing
+    if not judged or value is None:
+        return st, out  # keep the last severity: no data is not good news
+    assert st.severity is not None
+    if level == "critical" and st.severity != "critical":
+        prev, st.severity = st.severity, "critical"
+        out.append(_emit(rule, scope, st, "severity_changed", now, previous=prev))
+    elif st.severity == "critical" and not rule.holds(value, "critical"):
+        if rule.warning is not None and rule.holds(value, "warning"):
+            st.severity = "warning"
+            out.append(_emit(rule, scope, st, "severity_changed", now, previous="critical"))
+        else:
+            out.append(_emit(rule, scope, st, "resolved", now))
+            return AlertState(), out
+    elif st.severity == "warning" and not rule.holds(value, "warning"):
+        out.append(_emit(rule, scope, st, "resolved", now))
+        return AlertState(), out
+    return st, out
+
+
+def _rank(s: Severity) -> int:
+    return 0 if s == "warning" else 1

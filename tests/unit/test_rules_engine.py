@@ -1,0 +1,192 @@
+"""Rules and the alert lifecycle, without a broker: validation, `for`, min_count, hysteresis, flapping."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerts.engine import AlertState, Transition, step
+from alerts.rules import DEFAULT_RULE_FILE, Rule, load_rule_file, parse_duration, parse_rules
+
+
+def rule(**kw: object) -> Rule:
+    base: dict[str, object] = {"id": "sl", "kpi": "service_level", "scope": "team:*", "window": "5m", "op": "<",
+                               "warning": 0.8, "critical": 0.6}
+    base.update(kw)
+    return Rule.model_validate(base)
+
+
+def run(r: Rule, readings: list[tuple[float, float | None, int]], scope: str = "team:tech") -> list[Transition]:
+    st_, out = AlertState(), []
+    for now, value, count in readings:
+        st_, ts = step(r, st_, value, count, now, scope)
+        out.extend(ts)
+    return out
+
+
+def kinds(ts: list[Transition]) -> list[str]:
+    return [f"{t.kind}:{t.severity}" for t in ts]
+
+
+def test_default_rule_file_loads_every_rule() -> None:
+    good, bad = load_rule_file(DEFAULT_RULE_FILE)
+    assert bad == []
+    ids = {r.id for r in good}
+    assert {"agent-fcr-low", "vip-first-response-sla", "service-level-low", "abandonment-high", "csat-low",
+            "nps-low", "backlog-growth", "first-response-at-risk", "first-response-overdue"} <= ids
+    fcr = next(r for r in good if r.id == "agent-fcr-low")
+    assert (fcr.kpi, fcr.scope, fcr.window, fcr.min_count, fcr.for_s) == ("fcr_rate", "agent:*", "24h", 20, 300.0)
+    assert "mentor" in fcr.intervention
+
+
+@pytest.mark.parametrize(("doc", "where"), [
+    ({"kpi": "nope"}, "kpi: unknown KPI 'nope'"),
+    ({"scope": "team"}, "scope: not a scope selector"),
+    ({"window": "2h"}, "window: unknown window '2h'"),
+    ({"op": "=="}, "op: Input should be"),
+    ({"warning": None, "critical": None}, "needs a warning or a critical"),
+    ({"warning": 0.6, "critical": 0.8}, "critical (0.8) must be beyond warning (0.6)"),
+    ({"clear": 0.7}, "clear (0.7) must be on the healthy side"),
+    ({"for": "soon"}, "not a duration: 'soon'"),
+    ({"labels": {"severity": "x"}}, "label 'severity' is set by the engine"),
+    ({"min_count": -1}, "min_count: Input should be greater than or equal to 0"),
+    ({"extra_field": 1}, "extra_field: Extra inputs are not permitted"),
+])
+def test_bad_rules_are_refused_with_where_and_what(doc: dict[str, object], where: str) -> None:
+    base = {"id": "r1", "kpi": "service_level", "scope": "team:*", "op": "<", "warning": 0.8, "critical": 0.6}
+    good, bad = parse_rules({"rules": [{"id": "ok", "kpi": "csat", "op": "<", "warning": 0.8},
+                                       {**base, **doc}]}, "rules.yaml")
+    assert [r.id for r in good] == ["ok"], "one bad rule never stops the others"
+    assert len(bad) == 1
+    text = str(bad[0])
+    assert text.startswith("rules.yaml: rules[1] (r1): ")
+    assert where in text, text
+
+
+def test_duplicate_ids_and_non_mapping_entries() -> None:
+    good, bad = parse_rules({"rules": [{"id": "a", "kpi": "csat", "op": "<", "warning": 0.8},
+                                       {"id": "a", "kpi": "nps", "op": "<", "warning": 10}, "oops"]}, "f")
+    assert [r.id for r in good] == ["a"]
+    assert ["duplicate id 'a'" in str(b) for b in bad] == [True, False]
+    assert "a rule is a mapping" in str(bad[1])
+    assert parse_rules(["x"], "f")[1][0].errors == ["the file must be a mapping with a 'rules' list"]
+
+
+def test_durations() -> None:
+    assert [parse_duration(v) for v in ("90s", "5m", "1.5h", "1d", 30, "250ms", "45")] == \
+        [90, 300, 5400, 86400, 30, 0.25, 45]
+    with pytest.raises(ValueError):
+        parse_duration("-1m")
+
+
+def test_scope_selector() -> None:
+    r = rule(scope="agent:*")
+    assert r.matches("agent:a-01") and not r.matches("team:a") and not r.matches("all")
+    assert rule(scope="team:tech").matches("team:tech") and not rule(scope="team:tech").matches("team:t")
+
+
+def test_for_waits_then_fires_and_a_good_reading_cancels_pending() -> None:
+    r = rule(for_s=30)
+    out = run(r, [(0, 0.75, 50), (10, 0.74, 50), (29, 0.7, 50), (30, 0.7, 50)])
+    assert kinds(out) == ["pending:warning", "firing:warning"]
+    assert out[1].ts == 30 and out[1].started_at == 30 and out[1].threshold == 0.8
+    out = run(r, [(0, 0.75, 50), (20, 0.85, 50), (40, 0.75, 50), (60, 0.75, 50), (70, 0.75, 50)])
+    assert kinds(out) == ["pending:warning", "cancelled:warning", "pending:warning", "firing:warning"]
+    assert out[0].alert_id != out[2].alert_id
+
+
+def test_severity_change_updates_the_same_alert_and_resolves_once() -> None:
+    r = rule(clear_margin=0.05)
+    out = run(r, [(0, 0.75, 50), (5, 0.55, 50), (10, 0.62, 50), (15, 0.66, 50), (20, 0.84, 50), (25, 0.86, 50)])
+    assert kinds(out) == ["pending:warning", "firing:warning", "severity_changed:critical",
+                          "severity_changed:warning", "resolved:warning"]
+    assert len({t.alert_id for t in out}) == 1
+    assert [t.event_id.split("/")[1] for t in out] == ["1", "2", "3", "4", "5"]
+    assert out[2].previous_severity == "warning" and out[3].previous_severity == "critical"
+    assert out[-1].state == "resolved" and out[-1].ts == 25
+
+
+def test_min_count_no_alert_on_a_handful_and_firing_keeps_without_data() -> None:
+    r = rule(min_count=20)
+    assert run(r, [(0, 0.1, 3), (10, 0.0, 19)]) == []
+    out = run(r, [(0, 0.5, 30), (10, None, 0), (20, 0.9, 5), (30, 0.9, 25)])
+    assert kinds(out) == ["pending:critical", "firing:critical", "resolved:critical"]
+    assert out[-1].ts == 30
+
+
+def test_clear_absolute_level() -> None:
+    r = rule(warning=0.8, critical=None, clear=0.9)
+    out = run(r, [(0, 0.79, 50), (1, 0.85, 50), (2, 0.89, 50), (3, 0.9, 50)])
+    assert kinds(out) == ["pending:warning", "firing:warning", "resolved:warning"]
+
+
+def test_greater_than_rules_and_live_kpis() -> None:
+    r = Rule.model_validate({"id": "risk", "kpi": "first_response_at_risk", "scope": "tier:*", "op": ">",
+                             "warning": 0, "critical": 5})
+    assert r.live and r.window_label == "live"
+    out = run(r, [(0, 0, 0), (1, 2, 2), (2, 6, 6), (3, 0, 0)], scope="tier:vip")
+    assert kinds(out) == ["pending:warning", "firing:warning", "severity_changed:critical", "resolved:critical"]
+    assert out[1].summary  # a default summary when the rule has none
+
+
+def test_summary_and_intervention_templates() -> None:
+    r = rule(summary="SL of {scope} is {value:.0%} ({count} calls)", intervention="Open overflow for {scope}",
+             critical=None)
+    t = run(r, [(0, 0.5, 40)])[1]
+    assert t.summary == "SL of team:tech is 50% (40 calls)"
+    assert t.intervention == "Open overflow for team:tech"
+    assert run(rule(summary="{nope}"), [(0, 0.5, 40)])[0].summary == "{nope}"
+
+
+def test_disabling_a_rule_resolves_its_firing_alert() -> None:
+    r = rule()
+    st_, _ = step(r, AlertState(), 0.5, 50, 0, "team:x")
+    assert st_.state == "firing"
+    st_, out = step(r.model_copy(update={"enabled": False}), st_, 0.5, 50, 1, "team:x")
+    assert kinds(out) == ["resolved:critical"] and st_.state == "inactive"
+
+
+def test_replay_gives_the_same_ids() -> None:
+    r = rule(for_s=5)
+    readings = [(100.0, 0.7, 40), (106.0, 0.5, 40), (200.0, 0.95, 40)]
+    assert [t.event_id for t in run(r, readings)] == [t.event_id for t in run(r, readings)]
+
+
+def test_state_round_trips_through_json() -> None:
+    st_, _ = step(rule(for_s=60), AlertState(), 0.7, 40, 5.0, "team:x")
+    assert AlertState.from_json(st_.to_json()) == st_
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=-0.03, max_value=0.03), min_size=20, max_size=200))
+def test_no_flapping_on_a_kpi_that_wobbles_around_the_line(noise: list[float]) -> None:
+    """A value wobbling within +-3 points of the warning line fires at most once and never resolves,
+    because the clear level is 5 points past the line."""
+    r = rule(critical=None, clear_margin=0.05, for_s=0)
+    out = run(r, [(float(i), 0.8 + n, 100) for i, n in enumerate(noise)])
+    fired = [t for t in out if t.kind == "firing"]
+    assert len(fired) <= 1
+    assert not [t for t in out if t.kind == "resolved"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(min_value=0, max_value=1), st.integers(0, 60)), min_size=1, max_size=80))
+def test_lifecycle_invariants(readings: list[tuple[float, int]]) -> None:
+    r = rule(for_s=3, min_count=10, clear_margin=0.02)
+    st_ = AlertState()
+    for i, (v, n) in enumerate(readings):
+        before = st_.state
+        st_, out = step(r, st_, v, n, float(i), "team:x")
+        for t in out:
+            assert not math.isnan(t.ts)
+            if t.kind in ("firing", "severity_changed"):
+                assert t.severity is not None and t.threshold is not None
+        if before == "inactive" and out:
+            assert out[0].kind == "pending"
+        if st_.state == "firing":
+            assert st_.firing_since is not None and st_.severity in ("warning", "critical")
+        if out and out[-1].kind in ("resolved", "cancelled"):
+            assert st_ == AlertState()
