@@ -46,7 +46,8 @@ class AlertState:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> AlertState:
-        return cls(**{k: d.get(k) for k in cls.__slots__ if k in d})  # type: ignore[attr-defined]
+        fields: dict[str, Any] = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +138,8 @@ def step(rule: Rule, st: AlertState, value: float | None, count: int, now: float
             # not judged (too few samples, no data) or back to normal: the wait starts over
             out.append(_emit(rule, scope, st, "cancelled", now))
             return AlertState(), out
-        st.severity = max(st.severity or level, level, key=_rank)
+        if st.severity is None or _rank(level) > _rank(st.severity):
+            st.severity = level
     if st.state == "pending":
         assert st.since is not None
         if now - st.since >= rule.for_s:

@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     short_abandon_default: float = 5.0
     kpi_targets_file: str | None = None
 
+    # alerts (alerts.md)
+    rules_file: str | None = Field(None, description="YAML rule file; unset: the packaged default rules; '' none")
+    notify_file: str | None = Field(None, description="YAML targets and routes; unset: log to var/alerts.log")
+    alert_tick_s: float = Field(1.0, gt=0, description="re-check pending and firing alerts this often")
+    alert_full_eval_s: float = Field(10.0, gt=0, description="re-evaluate every rule x scope this often")
+    delivery_lease_s: float = Field(30.0, gt=0, description="a claimed delivery is retried by anyone after this")
+    delivery_backoff_max_s: float = Field(60.0, gt=0, description="longest wait between two delivery attempts")
+    delivery_timeout_s: float = Field(5.0, gt=0)
+    public_url: str | None = Field(None, description="base URL of the API in links (generatorURL); default "
+                                   "http://<api_host>:<api_port>")
+
     # stream tuning
     bucket_s: int = Field(60, ge=1, le=60)
     ticket_horizon_s: float = 7 * 86400
@@ -72,6 +83,22 @@ class Settings(BaseSettings):
     @property
     def state_topic(self) -> str:
         return self.topic("state")
+
+    @property
+    def scopes_topic(self) -> str:
+        return self.topic("scopes")
+
+    @property
+    def alerts_topic(self) -> str:
+        return self.topic("alerts")
+
+    @property
+    def rules_topic(self) -> str:
+        return self.topic("rules")
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def deadletter_topic(self) -> str:

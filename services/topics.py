@@ -27,7 +27,13 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     # The state topic is partitioned like the sources (partition p holds the state of source
     # partition p) and compacted: only the latest value per key matters.
     specs.append(NewTopic(settings.state_topic, p, 1, topic_configs={"cleanup.policy": "compact"}))
-    specs.append(NewTopic(settings.topic("alerts"), p, 1, topic_configs=dict(src)))
+    # Scope-partitioned copies of the KPI bucket and ticket records, plus the alert state of each
+    # (rule, scope): what the alert engine reads (alerts/evaluator.py). Compacted like the state.
+    specs.append(NewTopic(settings.scopes_topic, p, 1, topic_configs={"cleanup.policy": "compact"}))
+    # Alert transitions (key: alert id), read by the notifier; kept like the sources.
+    specs.append(NewTopic(settings.alerts_topic, p, 1, topic_configs=dict(src)))
+    # The effective rule set (key: rule id), published by the API, read by every worker.
+    specs.append(NewTopic(settings.rules_topic, 1, 1, topic_configs={"cleanup.policy": "compact"}))
     return specs
 
 

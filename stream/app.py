@@ -1,4 +1,5 @@
-"""The Faust app: one agent over the three input topics, thin (raw bytes -> Processor -> state topic).
+"""The Faust app: the KPI agent over the three input topics (raw bytes -> Processor -> state topic) and
+the alert agent over the scope topic (KPI changes by scope -> rules -> alerts topic).
 
 Messages are consumed as raw bytes and validated by our own code, so that a bad message is
 dead-lettered and counted instead of being logged and skipped by Faust's deserializer. No Faust
@@ -15,6 +16,8 @@ from typing import Any
 import faust
 import psutil
 
+from alerts.feed import RulesFeed
+from alerts.runner import AlertRunner
 from services.config import Settings
 from stream.processor import Message, Processor
 from stream.store import StateStore
@@ -44,7 +47,13 @@ def create_app(settings: Settings) -> faust.App:
     )
     kinds = {name: kind for kind, name in settings.source_topics.items()}
     store = StateStore(settings.kafka_bootstrap_servers, settings.state_topic, settings.deadletter_topic,
-                       settings.source_topics)
+                       settings.source_topics, scopes_topic=settings.scopes_topic,
+                       scope_partitions=settings.partitions)
+    rules = RulesFeed(settings.kafka_bootstrap_servers, settings.rules_topic)
+    alerting = AlertRunner(bootstrap=settings.kafka_bootstrap_servers, scopes_topic=settings.scopes_topic,
+                           alerts_topic=settings.alerts_topic, partitions=settings.partitions,
+                           bucket_s=settings.bucket_s, rules=rules)
+    app.sqm_alerting = alerting  # type: ignore[attr-defined]
     processor = Processor(store, settings.kpi_config, settings.bucket_s, settings.ticket_horizon_s)
     app.sqm_processor = processor  # type: ignore[attr-defined]
     topics = app.topic(*settings.source_topics.values(), value_serializer="raw", key_serializer="raw")
@@ -54,8 +63,11 @@ def create_app(settings: Settings) -> faust.App:
     class _Store(faust.Service):
         async def on_start(self) -> None:
             await store.start()
+            alerting.use_producer(store.producer)
+            await rules.start()
 
         async def on_stop(self) -> None:
+            await rules.stop()
             await store.stop()
 
     @app.agent(topics, name="kpis")
@@ -67,8 +79,22 @@ def create_app(settings: Settings) -> faust.App:
             # the batch's state is on the broker (it retries writes itself).
             await processor.process(batch)
 
+    scopes_topic = app.topic(settings.scopes_topic, value_serializer="raw", key_serializer="raw")
+
+    @app.agent(scopes_topic, name="alerts")
+    async def alerts(stream: Any) -> None:
+        # KPI changes keyed by scope -> rule evaluation for the scopes of this partition
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            await alerting.process([(e.message.partition, e.message.key, e.message.value) for e in events])
+
+    @app.timer(settings.alert_tick_s)  # type: ignore[untyped-decorator]
+    async def alert_tick() -> None:
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.scopes_topic}
+        await alerting.tick(assigned, full_every_s=settings.alert_full_eval_s)
+
     async def _revoked(app_: Any, revoked: set[Any], **_: Any) -> None:
         processor.forget({tp.partition for tp in revoked if tp.topic in kinds})
+        alerting.forget({tp.partition for tp in revoked if tp.topic == settings.scopes_topic})
 
     app.on_partitions_revoked.connect(_revoked)  # type: ignore[arg-type]
 
@@ -78,6 +104,8 @@ def create_app(settings: Settings) -> faust.App:
         await store.write_heartbeat(settings.worker_id, {
             "ts": time.time(), "pid": os.getpid(), "assigned": assigned,
             "processed": processor.processed, "rss": proc.memory_info().rss,
+            "rules": len(rules.rules), "alert_transitions": alerting.transitions,
+            "alerts_firing": alerting.evaluator.active(),
         })
 
     return app

@@ -21,9 +21,14 @@ log = logging.getLogger(__name__)
 EXPIRE_EVERY_S = 30.0
 
 
+Scoped = tuple[tuple[str, ...], Record]  # a record and the scopes it concerns
+
+
 class StateSink(Protocol):
     async def write(self, records: Sequence[tuple[int, Record]],
-                    dead: Sequence[tuple[DeadLetter, bytes | None]]) -> None: ...
+                    dead: Sequence[tuple[DeadLetter, bytes | None]],
+                    scoped: Sequence[Scoped] = ()) -> None:
+        """Persist everything; `scoped` must be on the broker before `records` (see Processor)."""
 
     async def read_partition(self, partition: int) -> list[Record]: ...
 
@@ -72,16 +77,23 @@ class Processor:
             for st in self.states.values():
                 st.expire(now=now)
                 touched[st.p] = st
-        records = [(p, r) for p, st in touched.items() for r in st.drain()]
-        await self._write(records, dead)
+        records: list[tuple[int, Record]] = []
+        scoped: list[Scoped] = []
+        for p, st in touched.items():
+            records.extend((p, r) for r in st.drain())
+            scoped.extend(st.scoped)
+        await self._write(records, dead, scoped)
 
-    async def _write(self, records: list[tuple[int, Record]], dead: list[tuple[DeadLetter, bytes | None]]) -> None:
+    async def _write(self, records: list[tuple[int, Record]], dead: list[tuple[DeadLetter, bytes | None]],
+                     scoped: list[Scoped]) -> None:
         # The source offsets are acknowledged after this returns: never give up on a write, or the
-        # batch would be committed without its state.
+        # batch would be committed without its state. The scoped copies (for the alert engine) go
+        # first: a piece whose state record is on the broker is then on the scope topic too, and a
+        # replay after a crash re-emits whatever has no state record yet.
         delay = 0.2
         while True:
             try:
-                await self.sink.write(records, dead)
+                await self.sink.write(records, dead, scoped)
                 return
             except Exception:
                 log.exception("state write of %d records failed; retrying in %.1f s", len(records), delay)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from stream.events import Event
 
 SCOPE_KINDS = ("all", "team", "agent", "channel", "tier", "queue")
@@ -29,3 +31,8 @@ def is_valid_scope(scope: str) -> bool:
     if scope == "all":
         return True
     return kind in SCOPE_KINDS and kind != "all" and 1 <= len(name) <= 128
+
+
+def scope_partition(scope: str, partitions: int) -> int:
+    """The partition of the scope-keyed topics that holds `scope` (stable across processes and hosts)."""
+    return zlib.crc32(scope.encode()) % partitions

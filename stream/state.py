@@ -104,8 +104,12 @@ class PartitionState:
         self._open_batch: dict[str, tuple[int, _DedupeBatch]] = {}
         self._dirty_buckets: set[tuple[str, str, int]] = set()
         self._dirty_tickets: set[str] = set()
+        self._ticket_scopes_before: dict[str, list[str]] = {}
         self._dirty_counters: set[str] = set()
-        self._tombstones: list[bytes] = []
+        self._tombstones: list[tuple[bytes, tuple[str, ...]]] = []
+        # bucket and ticket records with the scopes they concern, for the scope-partitioned topic
+        # that the alert engine reads (see `drain`)
+        self.scoped: list[tuple[tuple[str, ...], Record]] = []
 
     # -- processing -------------------------------------------------------------------------
     def apply(self, topic: str, offset: int, raw: bytes, *, now: float,
@@ -168,6 +172,8 @@ class PartitionState:
             return
         if ev.created_at.timestamp() < now - self.ticket_horizon_s:
             return
+        if tid not in self._ticket_scopes_before:
+            self._ticket_scopes_before[tid] = cur.scopes() if cur is not None else []
         nxt = transition(cur, ev, self.cfg.fr_target(ev.customer_tier))
         if nxt is None:
             if cur is not None:
@@ -189,18 +195,33 @@ class PartitionState:
 
     # -- records ------------------------------------------------------------------------------
     def drain(self) -> list[Record]:
-        """Records for everything changed since the last drain (one per touched key)."""
+        """Records for everything changed since the last drain (one per touched key).
+
+        Also sets `scoped`: the bucket and ticket records among them, each with the scopes it
+        concerns (a ticket record goes to the scopes it left as well as those it is in).
+        """
         p = self.p
-        out: list[Record] = [(k, None) for k in self._tombstones]
+        out: list[Record] = [(k, None) for k, _ in self._tombstones]
+        scoped: list[tuple[tuple[str, ...], Record]] = [(s, (k, None)) for k, s in self._tombstones]
         self._tombstones = []
         for topic, scope, b in self._dirty_buckets:
             bucket = self.buckets.get((topic, scope, b))
             if bucket is not None:
-                out.append((encode_key(("b", topic, p, scope, b)),
-                            orjson.dumps({"o": bucket.wm, "a": bucket.acc.to_json()})))
+                rec: Record = (encode_key(("b", topic, p, scope, b)),
+                       orjson.dumps({"o": bucket.wm, "a": bucket.acc.to_json()}))
+                out.append(rec)
+                scoped.append(((scope,), rec))
+        before = self._ticket_scopes_before
         for tid in self._dirty_tickets:
             t = self.tickets.get(tid)
-            out.append((encode_key(("t", p, tid)), orjson.dumps(t.to_json()) if t else None))
+            rec = (encode_key(("t", p, tid)), orjson.dumps(t.to_json()) if t else None)
+            out.append(rec)
+            scopes = set(before.get(tid, ()))
+            if t is not None:
+                scopes.update(t.scopes())
+            scoped.append((tuple(scopes), rec))
+        before.clear()
+        self.scoped = scoped
         for topic, (first, batch) in self._open_batch.items():
             out.append((encode_key(("d", topic, p, first)), orjson.dumps({"exp": batch.exp, "ids": batch.ids})))
         for topic in self._dirty_counters:
@@ -220,16 +241,17 @@ class PartitionState:
         for k in [k for k in self.buckets if k[2] < oldest]:
             del self.buckets[k]
             self._dirty_buckets.discard(k)
-            self._tombstones.append(encode_key(("b", k[0], self.p, k[1], k[2])))
+            self._tombstones.append((encode_key(("b", k[0], self.p, k[1], k[2])), (k[1],)))
         for (topic, first), batch in list(self.dedupe_batches.items()):
             if batch.exp < now - DEDUPE_HORIZON_S and self._open_batch.get(topic, (None,))[0] != first:
                 seen = self.seen.get(topic, {})
                 for eid in batch.ids:
                     seen.pop(eid, None)
                 del self.dedupe_batches[(topic, first)]
-                self._tombstones.append(encode_key(("d", topic, self.p, first)))
+                self._tombstones.append((encode_key(("d", topic, self.p, first)), ()))
         horizon = now - self.ticket_horizon_s
         for tid in [tid for tid, t in self.tickets.items() if t.created_at < horizon]:
+            self._ticket_scopes_before.setdefault(tid, self.tickets[tid].scopes())
             del self.tickets[tid]
             self._dirty_tickets.add(tid)
 

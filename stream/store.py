@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from stream.processor import Scoped
+from stream.scopes import scope_partition
 from stream.state import DeadLetter, Record, encode_key
 
 log = logging.getLogger(__name__)
@@ -26,9 +28,12 @@ def sentinel_key() -> bytes:
 
 
 class StateStore:
-    def __init__(self, bootstrap: str, state_topic: str, deadletter_topic: str, source_topics: dict[str, str]):
+    def __init__(self, bootstrap: str, state_topic: str, deadletter_topic: str, source_topics: dict[str, str],
+                 scopes_topic: str | None = None, scope_partitions: int = 1):
         self.bootstrap = bootstrap
         self.state_topic = state_topic
+        self.scopes_topic = scopes_topic
+        self.scope_partitions = scope_partitions
         self.deadletter_topic = deadletter_topic
         self.source_topics = source_topics
         self._producer: AIOKafkaProducer | None = None
@@ -53,10 +58,18 @@ class StateStore:
         return self._producer
 
     async def write(self, records: Sequence[tuple[int, Record]],
-                    dead: Sequence[tuple[DeadLetter, bytes | None]]) -> None:
-        """Send every record and dead letter, and return only once the broker has them all."""
+                    dead: Sequence[tuple[DeadLetter, bytes | None]], scoped: Sequence[Scoped] = ()) -> None:
+        """Send every record and dead letter, and return only once the broker has them all.
+
+        The scoped copies go to the scope topic first and are awaited before the state records.
+        """
+        if scoped and self.scopes_topic is not None:
+            n = self.scope_partitions
+            routed = [(q, rec) for scopes, rec in scoped for q in {scope_partition(s, n) for s in scopes}]
+            futs = await self._send_batches(routed, self.scopes_topic)
+            await asyncio.gather(*futs)
         send = self.producer.send
-        futs = await self._send_batches(records)
+        futs = await self._send_batches(records, self.state_topic)
         for d, key in dead:
             headers = [
                 ("sqm-reason", d.reason.encode()),
@@ -70,7 +83,7 @@ class StateStore:
         if futs:
             await asyncio.gather(*futs)
 
-    async def _send_batches(self, records: Sequence[tuple[int, Record]]) -> list[asyncio.Future[Any]]:
+    async def _send_batches(self, records: Sequence[tuple[int, Record]], topic: str) -> list[asyncio.Future[Any]]:
         # One producer batch per partition instead of one send() per record: a batch of a few
         # thousand records costs one coroutine round trip instead of thousands (measured on the
         # full pipeline). Record order within a partition is kept.
@@ -83,12 +96,12 @@ class StateStore:
             batch = producer.create_batch()
             for k, v in recs:
                 if batch.append(key=k, value=v, timestamp=None) is None:  # full: ship it, start another
-                    futs.append(await producer.send_batch(batch, self.state_topic, partition=p))
+                    futs.append(await producer.send_batch(batch, topic, partition=p))
                     batch = producer.create_batch()
                     if batch.append(key=k, value=v, timestamp=None) is None:
                         raise ValueError(f"state record of {len(v or b'')} bytes exceeds the producer batch size")
             if batch.record_count():
-                futs.append(await producer.send_batch(batch, self.state_topic, partition=p))
+                futs.append(await producer.send_batch(batch, topic, partition=p))
         return futs
 
     async def write_heartbeat(self, worker_id: str, body: dict[str, object]) -> None:
@@ -96,30 +109,35 @@ class StateStore:
                                        value=orjson.dumps(body), partition=0)
         await fut
 
-    async def read_partition(self, partition: int) -> list[Record]:
-        """Every record of state partition `partition`, in order, up to now."""
-        sentinel = sentinel_key()
-        meta = await (await self.producer.send(self.state_topic, key=sentinel, value=b"{}", partition=partition))
-        stop_at = meta.offset
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    group_id=None, client_id="sqm-recovery")
-        await consumer.start()
-        out: list[Record] = []
-        try:
-            tp = TopicPartition(self.state_topic, partition)
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            done = False
-            while not done:
-                batch = await consumer.getmany(tp, timeout_ms=500, max_records=10000)
-                for msg in batch.get(tp, []):
-                    if msg.offset >= stop_at:
-                        done = True
-                        break
-                    out.append((msg.key, msg.value))
-        finally:
-            await consumer.stop()
-        # tombstone: compaction then removes the sentinel too
-        await self.producer.send(self.state_topic, key=sentinel, value=None, partition=partition)
-        log.info("recovered %d state records of partition %d", len(out), partition)
-        return out
+    async def read_partition(self, partition: int, topic: str | None = None) -> list[Record]:
+        """Every record of partition `partition` of the state topic (or `topic`), in order, up to now."""
+        return await read_to_sentinel(self.producer, self.bootstrap, topic or self.state_topic, partition)
+
+
+async def read_to_sentinel(producer: AIOKafkaProducer, bootstrap: str, topic: str, partition: int) -> list[Record]:
+    """Every record of one partition of a compacted topic, in order, up to a sentinel written now."""
+    sentinel = sentinel_key()
+    meta = await (await producer.send(topic, key=sentinel, value=b"{}", partition=partition))
+    stop_at = meta.offset
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                group_id=None, client_id="sqm-recovery")
+    await consumer.start()
+    out: list[Record] = []
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        done = False
+        while not done:
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=10000)
+            for msg in batch.get(tp, []):
+                if msg.offset >= stop_at:
+                    done = True
+                    break
+                out.append((msg.key, msg.value))
+    finally:
+        await consumer.stop()
+    # tombstone: compaction then removes the sentinel too
+    await producer.send(topic, key=sentinel, value=None, partition=partition)
+    log.info("recovered %d records of %s[%d]", len(out), topic, partition)
+    return out

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from stream.processor import Scoped
+from stream.scopes import scope_partition
 from stream.state import DeadLetter, Record
 
 
 class MemorySink:
     """A state topic in memory: an append-only log per partition."""
 
-    def __init__(self) -> None:
+    def __init__(self, scope_partitions: int = 6) -> None:
         self.log: dict[int, list[Record]] = {}
+        self.scope_partitions = scope_partitions
+        self.scoped: dict[int, list[Record]] = {}  # the scope-partitioned topic
         self.dead: list[DeadLetter] = []
         self.fail_after: int | None = None  # write only the first N records of the next write, then raise
 
     async def write(self, records: Sequence[tuple[int, Record]],
-                    dead: Sequence[tuple[DeadLetter, bytes | None]]) -> None:
+                    dead: Sequence[tuple[DeadLetter, bytes | None]], scoped: Sequence[Scoped] = ()) -> None:
+        for scopes, rec in scoped:
+            for q in {scope_partition(s, self.scope_partitions) for s in scopes}:
+                self.scoped.setdefault(q, []).append(rec)
         for i, (p, r) in enumerate(records):
             if self.fail_after is not None and i >= self.fail_after:
                 self.fail_after = None

@@ -1,0 +1,151 @@
+"""Rule evaluation over the scope-partitioned topic. Pure: records in, transitions and records out.
+
+The worker copies every KPI bucket record and every open-ticket record to the scope topic, on the
+partition of each scope it concerns (`stream.scopes.scope_partition`). Partition q of that topic
+therefore holds everything needed to compute every KPI of the scopes that hash to q, and the
+worker that owns q evaluates the rules for exactly those scopes: evaluation scales with the
+workers, like the KPI folds. The alert state of each (rule, scope) is kept on the same partition
+(`["a", rule_id, scope]`), so it moves with the partition and survives a restart.
+
+    ev = ScopeEvaluator(bucket_s=60, partitions=6)
+    ev.load(q, records)                   # a partition assigned: its records up to now
+    touched = ev.apply(q, key, value)     # each new record of partition q
+    transitions = ev.evaluate(rules, now=..., only=touched)
+    records = ev.drain()                  # alert state records to write back to partition q
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import orjson
+
+from alerts.engine import AlertState, Transition, step
+from alerts.rules import Rule
+from stream.kpis import Kpi
+from stream.scopes import scope_partition
+from stream.state import Record, decode_key, encode_key
+from stream.tickets import Ticket
+from stream.view import View
+
+Touched = dict[int, set[str]]
+
+
+@dataclass
+class _Partition:
+    view: View
+    alerts: dict[tuple[str, str], AlertState] = field(default_factory=dict)
+    dirty: set[tuple[str, str]] = field(default_factory=set)
+
+
+class ScopeEvaluator:
+    def __init__(self, bucket_s: int, partitions: int) -> None:
+        self.bucket_s = bucket_s
+        self.partitions = partitions
+        self.parts: dict[int, _Partition] = {}
+        self.last_rules: dict[str, Rule] = {}  # to resolve the alerts of a rule that was deleted
+
+    # -- feeding ----------------------------------------------------------------------------
+    def holds(self, q: int) -> bool:
+        return q in self.parts
+
+    def load(self, q: int, records: Iterable[Record]) -> None:
+        part = self.parts[q] = _Partition(View(self.bucket_s))
+        for k, v in records:
+            key = decode_key(k) if k else None
+            if key is None:
+                continue
+            if key[0] == "a" and len(key) == 3:
+                if v is None:
+                    part.alerts.pop((key[1], key[2]), None)
+                else:
+                    part.alerts[(key[1], key[2])] = AlertState.from_json(orjson.loads(v))
+            else:
+                part.view.apply(k, v)
+
+    def forget(self, qs: Iterable[int]) -> None:
+        for q in qs:
+            self.parts.pop(q, None)
+
+    def apply(self, q: int, kraw: bytes | None, vraw: bytes | None) -> set[str]:
+        """Apply one record of partition q; returns the scopes of q whose KPIs it may change."""
+        part = self.parts[q]
+        key = decode_key(kraw) if kraw else None
+        if key is None or key[0] in ("a", "s"):
+            return set()  # our own alert state (already in memory), recovery sentinels
+        scopes: set[str] = set()
+        if key[0] == "b" and len(key) == 5:
+            scopes.add(key[3])
+        elif key[0] == "t" and len(key) == 3:
+            old = part.view.tickets.get((key[1], key[2]))
+            if old is not None:
+                scopes.update(old.scopes())
+            if vraw is not None:
+                scopes.update(Ticket.from_json(orjson.loads(vraw)).scopes())
+        part.view.apply(kraw, vraw)
+        return {s for s in scopes if scope_partition(s, self.partitions) == q}
+
+    # -- evaluating -------------------------------------------------------------------------
+    def scopes_of(self, q: int, *, now: float) -> list[str]:
+        return [s for s in self.parts[q].view.scopes(now=now) if scope_partition(s, self.partitions) == q]
+
+    def evaluate(self, rules: Mapping[str, Rule], *, now: float, only: Touched | None = None) -> list[Transition]:
+        """Step every (rule, scope) of the held partitions (or only the touched scopes, plus the
+        alerts that are pending or firing) and return the transitions made."""
+        for rid, r in rules.items():
+            self.last_rules[rid] = r
+        out: list[Transition] = []
+        for q, part in self.parts.items():
+            scopes = set(self.scopes_of(q, now=now)) if only is None else set(only.get(q, ()))
+            cache: dict[tuple[str, str], dict[str, Kpi]] = {}
+            view = part.view
+            pairs = {(r.id, s) for r in rules.values() for s in scopes if r.matches(s)}
+            pairs.update(k for k, st in part.alerts.items() if st.state != "inactive")
+            for rid, scope in sorted(pairs):
+                rule = rules.get(rid)
+                if rule is None:  # deleted: resolve what it fired
+                    last = self.last_rules.get(rid)
+                    if last is None:
+                        part.alerts.pop((rid, scope), None)
+                        continue
+                    rule = last.model_copy(update={"enabled": False})
+                value: float | None
+                count: int
+                if rule.enabled and view.has_scope(scope, now=now):
+                    ck = (scope, rule.window)
+                    kpis = cache.get(ck)
+                    if kpis is None:
+                        kpis = cache[ck] = view.kpis(scope, rule.window, now=now)
+                    value, count = kpis.get(rule.kpi, (None, 0))
+                else:
+                    value, count = None, 0
+                st = part.alerts.get((rid, scope)) or AlertState()
+                st, ts = step(rule, st, value, count, now, scope)
+                if ts:
+                    part.dirty.add((rid, scope))
+                if st.state == "inactive":
+                    part.alerts.pop((rid, scope), None)
+                else:
+                    part.alerts[(rid, scope)] = st
+                out.extend(ts)
+        return out
+
+    def drain(self) -> list[tuple[int, Record]]:
+        """Alert state records changed since the last drain, as (partition, record)."""
+        out: list[tuple[int, Record]] = []
+        for q, part in self.parts.items():
+            for rid, scope in part.dirty:
+                st = part.alerts.get((rid, scope))
+                out.append((q, (encode_key(("a", rid, scope)), orjson.dumps(st.to_json()) if st else None)))
+            part.dirty.clear()
+        return out
+
+    def active(self) -> dict[str, int]:
+        """Firing alerts by severity in the held partitions."""
+        out = {"warning": 0, "critical": 0}
+        for part in self.parts.values():
+            for st in part.alerts.values():
+                if st.state == "firing" and st.severity:
+                    out[st.severity] += 1
+        return out

@@ -1,0 +1,95 @@
+"""The rules topic (compacted, one partition, key = rule id): publish the effective rule set, follow it.
+
+The API is the only writer: at start it publishes the rules of the rule file and of the database and
+tombstones any other id found on the topic; each API change publishes one record. Every worker
+follows the topic from the beginning (`RulesFeed`) and evaluates the latest version of each rule.
+A record that does not validate (a newer producer, a hand-written record) is logged and skipped;
+the other rules go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from alerts.rules import Rule
+from stream.store import read_to_sentinel
+
+log = logging.getLogger(__name__)
+
+
+class RulesFeed:
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.rules: dict[str, Rule] = {}
+        self.version = 0
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if not key or key.startswith(b"["):  # recovery sentinels are JSON arrays
+            return
+        rid = key.decode(errors="replace")
+        self.version += 1
+        if value is None:
+            self.rules.pop(rid, None)
+            return
+        try:
+            self.rules[rid] = Rule.model_validate(orjson.loads(value))
+        except (ValidationError, orjson.JSONDecodeError) as exc:
+            log.error("rule %s on %s skipped: %s", rid, self.topic, exc)
+            self.rules.pop(rid, None)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="rules-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
+                                        client_id="sqm-rules-feed")
+            try:
+                await consumer.start()
+                tp = TopicPartition(self.topic, 0)
+                consumer.assign([tp])
+                await consumer.seek_to_beginning(tp)
+                while True:
+                    batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+                    for msg in batch.get(tp, []):
+                        self.apply(msg.key, msg.value)
+                    if not batch.get(tp):
+                        self.ready.set()  # caught up (an empty fetch): the rule set is usable
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("rules feed failed; reconnecting")
+                await asyncio.sleep(1.0)
+            finally:
+                await consumer.stop()
+
+
+async def publish_rules(producer: AIOKafkaProducer, bootstrap: str, topic: str, rules: Iterable[Rule]) -> None:
+    """Make the topic hold exactly `rules`: write each, tombstone ids that are no longer there."""
+    present = {k for k, v in await read_to_sentinel(producer, bootstrap, topic, 0)
+               if k and not k.startswith(b"[")}
+    wanted = {r.id.encode(): orjson.dumps(r.to_doc()) for r in rules}
+    futs = [await producer.send(topic, key=k, value=v, partition=0) for k, v in wanted.items()]
+    futs += [await producer.send(topic, key=k, value=None, partition=0) for k in present - wanted.keys()]
+    await asyncio.gather(*futs)
+
+
+async def publish_rule(producer: AIOKafkaProducer, topic: str, rule_id: str, rule: Rule | None) -> None:
+    value = orjson.dumps(rule.to_doc()) if rule is not None else None
+    await (await producer.send(topic, key=rule_id.encode(), value=value, partition=0))
