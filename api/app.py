@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from alerts.db import connect as connect_db
+from alerts.feed import publish_rules
+from alerts.rulebook import Rulebook
 from api.deps import Runtime
 from api.feed import StateFeed
 from api.metrics import build_registry
@@ -16,6 +21,8 @@ from api.routers import ROUTERS
 from api.targets import load_targets
 from services.config import Settings
 from stream.view import View
+
+log = logging.getLogger(__name__)
 
 
 class _FeedRef:
@@ -43,12 +50,20 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if connect:
+            rt.db = await asyncio.to_thread(connect_db, settings.database_url)
+            rt.rulebook = Rulebook(rt.db, settings.rules_file)
+            rt.rulebook.load_file()
+            for err in rt.rulebook.file_errors:
+                log.error("rule refused: %s", err)
             rt.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
                                            linger_ms=2, client_id="sqm-api")
             await rt.producer.start()
             rt.feed = StateFeed(view, settings.kafka_bootstrap_servers, settings.state_topic, rt.producer,
                                 settings.fetch_max_wait_ms)
             await rt.feed.start()
+            rules = [r for r, _ in await asyncio.to_thread(rt.rulebook.all)]
+            await publish_rules(rt.producer, settings.kafka_bootstrap_servers, settings.rules_topic, rules)
+            log.info("published %d rules to %s", len(rules), settings.rules_topic)
         try:
             yield
         finally:
@@ -56,6 +71,8 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
                 await rt.feed.stop()
             if rt.producer:
                 await rt.producer.stop()
+            if rt.db is not None:
+                rt.db.dispose()
 
     app = FastAPI(title="sqm — streaming service-quality monitor", version="0.1.0", lifespan=lifespan,
                   description="Live contact-center KPIs from Kafka events. See the README for the contract.")

@@ -10,7 +10,9 @@ from aiokafka import AIOKafkaProducer
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
 
+from alerts.rulebook import Rulebook
 from api.feed import StateFeed
 from services.config import Settings
 from stream.view import View
@@ -24,6 +26,8 @@ class Runtime:
     registry: CollectorRegistry
     producer: AIOKafkaProducer | None = None
     feed: StateFeed | None = None
+    db: Engine | None = None
+    rulebook: Rulebook = None  # type: ignore[assignment]  # set by the lifespan
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -45,3 +49,16 @@ def require_token(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials 
 
 
 Authenticated = Depends(require_token)
+
+
+def require_admin(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    """Writes to rules, acknowledgements and silences."""
+    token = rt.settings.admin_token
+    if token is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "writes are off: set SQM_ADMIN_TOKEN")
+    if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+AdminAuthenticated = Depends(require_admin)

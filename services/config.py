@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     demo: bool = False
     demo_rate: float = Field(6.0, gt=0, description="demo events per second at the daily peak")
     ingest_token: str | None = Field(None, description="bearer token for POST /v1/events; unset: ingest off")
+    admin_token: str | None = Field(None, description="bearer token for rule, ack and silence writes; unset: off")
 
     # KPI counting rules (kpis.md): first-response targets per tier, service level per queue
     fr_targets: dict[str, float] = {"vip": 1800.0}
@@ -65,11 +66,11 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(100, ge=0, le=5000, description="consumer long-poll wait (see stream/transport.py)")
     rebalance_timeout_s: float | None = None  # None: 5 s on a loopback broker, 60 s otherwise
 
-    @field_validator("ingest_token")
+    @field_validator("ingest_token", "admin_token")
     @classmethod
     def _no_placeholder(cls, v: str | None) -> str | None:
         if v is not None and (len(v) < 16 or v.lower() in {"changeme", "changethis", "secret", "token"}):
-            raise ValueError("SQM_INGEST_TOKEN must be a real secret of at least 16 characters")
+            raise ValueError("a token must be a real secret of at least 16 characters")
         return v
 
     def topic(self, name: str) -> str:

@@ -1,7 +1,7 @@
 """`make run`: the whole monitor in the foreground; Ctrl-C stops everything cleanly.
 
 Starts the embedded broker when SQM_EMBEDDED_BROKER says so (auto: loopback bootstrap address on
-which nothing listens), creates the topics, then runs the worker, the API and (SQM_DEMO=1) the demo
+which nothing listens), creates the topics, then runs the worker, the API, the notifier and (SQM_DEMO=1) the demo
 traffic as child processes, restarting a child that dies. Logs go to var/*.log.
 """
 
@@ -68,7 +68,8 @@ def main() -> None:
             log.info("using the Kafka cluster at %s", settings.kafka_bootstrap_servers)
         ensure_topics(Settings(kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS",
                                                                settings.kafka_bootstrap_servers)))
-        children = [Child("worker", "services.worker"), Child("api", "services.api")]
+        children = [Child("worker", "services.worker"), Child("api", "services.api"),
+                    Child("notifier", "services.notifier")]
         if settings.demo:
             children.append(Child("simulator", "services.simulator"))
         for c in children:

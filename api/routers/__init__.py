@@ -1,5 +1,5 @@
 """Routers per resource, collected in `ROUTERS`."""
 
-from api.routers import events, health, kpis
+from api.routers import alerting, events, health, kpis
 
-ROUTERS = (kpis.router, events.router, health.router)
+ROUTERS = (kpis.router, events.router, alerting.router, health.router)

@@ -1,0 +1,231 @@
+"""Database of rules, alerts, history, silences and the delivery outbox (SQLAlchemy 2; SQLite or PostgreSQL).
+
+The schema is created and upgraded by Alembic (`alerts/migrations`); `upgrade(url)` runs at the
+start of the API and of the notifier, under a lock so that two processes never migrate at once.
+
+    engine = connect("sqlite:///var/sqm.db")   # creates the directory, upgrades the schema
+    with Session(engine) as s: ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite hands back naive ones otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass UTC-aware datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime()}
+
+
+class RuleRow(Base):
+    """Rules created over the API (rules of the rule file are not stored: the file is their source)."""
+
+    __tablename__ = "rules"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    doc: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class AlertRow(Base):
+    """One alert: (rule, scope) from pending to resolved. Its current state; history in AlertEventRow."""
+
+    __tablename__ = "alerts"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(100), index=True)
+    scope: Mapped[str] = mapped_column(String(200), index=True)
+    kpi: Mapped[str] = mapped_column(String(64))
+    window: Mapped[str] = mapped_column(String(8))
+    op: Mapped[str] = mapped_column(String(2))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending, firing, resolved, inactive
+    severity: Mapped[str | None] = mapped_column(String(16), index=True)
+    value: Mapped[float | None] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    labels: Mapped[dict[str, Any]]
+    summary: Mapped[str] = mapped_column(Text, default="")
+    intervention: Mapped[str] = mapped_column(Text, default="")
+    runbook_url: Mapped[str | None] = mapped_column(Text)
+    pending_at: Mapped[datetime]
+    firing_at: Mapped[datetime | None]
+    critical_at: Mapped[datetime | None]  # when it last became critical (escalation clock)
+    resolved_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    acked_by: Mapped[str | None] = mapped_column(String(200))
+    acked_at: Mapped[datetime | None]
+    ack_note: Mapped[str | None] = mapped_column(Text)
+    silenced_by: Mapped[str | None] = mapped_column(String(40))  # silence id at the last delivery decision
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AlertEventRow(Base):
+    """The history: every transition (and every acknowledgement) of every alert."""
+
+    __tablename__ = "alert_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(80), unique=True)
+    alert_id: Mapped[str] = mapped_column(String(40), ForeignKey("alerts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str | None] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    window: Mapped[str] = mapped_column(String(8))
+    scope: Mapped[str] = mapped_column(String(200))
+    rule_id: Mapped[str] = mapped_column(String(100))
+    ts: Mapped[datetime] = mapped_column(index=True)
+    detail: Mapped[dict[str, Any]]  # who / note for acks, silence id, delivery decision
+
+
+class SilenceRow(Base):
+    __tablename__ = "silences"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    matchers: Mapped[list[Any]]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    expired: Mapped[bool] = mapped_column(Boolean, default=False)  # ended early by DELETE
+
+
+class OutboxRow(Base):
+    """One notification for one target. Delivered at least once; retried with backoff until then."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("dedupe_key", "target", name="uq_outbox_dedupe_target"),
+                      Index("ix_outbox_due", "delivered_at", "next_at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(120))  # transition event id, or alert/repeat/n ...
+    alert_id: Mapped[str] = mapped_column(String(40), index=True)
+    target: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(24))  # firing, severity_changed, resolved, repeat, escalation
+    payload: Mapped[dict[str, Any]]  # the alert as of the notification (formatted per target at delivery)
+    created_at: Mapped[datetime]
+    next_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryStatRow(Base):
+    """Counters per target (for /metrics): they survive notifier restarts."""
+
+    __tablename__ = "delivery_stats"
+    target: Mapped[str] = mapped_column(String(100), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    delivered: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def make_engine(url: str) -> Engine:
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(eng, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")  # readers (the API) do not block the notifier
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return eng
+    if u.drivername == "postgresql":
+        url = u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return create_engine(url, pool_pre_ping=True)
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(731001)"))
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(731001)"))
+                conn.commit()
+        return
+    db = engine.url.database
+    path = Path(db + ".migrate.lock") if db and db != ":memory:" else None
+    if path is None:
+        yield
+        return
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the latest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with _migration_lock(engine), engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def connect(url: str, *, migrate: bool = True) -> Engine:
+    engine = make_engine(url)
+    if migrate:
+        upgrade(engine)
+    return engine

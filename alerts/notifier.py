@@ -1,0 +1,263 @@
+"""The notifier's work: history, routing into the outbox, repeats, escalation, delivery with retries.
+
+Three steps, each safe to repeat and to run after a crash at any point:
+
+- `ingest(transitions)`: one DB transaction per batch of transitions read from the alerts topic
+  (committed on Kafka only after it): update the alert, append the history row (an event id seen
+  before is skipped), and put one outbox row per target the routes choose, unless a silence
+  matches (then the history row says which silence, and nothing is queued).
+- `schedule(now)`: repeats of still-firing alerts after the repeat interval (for Alertmanager
+  targets at least every re-send interval), and escalation of critical alerts not acknowledged
+  within a level's delay.
+- `deliver(now)`: claim due outbox rows with a lease, send, mark delivered, or schedule the next
+  attempt with backoff. A notifier killed mid-delivery leaves the lease to expire; the row is sent
+  again (at-least-once). Rows of one alert and target are sent in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, aliased
+
+from alerts.db import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, SilenceRow
+from alerts.delivery import backoff, send
+from alerts.routing import Matcher, NotifyConfig, Route, alert_labels, silenced_by
+
+log = logging.getLogger(__name__)
+DELIVER_KINDS = ("firing", "severity_changed", "resolved")
+
+
+def dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def active_silence(session: Session, labels: dict[str, str], now: datetime) -> str | None:
+    rows = session.scalars(select(SilenceRow).where(SilenceRow.starts_at <= now, SilenceRow.ends_at > now,
+                                                    SilenceRow.expired.is_(False)))
+    for s in rows:
+        if silenced_by([Matcher.model_validate(m) for m in s.matchers], labels):
+            return s.id
+    return None
+
+
+def snapshot(a: AlertRow) -> dict[str, Any]:
+    """The alert as a notification carries it."""
+    return {
+        "alert_id": a.id, "rule_id": a.rule_id, "scope": a.scope, "kpi": a.kpi, "window": a.window, "op": a.op,
+        "state": a.state, "severity": a.severity, "value": a.value, "count": a.count, "threshold": a.threshold,
+        "labels": a.labels, "summary": a.summary, "intervention": a.intervention, "runbook_url": a.runbook_url,
+        "started_at": a.firing_at.timestamp() if a.firing_at else None,
+        "ts": (a.resolved_at or a.updated_at).timestamp(),
+        "acked_by": a.acked_by, "escalation_level": a.escalation_level,
+    }
+
+
+class Notifier:
+    def __init__(self, engine: Engine, config: NotifyConfig, *, base_url: str, owner: str | None = None,
+                 lease_s: float = 30.0, backoff_max_s: float = 60.0, timeout_s: float = 5.0) -> None:
+        self.engine = engine
+        self.config = config
+        self.base_url = base_url
+        self.owner = owner or uuid.uuid4().hex[:12]
+        self.lease_s = lease_s
+        self.backoff_max_s = backoff_max_s
+        self.timeout_s = timeout_s
+
+    # -- ingest ------------------------------------------------------------------------------
+    def ingest(self, transitions: Iterable[dict[str, Any]]) -> int:
+        """Record transitions; returns how many were new."""
+        new = 0
+        with Session(self.engine) as s, s.begin():
+            for t in transitions:
+                new += self._ingest_one(s, t)
+        return new
+
+    def _ingest_one(self, s: Session, t: dict[str, Any]) -> int:
+        seq = int(str(t["event_id"]).rsplit("/", 1)[1])
+        a = s.get(AlertRow, t["alert_id"])
+        if a is not None and seq <= a.last_seq:
+            return 0  # a replayed transition
+        ts = dt(t["ts"])
+        if a is None:
+            a = AlertRow(id=t["alert_id"], pending_at=ts, labels={}, last_seq=0, escalation_level=0, count=0)
+            s.add(a)
+        a.rule_id, a.scope, a.kpi, a.window, a.op = t["rule_id"], t["scope"], t["kpi"], t["window"], t["op"]
+        prev_sev = a.severity
+        a.state, a.severity, a.value, a.count, a.threshold = t["state"], t["severity"], t["value"], t["count"], \
+            t["threshold"]
+        a.labels, a.summary, a.intervention, a.runbook_url = t["labels"], t["summary"], t["intervention"], \
+            t["runbook_url"]
+        a.updated_at, a.last_seq = ts, seq
+        if t["kind"] == "firing":
+            a.firing_at = ts
+        if t["kind"] in ("firing", "severity_changed"):
+            if t["severity"] != "critical":
+                a.critical_at, a.escalation_level = None, 0  # the escalation clock starts again
+            elif prev_sev != "critical" or a.critical_at is None or t["kind"] == "firing":
+                a.critical_at = ts
+        if t["kind"] == "resolved":
+            a.resolved_at = ts
+        detail: dict[str, Any] = {"previous_severity": t.get("previous_severity")}
+        if t["kind"] in DELIVER_KINDS:
+            detail.update(self._route(s, a, t["kind"], t["event_id"], ts))
+        s.flush()
+        s.add(AlertEventRow(event_id=t["event_id"], alert_id=a.id, kind=t["kind"], state=t["state"],
+                            severity=t["severity"], value=t["value"], count=t["count"], threshold=t["threshold"],
+                            window=t["window"], scope=t["scope"], rule_id=t["rule_id"], ts=ts, detail=detail))
+        return 1
+
+    def _route(self, s: Session, a: AlertRow, kind: str, key: str, now: datetime) -> dict[str, Any]:
+        labels = alert_labels(snapshot(a))
+        if kind == "resolved":
+            # everyone who heard of the alert hears of its end (silenced or not)
+            targets = set(s.scalars(select(OutboxRow.target).where(OutboxRow.alert_id == a.id).distinct()))
+            self._enqueue(s, a, targets, kind, key, now)
+            return {"targets": sorted(targets)}
+        silence = active_silence(s, labels, now)
+        a.silenced_by = silence
+        if silence is not None:
+            return {"silenced_by": silence, "targets": []}
+        targets = {n for r in self.config.routes_for(labels) for n in r.targets}
+        self._enqueue(s, a, targets, kind, key, now)
+        return {"targets": sorted(targets)}
+
+    def _enqueue(self, s: Session, a: AlertRow, targets: Iterable[str], reason: str, key: str,
+                 now: datetime) -> None:
+        payload = snapshot(a)
+        for name in sorted(targets):
+            if s.scalar(select(OutboxRow.id).where(OutboxRow.dedupe_key == key, OutboxRow.target == name)):
+                continue
+            s.add(OutboxRow(dedupe_key=key, alert_id=a.id, target=name, reason=reason, payload=payload,
+                            created_at=now, next_at=now, attempts=0))
+
+    # -- repeats and escalation ----------------------------------------------------------------
+    def schedule(self, now_ts: float) -> int:
+        now = dt(now_ts)
+        queued = 0
+        with Session(self.engine) as s, s.begin():
+            for a in s.scalars(select(AlertRow).where(AlertRow.state == "firing")):
+                labels = alert_labels(snapshot(a))
+                routes = self.config.routes_for(labels)
+                silence = active_silence(s, labels, now)
+                if silence != a.silenced_by:
+                    a.silenced_by = silence
+                if silence is not None:
+                    continue
+                queued += self._repeats(s, a, routes, now)
+                queued += self._escalate(s, a, routes, now)
+        return queued
+
+    def _repeats(self, s: Session, a: AlertRow, routes: list[Route], now: datetime) -> int:
+        last = dict(s.execute(select(OutboxRow.target, func.max(OutboxRow.created_at))
+                              .where(OutboxRow.alert_id == a.id).group_by(OutboxRow.target)).tuples().all())
+        n = 0
+        for r in routes:
+            names = list(r.targets) + [t for i, lv in enumerate(r.escalation) if i < a.escalation_level
+                                       for t in lv.targets]
+            for name in names:
+                target = self.config.target(name)
+                if target is None:
+                    continue
+                every = min(r.repeat_interval_s, target.repeat_cap_s or r.repeat_interval_s)
+                prev = last.get(name)
+                if prev is None:
+                    reason = "firing"  # never told (silenced when it fired, or a route added since)
+                elif (now - _aware(prev)).total_seconds() >= every:
+                    reason = "repeat"
+                else:
+                    continue
+                self._enqueue(s, a, [name], reason, f"{a.id}/{reason}/{int(now.timestamp())}", now)
+                last[name] = now
+                n += 1
+        return n
+
+    def _escalate(self, s: Session, a: AlertRow, routes: list[Route], now: datetime) -> int:
+        if a.severity != "critical" or a.acked_at is not None or a.critical_at is None:
+            return 0
+        waited = (now - _aware(a.critical_at)).total_seconds()
+        n = 0
+        for r in routes:
+            for i, lv in enumerate(r.escalation):
+                if i >= a.escalation_level and waited >= lv.after_s:
+                    key = f"{a.id}/escalation/{i + 1}/{int(a.critical_at.timestamp())}"
+                    self._enqueue(s, a, lv.targets, "escalation", key, now)
+                    a.escalation_level = i + 1
+                    s.add(AlertEventRow(event_id=key, alert_id=a.id, kind="escalated", state=a.state,
+                                        severity=a.severity, value=a.value, count=a.count, threshold=a.threshold,
+                                        window=a.window, scope=a.scope, rule_id=a.rule_id, ts=now,
+                                        detail={"level": i + 1, "targets": lv.targets, "after_s": lv.after_s}))
+                    n += 1
+        return n
+
+    # -- delivery ------------------------------------------------------------------------------
+    def claim(self, now_ts: float, limit: int = 100) -> list[OutboxRow]:
+        now = dt(now_ts)
+        earlier = aliased(OutboxRow)
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
+            due = select(OutboxRow.id).where(
+                OutboxRow.delivered_at.is_(None), OutboxRow.next_at <= now,
+                (OutboxRow.lease_until.is_(None)) | (OutboxRow.lease_until < now),
+                ~exists().where(and_(earlier.alert_id == OutboxRow.alert_id, earlier.target == OutboxRow.target,
+                                     earlier.delivered_at.is_(None), earlier.id < OutboxRow.id)),
+            ).order_by(OutboxRow.id).limit(limit)
+            ids = list(s.scalars(due))
+            if not ids:
+                return []
+            until = now + timedelta(seconds=self.lease_s)
+            # the lease condition again: of two notifiers racing for a row, one updates it
+            s.execute(update(OutboxRow).where(OutboxRow.id.in_(ids), (OutboxRow.lease_until.is_(None))
+                                              | (OutboxRow.lease_until < now))
+                      .values(lease_owner=self.owner, lease_until=until))
+            return list(s.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids), OutboxRow.lease_owner == self.owner,
+                                                          OutboxRow.lease_until == until)))
+
+    async def deliver(self, client: httpx.AsyncClient, now_ts: float) -> int:
+        rows = await asyncio.to_thread(self.claim, now_ts)
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(self._send(client, r, now_ts) for r in rows))
+        await asyncio.to_thread(self._finish, list(zip(rows, results, strict=True)))
+        return sum(1 for e in results if e is None)
+
+    async def _send(self, client: httpx.AsyncClient, row: OutboxRow, now: float) -> str | None:
+        target = self.config.target(row.target)
+        if target is None:
+            return f"target {row.target!r} is no longer configured"
+        try:
+            await send(target, row.payload, row.reason, client=client, base_url=self.base_url,
+                       timeout=self.timeout_s, now=now)
+            return None
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"[:500]
+
+    def _finish(self, done: list[tuple[OutboxRow, str | None]]) -> None:
+        now = datetime.now(UTC)
+        with Session(self.engine) as s, s.begin():
+            for row, err in done:
+                stat = s.get(DeliveryStatRow, row.target) or DeliveryStatRow(target=row.target, attempts=0,
+                                                                             failures=0, delivered=0)
+                s.add(stat)
+                stat.attempts += 1
+                values: dict[str, Any] = {"attempts": row.attempts + 1, "lease_owner": None, "lease_until": None}
+                if err is None:
+                    stat.delivered += 1
+                    values.update(delivered_at=now, last_error=None)
+                else:
+                    stat.failures += 1
+                    values.update(last_error=err, next_at=now + backoff(row.attempts + 1, self.backoff_max_s))
+                    log.warning("delivery %d to %s failed (attempt %d): %s", row.id, row.target,
+                                row.attempts + 1, err)
+                s.execute(update(OutboxRow).where(OutboxRow.id == row.id).values(**values))
+
+
+def _aware(d: datetime) -> datetime:
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
