@@ -87,9 +87,9 @@ def test_ingest_without_broker_is_503(client: TestClient) -> None:
 
 
 def test_placeholder_token_refused() -> None:
-    with pytest.raises(ValueError, match="ingest_token.*real secret of at least 16"):
+    with pytest.raises(ValueError, match="(?s)ingest_token.*real secret of at least 16"):
         Settings(ingest_token="changeme")
-    with pytest.raises(ValueError, match="admin_token.*real secret"):
+    with pytest.raises(ValueError, match="(?s)admin_token.*real secret"):
         Settings(admin_token="short")
 
 
