@@ -23,7 +23,7 @@ import orjson
 
 from alerts.engine import AlertState, Transition, step
 from alerts.rules import Rule
-from stream.kpis import Kpi
+from stream.kpis import Kpi, compute
 from stream.scopes import scope_partition
 from stream.state import Record, decode_key, encode_key
 from stream.tickets import Ticket
@@ -112,14 +112,19 @@ class ScopeEvaluator:
                     rule = last.model_copy(update={"enabled": False})
                 value: float | None
                 count: int
-                if rule.enabled and view.has_scope(scope, now=now):
+                if not rule.enabled:
+                    value, count = None, 0
+                elif rule.live:
+                    lc = view.live_of(scope, now=now)
+                    n = {"backlog": lc.backlog, "first_response_overdue": lc.overdue,
+                         "first_response_at_risk": lc.at_risk}[rule.kpi]
+                    value, count = float(n), n
+                else:
                     ck = (scope, rule.window)
                     kpis = cache.get(ck)
                     if kpis is None:
-                        kpis = cache[ck] = view.kpis(scope, rule.window, now=now)
+                        kpis = cache[ck] = compute(view.window_acc(scope, rule.window, now=now))
                     value, count = kpis.get(rule.kpi, (None, 0))
-                else:
-                    value, count = None, 0
                 st = part.alerts.get((rid, scope)) or AlertState()
                 st, ts = step(rule, st, value, count, now, scope)
                 if ts:

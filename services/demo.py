@@ -44,7 +44,8 @@ class Incident:
 
 class DemoTraffic:
     def __init__(self, start: float, rate: float = 12.0, seed: int | None = None, agents_per_team: int = 6,
-                 first_incident_after: float = 20.0, incident_s: float = 240.0, incident_every: float = 900.0):
+                 first_incident_after: float = 5.0, incident_s: float = 240.0, incident_every: float = 900.0,
+                 history_s: float = 3 * 3600, backfill_s: float = 1800):
         self.rnd = random.Random(seed)
         self.rate = rate
         self.agents = {t: [f"{t}-{i:02d}" for i in range(agents_per_team)] for t in TEAMS}
@@ -55,11 +56,16 @@ class DemoTraffic:
         self.incidents = [Incident("tech", start + first_incident_after, start + first_incident_after + incident_s)]
         self.incident_every = incident_every
         self.incident_s = incident_s
-        self._backfill(start)
+        # one new hire whose contacts are more often not resolved at the first contact: the
+        # "assign a mentor" alert has someone to point at
+        self.new_hire = self.agents["billing"][-1]
+        self._keep_from = start - backfill_s
+        self._backfill(start, history_s)
 
     # -- scheduling -----------------------------------------------------------------------
     def _at(self, ts: float, ev: dict[str, Any]) -> None:
-        heapq.heappush(self._heap, (ts, next(self._seq), ev))
+        if ts >= self._keep_from:
+            heapq.heappush(self._heap, (ts, next(self._seq), ev))
 
     def due(self, now: float) -> list[dict[str, Any]]:
         """Events with ts <= now; new arrivals between the last call and now are generated first."""
@@ -86,14 +92,25 @@ class DemoTraffic:
                 break
             self._arrival(t)
 
-    def _backfill(self, now: float) -> None:
-        """Half an hour of history so that every window has figures as soon as the demo starts."""
-        t = now - 1800
+    def _backfill(self, now: float, history_s: float) -> None:
+        """History, so that every window has figures as soon as the demo starts.
+
+        Contacts arrive from `history_s` ago, but only events of the last `backfill_s` are sent:
+        tickets opened hours ago are resolved in the window as they would be in a contact center that
+        has been running all day, so created and resolved balance (no fake backlog growth).
+        """
+        t = now - history_s
         while t < now:
-            t += self.rnd.expovariate(self.rate * daily_factor(t) / 2)
+            t += self.rnd.expovariate(self.rate * daily_factor(t))
             self._arrival(t)
 
     # -- one customer contact ---------------------------------------------------------------
+    def _fcr(self, agent: str, incident: bool) -> float:
+        """Chance that a contact is resolved at the first contact."""
+        if incident:
+            return 0.6
+        return 0.5 if agent == self.new_hire else 0.86
+
     def _eid(self, prefix: str) -> str:
         return f"demo-{prefix}-{next(self._ids)}"
 
@@ -103,7 +120,9 @@ class DemoTraffic:
                 "scenario": self.rnd.choice(SCENARIOS)}
 
     def _arrival(self, t: float) -> None:
-        team = self.rnd.choices(list(TEAMS), weights=[3, 4, 2, 1])[0]
+        # an incident brings a surge of contacts to its team (customers asking about the outage)
+        weights = [w * (6 if self.incident_for(team, t) else 1) for team, w in zip(TEAMS, (3, 4, 2, 1), strict=True)]
+        team = self.rnd.choices(list(TEAMS), weights=weights)[0]
         if self.rnd.random() < 0.45:
             self._call(t, team)
         else:
@@ -119,13 +138,14 @@ class DemoTraffic:
                      "priority": rnd.choice(["low", "normal", "normal", "high", "urgent"]), "is_complaint": complaint})
         slow = 8.0 if self.incident_for(team, t) else 1.0
         target = 1800 if dims["customer_tier"] == "vip" else 14400
-        fr = t + min(rnd.lognormvariate(math.log(target * 0.12), 0.8) * slow, target * 3)
+        # agents work the queue by due time: outside incidents a first response comes before the target
+        fr = t + min(rnd.lognormvariate(math.log(target * 0.12), 0.6) * slow, target * (3 if slow > 1 else 0.95))
         agent = rnd.choice(self.agents[team])
         bot = channel == "chat" and rnd.random() < 0.15
         self._at(fr, {"event_id": self._eid("tf"), "type": "ticket.first_response", "ts": iso(fr), **base,
                       "by_bot": bot, **({} if bot else {"agent": agent})})
         res = fr + rnd.lognormvariate(math.log(1200), 0.9) * slow
-        contacts = 1 if rnd.random() < (0.55 if slow > 1 else 0.8) else rnd.randint(2, 4)
+        contacts = 1 if rnd.random() < self._fcr(agent, slow > 1) else rnd.randint(2, 4)
         self._at(res, {"event_id": self._eid("tr"), "type": "ticket.resolved", "ts": iso(res), **base,
                        "agent": agent, "contacts": contacts, "by_bot": bot, "is_complaint": complaint})
         if rnd.random() < 0.06:
@@ -140,8 +160,8 @@ class DemoTraffic:
         base = {"call_id": cid, "queue": TEAMS[team], "channel": "phone", **dims}
         self._at(t, {"event_id": self._eid("co"), "type": "call.offered", "ts": iso(t), **base})
         incident = self.incident_for(team, t)
-        wait = rnd.expovariate(1 / (75.0 if incident else 9.0))
-        patience = rnd.expovariate(1 / (90.0 if incident else 240.0))
+        wait = rnd.expovariate(1 / (300.0 if incident else 7.0))
+        patience = rnd.expovariate(1 / (20.0 if incident else 400.0))
         if patience < wait:
             w = round(patience, 1)
             self._at(t + w, {"event_id": self._eid("ca"), "type": "call.abandoned", "ts": iso(t + w), **base,
@@ -156,7 +176,7 @@ class DemoTraffic:
         end = t + w + talk + hold
         self._at(end, {"event_id": self._eid("ce"), "type": "call.ended", "ts": iso(end), **base, "agent": agent,
                        "talk_s": round(talk, 1), "hold_s": hold, "wrap_s": round(wrap, 1),
-                       "resolved": rnd.random() < (0.6 if incident else 0.78)})
+                       "resolved": rnd.random() < self._fcr(agent, incident)})
         self._survey(end + rnd.uniform(30, 300), team, "phone", agent, incident, call_id=cid,
                      tier=dims["customer_tier"])
 
@@ -164,12 +184,12 @@ class DemoTraffic:
         rnd = self.rnd
         if rnd.random() > 0.35:
             return
-        csat = min(5, max(1, round(rnd.gauss(2.6 if bad else 4.3, 1.0))))
+        csat = min(5, max(1, round(rnd.gauss(2.6, 1.0) if bad else rnd.gauss(4.5, 0.7))))
         ev: dict[str, Any] = {"event_id": self._eid("sv"), "type": "survey.submitted", "ts": iso(t),
                               "survey_id": f"S{next(self._ids)}", "team": team, "channel": channel, "agent": agent,
                               "customer_tier": tier, "csat": csat, **ref}
         if rnd.random() < 0.7:
-            ev["nps"] = min(10, max(0, round(rnd.gauss(4 if bad else 8.3, 2))))
+            ev["nps"] = min(10, max(0, round(rnd.gauss(4, 2) if bad else rnd.gauss(8.6, 1.6))))
         if rnd.random() < 0.5:
             ev["ces"] = min(7, max(1, round(rnd.gauss(5 if bad else 2.5, 1.2))))
         if rnd.random() < 0.2:

@@ -7,9 +7,10 @@ ago than the horizon. The live KPIs are derived from the open tickets at read ti
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stream.events import TicketCreated, TicketEvent, TicketFirstResponse, TicketReopened, TicketResolved
@@ -84,3 +85,54 @@ def live_counts(tickets: Iterable[Ticket], *, now: float) -> dict[str, LiveCount
             c.overdue += overdue
             c.at_risk += at_risk
     return out
+
+
+@dataclass(slots=True)
+class _ScopeIndex:
+    backlog: int = 0
+    due: list[float] = field(default_factory=list)  # sorted due times of tickets awaiting a first response
+    risk: list[float] = field(default_factory=list)  # sorted times they become at risk
+
+
+class LiveIndex:
+    """`live_counts` kept up to date ticket by ticket: O(log n) per change and per scope read.
+
+    overdue(now) = tickets with due <= now; at_risk(now) = tickets with risk <= now < due, which is
+    count(risk <= now) - count(due <= now) because risk <= due for every ticket.
+    """
+
+    def __init__(self) -> None:
+        self.scopes: dict[str, _ScopeIndex] = {}
+
+    def _apply(self, t: Ticket, sign: int) -> None:
+        due, risk = t.due, t.due - AT_RISK_SHARE * t.target_s
+        for s in t.scopes():
+            ix = self.scopes.get(s)
+            if ix is None:
+                ix = self.scopes[s] = _ScopeIndex()
+            ix.backlog += sign
+            if not t.responded:
+                if sign > 0:
+                    bisect.insort(ix.due, due)
+                    bisect.insort(ix.risk, risk)
+                else:
+                    del ix.due[bisect.bisect_left(ix.due, due)]
+                    del ix.risk[bisect.bisect_left(ix.risk, risk)]
+            if ix.backlog == 0:
+                del self.scopes[s]
+
+    def replace(self, old: Ticket | None, new: Ticket | None) -> None:
+        if old is not None:
+            self._apply(old, -1)
+        if new is not None:
+            self._apply(new, +1)
+
+    def counts(self, scope: str, *, now: float) -> LiveCounts:
+        ix = self.scopes.get(scope)
+        if ix is None:
+            return LiveCounts()
+        overdue = bisect.bisect_right(ix.due, now)
+        return LiveCounts(ix.backlog, overdue, bisect.bisect_right(ix.risk, now) - overdue)
+
+    def all(self, *, now: float) -> dict[str, LiveCounts]:
+        return {s: self.counts(s, now=now) for s in self.scopes}

@@ -20,10 +20,9 @@ import orjson
 from stream.folds import Acc
 from stream.kpis import Kpi, compute
 from stream.state import Counters, decode_key
-from stream.tickets import LiveCounts, Ticket, live_counts
+from stream.tickets import LiveCounts, LiveIndex, Ticket
 from stream.windows import LONGEST, WINDOWS, bucket_of, window_start_bucket
 
-LIVE_CACHE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -38,12 +37,15 @@ class View:
         # scope -> bucket -> (topic, partition) -> contribution
         self._buckets: dict[str, dict[int, dict[tuple[str, int], _Contribution]]] = defaultdict(dict)
         self._merged: dict[tuple[str, int], Acc] = {}
+        # (scope, window) -> (first bucket, last bucket, merged Acc) of the window's closed buckets,
+        # so that a 24 h window costs one merge per query instead of 1440 (see window_acc)
+        self._closed: dict[tuple[str, str], tuple[int, int, Acc]] = {}
         self.tickets: dict[tuple[int, str], Ticket] = {}
         self.counters: dict[tuple[str, int], Counters] = {}
         self.workers: dict[str, dict[str, Any]] = {}
         self.records = 0
         self.version = 0
-        self._live: tuple[float, int, dict[str, LiveCounts]] | None = None
+        self._live = LiveIndex()
 
     # -- feeding --------------------------------------------------------------------------
     def apply(self, kraw: bytes | None, vraw: bytes | None) -> None:
@@ -67,12 +69,20 @@ class View:
                     return
                 per[(topic, p)] = _Contribution(value["o"], Acc.from_json(value["a"]))
             self._merged.pop((scope, b), None)
+            for w in WINDOWS:
+                c = self._closed.get((scope, w))
+                if c is not None and c[0] <= b <= c[1]:
+                    del self._closed[(scope, w)]  # a late event changed a closed bucket
         elif kind == "t" and len(key) == 3:
             k = (key[1], key[2])
+            old = self.tickets.get(k)
             if value is None:
-                self.tickets.pop(k, None)
-            elif k not in self.tickets or value["o"] >= self.tickets[k].wm:
-                self.tickets[k] = Ticket.from_json(value)
+                if old is not None:
+                    del self.tickets[k]
+                    self._live.replace(old, None)
+            elif old is None or value["o"] >= old.wm:
+                new = self.tickets[k] = Ticket.from_json(value)
+                self._live.replace(old, new)
         elif kind == "c" and len(key) == 3 and value is not None:
             k2 = (key[1], key[2])
             if k2 not in self.counters or value["o"] >= self.counters[k2].wm:
@@ -88,6 +98,8 @@ class View:
                 self._merged.pop((scope, b), None)
             if not buckets:
                 del self._buckets[scope]
+                for w in WINDOWS:
+                    self._closed.pop((scope, w), None)
 
     # -- reading --------------------------------------------------------------------------
     def _bucket(self, scope: str, b: int) -> Acc:
@@ -100,34 +112,48 @@ class View:
         return acc
 
     def window_acc(self, scope: str, window: str, *, now: float) -> Acc:
+        """The merged accumulator of the window's buckets: the closed ones (cached until the window
+        moves on or a late event changes one of them) plus the current one."""
         start = window_start_bucket(WINDOWS[window], now=now, size=self.bucket_s)
+        cur = bucket_of(now, self.bucket_s)
+        buckets = self._buckets.get(scope, {})
+        cached = self._closed.get((scope, window))
+        if cached is not None and cached[0] == start and cached[1] == cur - self.bucket_s:
+            closed = cached[2]
+        else:
+            closed = Acc()
+            for b in buckets:
+                if start <= b < cur:
+                    closed.merge(self._bucket(scope, b))
+            self._closed[(scope, window)] = (start, cur - self.bucket_s, closed)
         out = Acc()
-        for b in self._buckets.get(scope, {}):
-            if start <= b <= now:
-                out.merge(self._bucket(scope, b))
+        out.merge(closed)
+        if cur in buckets:
+            out.merge(self._bucket(scope, cur))
         return out
 
     def live(self, *, now: float) -> dict[str, LiveCounts]:
-        cached = self._live
-        if cached is None or now - cached[0] > LIVE_CACHE_S or cached[1] != len(self.tickets):
-            cached = self._live = (now, len(self.tickets), live_counts(self.tickets.values(), now=now))
-        return cached[2]
+        """backlog, overdue and at-risk counts of every scope with open tickets."""
+        return self._live.all(now=now)
+
+    def live_of(self, scope: str, *, now: float) -> LiveCounts:
+        return self._live.counts(scope, now=now)
 
     def scopes(self, *, now: float) -> list[str]:
         oldest = bucket_of(now - LONGEST, self.bucket_s)
         found = {s for s, bs in self._buckets.items() if any(b >= oldest for b in bs)}
-        found.update(self.live(now=now))
+        found.update(self._live.scopes)
         found.add("all")
         return sorted(found)
 
     def has_scope(self, scope: str, *, now: float) -> bool:
-        return scope == "all" or scope in self._buckets or scope in self.live(now=now)
+        return scope == "all" or scope in self._buckets or scope in self._live.scopes
 
     def kpis(self, scope: str, window: str, *, now: float) -> dict[str, Kpi]:
         """Every windowed KPI, plus the live ticket KPIs where tickets apply (not queues)."""
         out = compute(self.window_acc(scope, window, now=now))
         if not scope.startswith("queue:"):
-            lc = self.live(now=now).get(scope, LiveCounts())
+            lc = self.live_of(scope, now=now)
             out["backlog"] = (float(lc.backlog), lc.backlog)
             out["first_response_overdue"] = (float(lc.overdue), lc.overdue)
             out["first_response_at_risk"] = (float(lc.at_risk), lc.at_risk)

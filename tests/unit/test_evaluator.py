@@ -4,10 +4,13 @@ global view, alerts fire from the stream's records, and alert state survives a r
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alerts.evaluator import ScopeEvaluator
 from alerts.rules import Rule
 from stream.scopes import scope_partition
+from stream.tickets import LiveIndex, Ticket, live_counts
 from stream.view import View
 from tests.factories import random_stream, ticket
 from tests.fakes import MemorySink
@@ -93,3 +96,21 @@ def test_apply_ignores_sentinels_and_own_alert_records() -> None:
     assert ev.apply(0, b'["s","abc"]', b"{}") == set()
     assert ev.apply(0, b'["a","r","team:x"]', b"{}") == set()
     assert isinstance(ev.parts[0].view, View)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8), st.booleans(), st.sampled_from(["a", "b", None]),
+                          st.floats(0, 4000), st.booleans()), max_size=60),
+       st.floats(0, 6000))
+def test_live_index_equals_the_reference_count(ops: list[tuple[int, bool, str | None, float, bool]],
+                                               now: float) -> None:
+    index, tickets = LiveIndex(), {}
+    for tid, close, agent, created, responded in ops:
+        old = tickets.get(tid)
+        new = None if close else Ticket("t1", "chat", "vip", agent, created, 1800.0, responded)
+        if new is None:
+            tickets.pop(tid, None)
+        else:
+            tickets[tid] = new
+        index.replace(old, new)
+    assert index.all(now=now) == live_counts(tickets.values(), now=now)

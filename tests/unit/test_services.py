@@ -54,12 +54,12 @@ def test_demo_traffic_is_valid_and_has_an_incident() -> None:
     inc = demo.incidents[0]
     assert inc.team == "tech" and inc.start - start < 60
 
-    def mean_wait(team: str, during: bool) -> float:
-        waits = [e["wait_s"] for e in events if e["type"] == "call.answered" and e["team"] == team
+    def abandon_share(team: str, during: bool) -> float:
+        calls = [e for e in events if e["type"] in ("call.answered", "call.abandoned") and e["team"] == team
                  and inc.active(_t(e["ts"]) - e["wait_s"]) == during]  # decided when the call was offered
-        return sum(waits) / len(waits)
+        return sum(e["type"] == "call.abandoned" for e in calls) / len(calls)
 
-    assert mean_wait("tech", True) > 3 * mean_wait("tech", False)
+    assert abandon_share("tech", True) > 0.5 > 10 * abandon_share("tech", False)
 
 
 def _t(s: str) -> float:
