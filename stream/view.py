@@ -24,7 +24,6 @@ from stream.tickets import LiveCounts, LiveIndex, Ticket
 from stream.windows import LONGEST, WINDOWS, bucket_of, window_start_bucket
 
 
-
 @dataclass(slots=True)
 class _Contribution:
     wm: int
