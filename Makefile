@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration lint bench clean
+.PHONY: help install peers run test test-unit test-integration lint bench clean
+# Debian packages the integration tests run for real (Alertmanager as a delivery peer)
+PEER_PACKAGES := prometheus-alertmanager
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
@@ -19,6 +22,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the pinned dependencies
 
+peers: ## install the real peers the integration tests use (Debian packages), if missing
+	@command -v prometheus-alertmanager >/dev/null || { \
+	  echo "installing $(PEER_PACKAGES) (apt)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(PEER_PACKAGES) >/dev/null; }
+
 run: $(STAMP) ## start the whole monitor (embedded broker if needed, worker, API + board, demo traffic)
 	SQM_DEMO=$${SQM_DEMO:-1} $(PY) -m services.run_all
 
@@ -29,10 +37,10 @@ lint: $(STAMP) ## ruff and mypy (strict on the pure modules)
 test-unit: $(STAMP) ## pure tests, no broker
 	$(PY) -m pytest -q tests/unit
 
-test-integration: $(STAMP) ## tests against the real embedded broker and databases
+test-integration: $(STAMP) peers ## tests against the real embedded broker and databases
 	$(PY) -m pytest -q tests/integration
 
-test: $(STAMP) lint ## everything: lint, unit, integration
+test: $(STAMP) peers lint ## everything: lint, unit, integration
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 bench: $(STAMP) ## benchmarks; results in bench/results.json and bench/results.md

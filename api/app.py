@@ -44,7 +44,7 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     view = View(settings.bucket_s)
     rt = Runtime(settings=settings, view=view, targets=load_targets(settings.kpi_targets_file),
                  registry=None)  # type: ignore[arg-type]
-    rt.registry, ingest = build_registry(view, _FeedRef(rt), settings.metrics_agent_scopes)
+    rt.registry, ingest = build_registry(view, _FeedRef(rt), settings.metrics_agent_scopes, lambda: rt.db)
     rt.extra["ingest_metrics"] = ingest
 
     @contextlib.asynccontextmanager

@@ -8,13 +8,18 @@ per-agent series are off unless SQM_METRICS_AGENT_SCOPES=true (one series per ag
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
+from alerts.db import AlertRow, DeliveryStatRow, OutboxRow
 from stream.kpis import KPIS
 from stream.scopes import kind_of
 from stream.view import View
@@ -111,15 +116,63 @@ class ViewCollector(Collector):
                                     "seconds since the newest state record was written", value=now - latest)
 
 
+class AlertsCollector(Collector):
+    """Alert state and delivery health from the database (one query each per scrape)."""
+
+    def __init__(self, engine: Callable[[], Engine | None]) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        engine = self.engine()
+        if engine is None:
+            return
+        with Session(engine) as s:
+            firing = dict(s.execute(select(AlertRow.severity, func.count()).where(AlertRow.state == "firing")
+                                    .group_by(AlertRow.severity)).tuples().all())
+            pending = s.scalar(select(func.count()).where(AlertRow.state == "pending")) or 0
+            depth = dict(s.execute(select(OutboxRow.target, func.count()).where(OutboxRow.delivered_at.is_(None))
+                                   .group_by(OutboxRow.target)).tuples().all())
+            oldest = s.scalar(select(func.min(OutboxRow.created_at)).where(OutboxRow.delivered_at.is_(None)))
+            stats = list(s.scalars(select(DeliveryStatRow)))
+        g = GaugeMetricFamily("sqm_alerts_firing", "firing alerts", labels=["severity"])
+        for sev in ("warning", "critical"):
+            g.add_metric([sev], firing.get(sev, 0))
+        yield g
+        yield GaugeMetricFamily("sqm_alerts_pending", "alerts waiting out their `for`", value=pending)
+        yield GaugeMetricFamily("sqm_alert_outbox_depth", "notifications not yet delivered", value=sum(depth.values()))
+        per = GaugeMetricFamily("sqm_alert_outbox_target_depth", "notifications not yet delivered, by target",
+                                labels=["target"])
+        for t, n in sorted(depth.items()):
+            per.add_metric([t], n)
+        yield per
+        age = (datetime.now(UTC) - _aware(oldest)).total_seconds() if oldest else 0.0
+        yield GaugeMetricFamily("sqm_alert_outbox_oldest_age_seconds", "age of the oldest undelivered notification",
+                                value=age)
+        attempts = CounterMetricFamily("sqm_alert_delivery_attempts", "delivery attempts", labels=["target"])
+        failures = CounterMetricFamily("sqm_alert_delivery_failures", "failed delivery attempts", labels=["target"])
+        delivered = CounterMetricFamily("sqm_alert_deliveries", "notifications delivered", labels=["target"])
+        for st in stats:
+            attempts.add_metric([st.target], st.attempts)
+            failures.add_metric([st.target], st.failures)
+            delivered.add_metric([st.target], st.delivered)
+        yield from (attempts, failures, delivered)
+
+
+def _aware(d: datetime) -> datetime:
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
 @dataclass
 class IngestMetrics:
     accepted: Counter
     rejected: Counter
 
 
-def build_registry(view: View, feed: object, include_agents: bool) -> tuple[CollectorRegistry, IngestMetrics]:
+def build_registry(view: View, feed: object, include_agents: bool,
+                   engine: Callable[[], Engine | None] = lambda: None) -> tuple[CollectorRegistry, IngestMetrics]:
     registry = CollectorRegistry()
     registry.register(ViewCollector(view, feed, include_agents))
+    registry.register(AlertsCollector(engine))
     ingest = IngestMetrics(
         Counter("sqm_ingest_accepted", "events accepted by POST /v1/events", registry=registry),
         Counter("sqm_ingest_rejected", "events refused by POST /v1/events", ["reason"], registry=registry),

@@ -39,7 +39,8 @@ class Stack:
         self.port = free_port()
         self.tmp = tmp
         self.env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "SQM_TOPIC_PREFIX": self.prefix,
-                    "SQM_API_PORT": str(self.port), "SQM_EMBEDDED_BROKER": "off", "PYTHONPATH": str(ROOT), **env}
+                    "SQM_API_PORT": str(self.port), "SQM_EMBEDDED_BROKER": "off", "PYTHONPATH": str(ROOT),
+                    "SQM_DATABASE_URL": f"sqlite:///{tmp}/sqm.db", **env}
         self.settings = Settings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=self.prefix)
         ensure_topics(self.settings)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -59,6 +60,9 @@ class Stack:
         p = self.start("api", "services.api")
         wait_for(lambda: _get(self.url + "/healthz") is not None, 30, "API up")
         return p
+
+    def notifier(self, name: str = "notifier") -> subprocess.Popen[bytes]:
+        return self.start(name, "services.notifier")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         p = self.procs.pop(name)
