@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .DEFAULT_GOAL := help
 .PHONY: help install peers run test test-unit test-integration lint bench clean
 # Debian packages the integration tests run for real (Alertmanager as a delivery peer)
-PEER_PACKAGES := prometheus-alertmanager
+PEER_PACKAGES := prometheus-alertmanager prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 help: ## list the targets
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install the pinned dependencies
 
 peers: ## install the real peers the integration tests use (Debian packages), if missing
-	@command -v prometheus-alertmanager >/dev/null || { \
+	@command -v prometheus-alertmanager >/dev/null && command -v promtool >/dev/null || { \
 	  echo "installing $(PEER_PACKAGES) (apt)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(PEER_PACKAGES) >/dev/null; }
 
@@ -41,7 +41,7 @@ test-integration: $(STAMP) peers ## tests against the real embedded broker and d
 	$(PY) -m pytest -q tests/integration
 
 test: $(STAMP) peers lint ## everything: lint, unit, integration
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration
 
 bench: $(STAMP) ## benchmarks; results in bench/results.json and bench/results.md
 	$(PY) -m bench.run

@@ -93,4 +93,5 @@ class AlertRunner:
                 delay = min(delay * 2, 5.0)
         self.transitions += len(transitions)
         for t in transitions:
-            log.info("alert %s %s %s %s value=%s", t.rule_id, t.scope, t.kind, t.severity, t.value)
+            level = logging.DEBUG if t.kind in ("pending", "cancelled") else logging.INFO
+            log.log(level, "alert %s %s %s %s value=%s", t.rule_id, t.scope, t.kind, t.severity, t.value)

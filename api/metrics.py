@@ -99,13 +99,15 @@ class ViewCollector(Collector):
         parts = GaugeMetricFamily("sqm_worker_assigned_partitions", "source partitions assigned", labels=["worker"])
         age = GaugeMetricFamily("sqm_worker_heartbeat_age_seconds", "seconds since the last heartbeat",
                                 labels=["worker"])
+        lag = GaugeMetricFamily("sqm_worker_lag_messages", "source messages not yet processed", labels=["worker"])
         for w, hb in sorted(self.view.workers.items()):
             a = now - float(hb.get("ts", 0))
             workers.add_metric([w], 1.0 if a < 20 else 0.0)
             rss.add_metric([w], float(hb.get("rss", 0)))
             parts.add_metric([w], len(hb.get("assigned", [])))
             age.add_metric([w], a)
-        yield from (workers, rss, parts, age)
+            lag.add_metric([w], float(hb.get("lag", 0)))
+        yield from (workers, rss, parts, age, lag)
         yield CounterMetricFamily("sqm_view_records", "state records read by this API", value=self.view.records)
         feed = self.feed
         yield GaugeMetricFamily("sqm_view_warm", "1 once the view has read all state written before start",

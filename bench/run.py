@@ -21,16 +21,19 @@ from typing import Any
 
 import httpx
 import orjson
+import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaProducer
 from rich.console import Console
 
+from alerts.rules import DEFAULT_RULE_FILE
 from services.broker import EmbeddedBroker, free_port
 from services.config import Settings
 from services.producer import route
 from services.topics import ensure_topics
 from stream.state import decode_key
 from tests.factories import LIVE, random_stream, ticket
+from tests.integration.peers import WebhookSink
 
 OUT = Path(__file__).parent
 N = int(os.environ.get("SQM_BENCH_EVENTS", "60000"))
@@ -170,6 +173,54 @@ def latency(s: Settings, api: str) -> dict[str, float]:
             "max_s": lat[-1], "probes": len(lat)}
 
 
+PROBE_RULE = {"id": "bench-probe", "kpi": "tickets_created", "scope": "team:*", "window": "5m", "op": ">",
+              "warning": 0, "for": "0s"}
+
+
+def alert_latency(s: Settings, logs: Path, env: dict[str, str]) -> dict[str, float]:
+    """Produce of the event that crosses a threshold -> the alert received by a webhook, under the
+    background load. The probe rule has `for: 0s`, so this is the time beyond `for`."""
+    sink = WebhookSink().start()
+    notify = logs / "bench-notify.yaml"
+    notify.write_text(json.dumps({"targets": [{"name": "hook", "type": "webhook", "url": f"{sink.url}/hook"}],
+                                  "routes": [{"match": {"rule": "bench-probe"}, "targets": ["hook"]}]}))
+    notifier = start("services.notifier", s, logs / "notifier.log", SQM_NOTIFY_FILE=str(notify), **env)
+    ctx = mp.get_context("spawn")
+    bg = ctx.Process(target=load, args=(s.kafka_bootstrap_servers, s.topic_prefix, RATE, PROBES * 1.0 + 30))
+    bg.start()
+    time.sleep(8)  # notifier joins its group
+    p = KafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, acks=1, linger_ms=0)
+    lat = []
+    try:
+        for k in range(1, PROBES + 1):
+            team = f"ap{k}x{uuid.uuid4().hex[:6]}"
+            now = time.time()
+            ev = ticket("ticket.created", now, now, f"aprobe-{k}", team=team, event_id=f"aprobe-{uuid.uuid4()}")
+            t0 = time.time()
+            p.send(s.topic("tickets"), key=ev["ticket_id"].encode(), value=orjson.dumps(ev))
+            p.flush()
+            while True:
+                with sink.lock:
+                    got = [a for (path, b), a in zip(sink.received, sink.arrived, strict=True)
+                           if b["alert"]["scope"] == f"team:{team}"]
+                if got:
+                    lat.append(got[0] - t0)
+                    break
+                if time.time() - t0 > 30:
+                    raise TimeoutError(f"alert probe {k} not delivered after 30 s (see bench/logs)")
+                time.sleep(0.005)
+            time.sleep(0.5)
+    finally:
+        bg.terminate()
+        bg.join()
+        notifier.terminate()
+        notifier.wait(15)
+        sink.stop()
+    lat.sort()
+    return {"p50_s": statistics.median(lat), "p99_s": lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+            "max_s": lat[-1], "probes": len(lat)}
+
+
 def agents_memory(s: Settings, api: str) -> dict[str, float]:
     p = producer(s.kafka_bootstrap_servers)
     now = time.time()
@@ -218,7 +269,15 @@ def main() -> None:
         full = N / max(last - first, 1e-6)
         console.print(f"full pipeline, one worker: {full:,.0f} events/s")
         port = free_port()
-        procs.append(start("services.api", s, logs / "api.log", SQM_API_PORT=str(port)))
+        # the default rules plus a probe rule for the alert latency, evaluated from now on
+        rules = logs / "bench-rules.yaml"
+        doc = yaml.safe_load(DEFAULT_RULE_FILE.read_text())
+        doc["rules"].append(PROBE_RULE)
+        rules.write_text(yaml.safe_dump(doc))
+        db = logs / "bench.db"
+        db.unlink(missing_ok=True)
+        env = {"SQM_DATABASE_URL": f"sqlite:///{db}", "SQM_RULES_FILE": str(rules)}
+        procs.append(start("services.api", s, logs / "api.log", SQM_API_PORT=str(port), **env))
         api = f"http://127.0.0.1:{port}"
         for _ in range(120):
             try:
@@ -229,6 +288,9 @@ def main() -> None:
             time.sleep(0.5)
         lat = latency(s, api)
         console.print(f"latency at {RATE}/s: p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms")
+        alert = alert_latency(s, logs, env)
+        console.print(f"threshold crossing -> webhook at {RATE}/s: p50 {alert['p50_s'] * 1000:.0f} ms, "
+                      f"p99 {alert['p99_s'] * 1000:.0f} ms")
         mem = agents_memory(s, api)
         console.print(f"worker RSS with {mem['agents_live']} agents live: {mem['worker_rss_mb']:.0f} MB")
     finally:
@@ -243,8 +305,10 @@ def main() -> None:
                                     "full_pipeline_one_worker": round(full)},
         "ratios": {"full_over_bare_faust": round(full / bare, 3), "full_over_raw": round(full / raw, 3)},
         "latency_produce_to_api_at_2000_per_s": {k: round(v, 4) for k, v in lat.items()},
+        "alert_crossing_to_webhook_at_2000_per_s": {k: round(v, 4) for k, v in alert.items()},
         "memory": {k: round(v, 1) for k, v in mem.items()},
-        "targets": {"full_over_bare_faust": ">= 0.70", "p99_s": "<= 1.0", "worker_rss_mb": "<= 300"},
+        "targets": {"full_over_bare_faust": ">= 0.70", "p99_s": "<= 1.0", "worker_rss_mb": "<= 300",
+                    "alert_p99_s_beyond_for": "<= 2.0"},
     }
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (OUT / "results.md").write_text(render(results))
@@ -253,6 +317,7 @@ def main() -> None:
 
 def render(r: dict[str, Any]) -> str:
     t, ra, la, me = r["throughput_events_per_s"], r["ratios"], r["latency_produce_to_api_at_2000_per_s"], r["memory"]
+    al = r["alert_crossing_to_webhook_at_2000_per_s"]
     ok = lambda b: "met" if b else "NOT met"  # noqa: E731
     return f"""# Benchmark results ({r['when']}, {r['machine']}, {r['events']} events)
 
@@ -266,6 +331,10 @@ def render(r: dict[str, Any]) -> str:
 | produce -> visible in /v1/kpis at 2,000 events/s, p50 | {la['p50_s'] * 1000:.0f} ms\
  | |
 | same, p99 ({la['probes']:.0f} probes) | {la['p99_s'] * 1000:.0f} ms | <= 1000 ms: {ok(la['p99_s'] <= 1.0)} |
+| threshold-crossing event -> alert at a webhook (`for: 0s`) at 2,000 events/s, p50 | {al['p50_s'] * 1000:.0f} ms\
+ | |
+| same, p99 ({al['probes']:.0f} probes) | {al['p99_s'] * 1000:.0f} ms\
+ | <= 2000 ms beyond `for`: {ok(al['p99_s'] <= 2.0)} |
 | worker RSS with {me['agents_live']:,.0f} agents live | {me['worker_rss_mb']:.0f} MB\
  | <= 300 MB: {ok(me['worker_rss_mb'] <= 300)} |
 """

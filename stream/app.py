@@ -98,10 +98,24 @@ def create_app(settings: Settings) -> faust.App:
 
     app.on_partitions_revoked.connect(_revoked)  # type: ignore[arg-type]
 
+    def source_lag(tps: list[Any]) -> int:
+        """Messages on the assigned source partitions not yet processed (high watermark of the last
+        fetch minus the last offset applied; 0 for a partition not fetched yet)."""
+        lag = 0
+        for tp in tps:
+            hw = app.consumer.highwater(tp)
+            st = processor.states.get(tp.partition)
+            counters = st.counters.get(kinds[tp.topic]) if st is not None else None
+            if hw is not None and counters is not None:
+                lag += max(0, hw - 1 - counters.wm)
+        return lag
+
     @app.timer(HEARTBEAT_S)  # type: ignore[untyped-decorator]
     async def heartbeat() -> None:
-        assigned = sorted({tp.partition for tp in app.consumer.assignment() if tp.topic in kinds})
+        tps = [tp for tp in app.consumer.assignment() if tp.topic in kinds]
+        assigned = sorted({tp.partition for tp in tps})
         await store.write_heartbeat(settings.worker_id, {
+            "lag": source_lag(tps),
             "ts": time.time(), "pid": os.getpid(), "assigned": assigned,
             "processed": processor.processed, "rss": proc.memory_info().rss,
             "rules": len(rules.rules), "alert_transitions": alerting.transitions,

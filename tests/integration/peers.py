@@ -26,6 +26,7 @@ class WebhookSink:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.received: list[tuple[str, Any]] = []
+        self.arrived: list[float] = []  # time.time() of each body in `received`
         self._server: ThreadingHTTPServer | None = None
         self.lock = threading.Lock()
 
@@ -41,6 +42,7 @@ class WebhookSink:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with sink.lock:
                     sink.received.append((self.path, json.loads(body)))
+                    sink.arrived.append(time.time())
                 self.send_response(200)
                 self.end_headers()
 
