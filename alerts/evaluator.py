@@ -23,7 +23,8 @@ import orjson
 
 from alerts.engine import AlertState, Transition, step
 from alerts.rules import Rule
-from stream.kpis import Kpi, compute
+from stream.folds import Acc
+from stream.kpis import KPI_BY_NAME
 from stream.scopes import scope_partition
 from stream.state import Record, decode_key, encode_key
 from stream.tickets import Ticket
@@ -98,7 +99,7 @@ class ScopeEvaluator:
         out: list[Transition] = []
         for q, part in self.parts.items():
             scopes = set(self.scopes_of(q, now=now)) if only is None else set(only.get(q, ()))
-            cache: dict[tuple[str, str], dict[str, Kpi]] = {}
+            cache: dict[tuple[str, str], Acc] = {}
             view = part.view
             pairs = {(r.id, s) for r in rules.values() for s in scopes if r.matches(s)}
             pairs.update(k for k, st in part.alerts.items() if st.state != "inactive")
@@ -121,10 +122,10 @@ class ScopeEvaluator:
                     value, count = float(n), n
                 else:
                     ck = (scope, rule.window)
-                    kpis = cache.get(ck)
-                    if kpis is None:
-                        kpis = cache[ck] = compute(view.window_acc(scope, rule.window, now=now))
-                    value, count = kpis.get(rule.kpi, (None, 0))
+                    acc = cache.get(ck)
+                    if acc is None:
+                        acc = cache[ck] = view.window_acc(scope, rule.window, now=now)
+                    value, count = KPI_BY_NAME[rule.kpi].compute(acc)  # only the KPI the rule needs
                 st = part.alerts.get((rid, scope)) or AlertState()
                 st, ts = step(rule, st, value, count, now, scope)
                 if ts:

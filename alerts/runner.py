@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 class AlertRunner:
     def __init__(self, *, bootstrap: str, scopes_topic: str, alerts_topic: str, partitions: int, bucket_s: int,
-                 rules: RulesFeed, producer: AIOKafkaProducer | None = None) -> None:
+                 rules: RulesFeed, producer: AIOKafkaProducer | None = None, coalesce_s: float = 0.5) -> None:
         self.bootstrap = bootstrap
         self.scopes_topic = scopes_topic
         self.alerts_topic = alerts_topic
@@ -35,6 +35,9 @@ class AlertRunner:
         self._producer = producer
         self._lock = asyncio.Lock()
         self._last_full = 0.0
+        self._last_eval = 0.0
+        self._touched: Touched = {}
+        self.coalesce_s = coalesce_s
         self.transitions = 0
 
     def use_producer(self, producer: AIOKafkaProducer) -> None:
@@ -51,16 +54,20 @@ class AlertRunner:
 
     async def process(self, messages: Sequence[tuple[int, bytes | None, bytes | None]],
                       now: float | None = None) -> None:
+        """Apply a batch; evaluate the scopes it touched, at most every `coalesce_s` (the scopes
+        touched in between wait for the next batch or tick: a busy scope is evaluated twice a
+        second, not once per micro-batch)."""
         async with self._lock:
-            touched: Touched = {}
             for q, k, v in messages:
                 await self._ensure(q)
-                touched.setdefault(q, set()).update(self.evaluator.apply(q, k, v))
+                self._touched.setdefault(q, set()).update(self.evaluator.apply(q, k, v))
             now = time.time() if now is None else now
-            await self._publish(self.evaluator.evaluate(self.rules.rules, now=now, only=touched))
+            if now - self._last_eval >= self.coalesce_s:
+                await self._evaluate(now, full=False)
 
     async def tick(self, assigned: Iterable[int], *, full_every_s: float, now: float | None = None) -> None:
-        """Time-driven evaluation: `for` running out, windows sliding, tickets becoming at-risk."""
+        """Time-driven evaluation: touched scopes not evaluated yet, `for` running out, and every
+        `full_every_s` everything (windows slide, tickets become at risk with the clock)."""
         async with self._lock:
             for q in assigned:
                 await self._ensure(q)
@@ -68,8 +75,15 @@ class AlertRunner:
             full = now - self._last_full >= full_every_s
             if full:
                 self._last_full = now
-            only: Touched | None = None if full else {q: set() for q in self.evaluator.parts}
-            await self._publish(self.evaluator.evaluate(self.rules.rules, now=now, only=only))
+            await self._evaluate(now, full=full)
+
+    async def _evaluate(self, now: float, *, full: bool) -> None:
+        only: Touched | None = None
+        if not full:
+            only = {q: self._touched.get(q, set()) for q in self.evaluator.parts}
+        self._touched = {}
+        self._last_eval = now
+        await self._publish(self.evaluator.evaluate(self.rules.rules, now=now, only=only))
 
     def forget(self, qs: Iterable[int]) -> None:
         self.evaluator.forget(qs)

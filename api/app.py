@@ -51,9 +51,9 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if connect:
             rt.db = await asyncio.to_thread(connect_db, settings.database_url)
-            rt.rulebook = Rulebook(rt.db, settings.rules_file)
-            rt.rulebook.load_file()
-            for err in rt.rulebook.file_errors:
+            rt.rulebook = book = Rulebook(rt.db, settings.rules_file)
+            book.load_file()
+            for err in book.file_errors:
                 log.error("rule refused: %s", err)
             rt.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
                                            linger_ms=2, client_id="sqm-api")
@@ -61,7 +61,7 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
             rt.feed = StateFeed(view, settings.kafka_bootstrap_servers, settings.state_topic, rt.producer,
                                 settings.fetch_max_wait_ms)
             await rt.feed.start()
-            rules = [r for r, _ in await asyncio.to_thread(rt.rulebook.all)]
+            rules = [r for r, _ in await asyncio.to_thread(book.all)]
             await publish_rules(rt.producer, settings.kafka_bootstrap_servers, settings.rules_topic, rules)
             log.info("published %d rules to %s", len(rules), settings.rules_topic)
         try:

@@ -27,7 +27,7 @@ class Runtime:
     producer: AIOKafkaProducer | None = None
     feed: StateFeed | None = None
     db: Engine | None = None
-    rulebook: Rulebook = None  # type: ignore[assignment]  # set by the lifespan
+    rulebook: Rulebook | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 

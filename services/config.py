@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     # alerts (alerts.md)
     rules_file: str | None = Field(None, description="YAML rule file; unset: the packaged default rules; '' none")
     notify_file: str | None = Field(None, description="YAML targets and routes; unset: log to var/alerts.log")
-    alert_tick_s: float = Field(1.0, gt=0, description="re-check pending and firing alerts this often")
+    alert_tick_s: float = Field(0.5, gt=0, description="evaluate touched scopes and re-check pending and firing "
+                                "alerts this often")
     alert_full_eval_s: float = Field(10.0, gt=0, description="re-evaluate every rule x scope this often")
     delivery_lease_s: float = Field(30.0, gt=0, description="a claimed delivery is retried by anyone after this")
     delivery_backoff_max_s: float = Field(60.0, gt=0, description="longest wait between two delivery attempts")

@@ -103,7 +103,10 @@ class Acc:
 
     def merge(self, other: Acc) -> Acc:
         """Add `other` into self (in place) and return self."""
-        self.v = [a + b for a, b in zip(self.v, other.v, strict=True)]
+        v = self.v
+        for i, x in enumerate(other.v):
+            if x:
+                v[i] += x
         self.fr_sketch.merge(other.fr_sketch)
         self.res_sketch.merge(other.res_sketch)
         return self

@@ -23,6 +23,8 @@ from stream.state import Counters, decode_key
 from stream.tickets import LiveCounts, LiveIndex, Ticket
 from stream.windows import LONGEST, WINDOWS, bucket_of, window_start_bucket
 
+RECENT_S = 120  # buckets this recent are merged per query instead of cached (late events change them)
+
 
 @dataclass(slots=True)
 class _Contribution:
@@ -115,20 +117,23 @@ class View:
         moves on or a late event changes one of them) plus the current one."""
         start = window_start_bucket(WINDOWS[window], now=now, size=self.bucket_s)
         cur = bucket_of(now, self.bucket_s)
+        # events arrive a little late: the last RECENT_S are merged at each query, the rest is cached
+        settled = min(cur, bucket_of(now - RECENT_S, self.bucket_s))
         buckets = self._buckets.get(scope, {})
         cached = self._closed.get((scope, window))
-        if cached is not None and cached[0] == start and cached[1] == cur - self.bucket_s:
+        if cached is not None and cached[0] == start and cached[1] == settled - self.bucket_s:
             closed = cached[2]
         else:
             closed = Acc()
             for b in buckets:
-                if start <= b < cur:
+                if start <= b < settled:
                     closed.merge(self._bucket(scope, b))
-            self._closed[(scope, window)] = (start, cur - self.bucket_s, closed)
+            self._closed[(scope, window)] = (start, settled - self.bucket_s, closed)
         out = Acc()
         out.merge(closed)
-        if cur in buckets:
-            out.merge(self._bucket(scope, cur))
+        for b in range(max(start, settled), cur + self.bucket_s, self.bucket_s):
+            if b in buckets:
+                out.merge(self._bucket(scope, b))
         return out
 
     def live(self, *, now: float) -> dict[str, LiveCounts]:

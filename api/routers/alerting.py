@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from alerts.db import AlertEventRow, AlertRow, SilenceRow
 from alerts.feed import publish_rule
 from alerts.routing import Matcher, alert_labels, silenced_by
-from alerts.rulebook import RuleRefused
+from alerts.rulebook import Rulebook, RuleRefused
 from api.deps import AdminAuthenticated, RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
@@ -30,6 +30,12 @@ def _db(rt: RuntimeDep) -> Any:
     if rt.db is None:
         raise HTTPException(503, "database not connected")
     return rt.db
+
+
+def _book(rt: RuntimeDep) -> Rulebook:
+    if rt.rulebook is None:
+        raise HTTPException(503, "database not connected")
+    return rt.rulebook
 
 
 def _iso(d: datetime | None) -> str | None:
@@ -59,14 +65,14 @@ RuleBody = Annotated[dict[str, Any], Body(examples=[{
 
 @router.get("/rules", response_model=RulesOut)
 def list_rules(rt: RuntimeDep) -> RulesOut:
-    book = rt.rulebook
+    book = _book(rt)
     return RulesOut(rules=[RuleOut(source=s, rule=r.to_doc()) for r, s in book.all()],
                     errors=[e.model_dump() for e in book.errors()])
 
 
 @router.get("/rules/{rule_id}", response_model=RuleOut, responses={404: {}})
 def get_rule(rule_id: str, rt: RuntimeDep) -> RuleOut:
-    found = rt.rulebook.get(rule_id)
+    found = _book(rt).get(rule_id)
     if found is None:
         raise HTTPException(404, f"no rule {rule_id!r}")
     return RuleOut(source=found[1], rule=found[0].to_doc())
@@ -74,7 +80,7 @@ def get_rule(rule_id: str, rt: RuntimeDep) -> RuleOut:
 
 async def _publish(rt: RuntimeDep, rule_id: str) -> None:
     if rt.producer is not None:
-        found = rt.rulebook.get(rule_id)
+        found = _book(rt).get(rule_id)
         await publish_rule(rt.producer, rt.settings.rules_topic, rule_id, found[0] if found else None)
 
 
@@ -82,7 +88,7 @@ async def _publish(rt: RuntimeDep, rule_id: str) -> None:
              responses={409: {}, 422: {"description": "what is wrong, field by field"}})
 async def create_rule(doc: RuleBody, rt: RuntimeDep, by: str | None = None) -> Any:
     try:
-        rule = rt.rulebook.create(doc, by)
+        rule = _book(rt).create(doc, by)
     except RuleRefused as exc:
         return _refused(exc)
     await _publish(rt, rule.id)
@@ -93,7 +99,7 @@ async def create_rule(doc: RuleBody, rt: RuntimeDep, by: str | None = None) -> A
             responses={404: {}, 409: {}, 422: {}})
 async def replace_rule(rule_id: str, doc: RuleBody, rt: RuntimeDep, by: str | None = None) -> Any:
     try:
-        rule = rt.rulebook.replace(rule_id, doc, by)
+        rule = _book(rt).replace(rule_id, doc, by)
     except RuleRefused as exc:
         return _refused(exc)
     await _publish(rt, rule.id)
@@ -104,7 +110,7 @@ async def replace_rule(rule_id: str, doc: RuleBody, rt: RuntimeDep, by: str | No
                responses={404: {}, 409: {}}, response_class=Response)
 async def delete_rule(rule_id: str, rt: RuntimeDep) -> Response:
     try:
-        rt.rulebook.delete(rule_id)
+        _book(rt).delete(rule_id)
     except RuleRefused as exc:
         return _refused(exc)
     await _publish(rt, rule_id)

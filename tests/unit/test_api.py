@@ -97,8 +97,12 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 503 and r.json()["checks"]["view_warm"] is False
+    assert r.json()["checks"]["database"] is False  # not connected in this unit test
+    assert client.get("/v1/rules").status_code == 503
 
 
 def test_openapi(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/v1/kpis", "/v1/scopes", "/v1/events", "/metrics", "/healthz", "/readyz"} <= set(paths)
+    assert {"/v1/kpis", "/v1/scopes", "/v1/events", "/metrics", "/healthz", "/readyz", "/v1/rules",
+            "/v1/rules/{rule_id}", "/v1/alerts", "/v1/alerts/{alert_id}", "/v1/alerts/{alert_id}/ack",
+            "/v1/silences", "/v1/silences/{silence_id}"} <= set(paths)
