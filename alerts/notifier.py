@@ -40,13 +40,17 @@ def dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def active_silence(session: Session, labels: dict[str, str], now: datetime) -> str | None:
+Silences = list[tuple[str, list[Matcher]]]
+
+
+def active_silences(session: Session, now: datetime) -> Silences:
     rows = session.scalars(select(SilenceRow).where(SilenceRow.starts_at <= now, SilenceRow.ends_at > now,
                                                     SilenceRow.expired.is_(False)))
-    for s in rows:
-        if silenced_by([Matcher.model_validate(m) for m in s.matchers], labels):
-            return s.id
-    return None
+    return [(s.id, [Matcher.model_validate(m) for m in s.matchers]) for s in rows]
+
+
+def silence_for(silences: Silences, labels: dict[str, str]) -> str | None:
+    return next((sid for sid, matchers in silences if silenced_by(matchers, labels)), None)
 
 
 def snapshot(a: AlertRow) -> dict[str, Any]:
@@ -122,7 +126,7 @@ class Notifier:
             targets = set(s.scalars(select(OutboxRow.target).where(OutboxRow.alert_id == a.id).distinct()))
             self._enqueue(s, a, targets, kind, key, now)
             return {"targets": sorted(targets)}
-        silence = active_silence(s, labels, now)
+        silence = silence_for(active_silences(s, now), labels)
         a.silenced_by = silence
         if silence is not None:
             return {"silenced_by": silence, "targets": []}
@@ -144,10 +148,11 @@ class Notifier:
         now = dt(now_ts)
         queued = 0
         with Session(self.engine) as s, s.begin():
+            silences = active_silences(s, now)
             for a in s.scalars(select(AlertRow).where(AlertRow.state == "firing")):
                 labels = alert_labels(snapshot(a))
                 routes = self.config.routes_for(labels)
-                silence = active_silence(s, labels, now)
+                silence = silence_for(silences, labels)
                 if silence != a.silenced_by:
                     a.silenced_by = silence
                 if silence is not None:

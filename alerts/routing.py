@@ -28,12 +28,12 @@ from __future__ import annotations
 import fnmatch
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from alerts.rules import parse_duration
+from alerts.rules import Duration
 
 TargetType = Literal["webhook", "alertmanager", "slack", "email", "log"]
 DEFAULT_REPEAT_S = 4 * 3600.0
@@ -55,7 +55,7 @@ class Target(BaseModel):
     smtp_password: str | None = None
     from_addr: str | None = Field(None, alias="from")
     to: list[str] = []
-    resend_s: Annotated[float | None, Field(description="Alertmanager: re-send firing alerts this often")] = None
+    resend_s: Duration | None = Field(None, description="Alertmanager: re-send firing alerts this often")
 
     @model_validator(mode="after")
     def _complete(self) -> Target:
@@ -67,11 +67,6 @@ class Target(BaseModel):
             raise ValueError(f"target {self.name}: type log needs a path")
         return self
 
-    @field_validator("resend_s", mode="before")
-    @classmethod
-    def _dur(cls, v: Any) -> float | None:
-        return None if v is None else parse_duration(v)
-
     @property
     def repeat_cap_s(self) -> float | None:
         """Alertmanager forgets an alert that is not re-sent: cap the repeat interval for it."""
@@ -82,13 +77,8 @@ class Target(BaseModel):
 
 class Level(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    after_s: float = Field(alias="after")
+    after_s: Duration = Field(alias="after")
     targets: list[str]
-
-    @field_validator("after_s", mode="before")
-    @classmethod
-    def _dur(cls, v: Any) -> float:
-        return parse_duration(v)
 
 
 class Route(BaseModel):
@@ -96,14 +86,9 @@ class Route(BaseModel):
     match: dict[str, str] = {}
     match_re: dict[str, str] = {}
     targets: list[str] = []
-    repeat_interval_s: float = Field(DEFAULT_REPEAT_S, alias="repeat_interval")
+    repeat_interval_s: Duration = Field(DEFAULT_REPEAT_S, alias="repeat_interval")
     escalation: list[Level] = []
     cont: bool = Field(False, alias="continue")
-
-    @field_validator("repeat_interval_s", mode="before")
-    @classmethod
-    def _dur(cls, v: Any) -> float:
-        return parse_duration(v)
 
     @field_validator("match_re")
     @classmethod

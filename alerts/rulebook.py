@@ -54,14 +54,15 @@ class Rulebook:
                     bad.append(RuleError(where=f"database rule {row.id}", rule_id=row.id, errors=explain(exc)))
         return good, bad
 
-    def all(self) -> list[tuple[Rule, Source]]:
-        api, _ = self.api_rules()
+    def snapshot(self) -> tuple[list[tuple[Rule, Source]], list[RuleError]]:
+        """Every effective rule with its source, and every refused one (one database read)."""
+        api, bad = self.api_rules()
         out: list[tuple[Rule, Source]] = [(r, "file") for r in self.file_rules.values()]
         out += [(r, "api") for rid, r in api.items() if rid not in self.file_rules]
-        return sorted(out, key=lambda x: x[0].id)
+        return sorted(out, key=lambda x: x[0].id), self.file_errors + bad
 
-    def errors(self) -> list[RuleError]:
-        return self.file_errors + self.api_rules()[1]
+    def all(self) -> list[tuple[Rule, Source]]:
+        return self.snapshot()[0]
 
     def get(self, rule_id: str) -> tuple[Rule, Source] | None:
         return next(((r, s) for r, s in self.all() if r.id == rule_id), None)

@@ -24,10 +24,10 @@ from __future__ import annotations
 import fnmatch
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stream.kpis import KPI_BY_NAME, LIVE_KPIS
 from stream.scopes import SCOPE_KINDS, is_valid_scope
@@ -57,6 +57,9 @@ def parse_duration(v: Any) -> float:
     return float(m.group(1)) * _UNIT_S[m.group(2)]
 
 
+Duration = Annotated[float, BeforeValidator(parse_duration)]  # seconds, or "30s", "5m", "1h"
+
+
 def breaches(value: float, op: Op, threshold: float) -> bool:
     if op == "<":
         return value < threshold
@@ -79,7 +82,7 @@ class Rule(BaseModel):
     op: Op
     warning: float | None = Field(None, allow_inf_nan=False)
     critical: float | None = Field(None, allow_inf_nan=False)
-    for_s: float = Field(0.0, alias="for", description="how long the condition must hold before firing")
+    for_s: Duration = Field(0.0, alias="for", description="how long the condition must hold before firing")
     clear: float | None = Field(None, allow_inf_nan=False,
                                 description="absolute level at which a firing warning resolves")
     clear_margin: float = Field(0.0, ge=0, allow_inf_nan=False,
@@ -122,11 +125,6 @@ class Rule(BaseModel):
         if v not in WINDOWS:
             raise ValueError(f"unknown window {v!r}; one of {', '.join(WINDOWS)}")
         return v
-
-    @field_validator("for_s", mode="before")
-    @classmethod
-    def _for(cls, v: Any) -> float:
-        return parse_duration(v)
 
     @field_validator("labels")
     @classmethod

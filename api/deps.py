@@ -39,26 +39,28 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 _bearer = HTTPBearer(auto_error=False)
 
 
-def require_token(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    token = rt.settings.ingest_token
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _check_bearer(token: str | None, creds: HTTPAuthorizationCredentials | None, off: str) -> None:
+    """503 with `off` when the token is not configured, 401 unless the request carries it."""
     if token is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is off: set SQM_INGEST_TOKEN")
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, off)
     if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required",
                             headers={"WWW-Authenticate": "Bearer"})
+
+
+def require_token(rt: RuntimeDep, creds: Credentials) -> None:
+    _check_bearer(rt.settings.ingest_token, creds, "ingest is off: set SQM_INGEST_TOKEN")
 
 
 Authenticated = Depends(require_token)
 
 
-def require_admin(rt: RuntimeDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+def require_admin(rt: RuntimeDep, creds: Credentials) -> None:
     """Writes to rules, acknowledgements and silences."""
-    token = rt.settings.admin_token
-    if token is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "writes are off: set SQM_ADMIN_TOKEN")
-    if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required",
-                            headers={"WWW-Authenticate": "Bearer"})
+    _check_bearer(rt.settings.admin_token, creds, "writes are off: set SQM_ADMIN_TOKEN")
 
 
 AdminAuthenticated = Depends(require_admin)

@@ -6,7 +6,6 @@ Writes need the admin bearer token (SQM_ADMIN_TOKEN).
 
 from __future__ import annotations
 
-import fnmatch
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from alerts.db import AlertEventRow, AlertRow, SilenceRow
 from alerts.feed import publish_rule
+from alerts.notifier import snapshot
 from alerts.routing import Matcher, alert_labels, silenced_by
 from alerts.rulebook import Rulebook, RuleRefused
 from api.deps import AdminAuthenticated, RuntimeDep
@@ -65,9 +65,9 @@ RuleBody = Annotated[dict[str, Any], Body(examples=[{
 
 @router.get("/rules", response_model=RulesOut)
 def list_rules(rt: RuntimeDep) -> RulesOut:
-    book = _book(rt)
-    return RulesOut(rules=[RuleOut(source=s, rule=r.to_doc()) for r, s in book.all()],
-                    errors=[e.model_dump() for e in book.errors()])
+    rules, errors = _book(rt).snapshot()
+    return RulesOut(rules=[RuleOut(source=s, rule=r.to_doc()) for r, s in rules],
+                    errors=[e.model_dump() for e in errors])
 
 
 @router.get("/rules/{rule_id}", response_model=RuleOut, responses={404: {}})
@@ -169,8 +169,7 @@ class AlertsOut(BaseModel):
 def _out(a: AlertRow) -> AlertOut:
     return AlertOut(id=a.id, rule_id=a.rule_id, scope=a.scope, kpi=a.kpi, window=a.window, state=a.state,
                     severity=a.severity, value=a.value, count=a.count, threshold=a.threshold, op=a.op,
-                    labels=alert_labels({"labels": a.labels, "rule_id": a.rule_id, "severity": a.severity,
-                                         "scope": a.scope, "kpi": a.kpi, "window": a.window}),
+                    labels=alert_labels(snapshot(a)),
                     summary=a.summary, intervention=a.intervention, runbook_url=a.runbook_url,
                     pending_at=_iso(a.pending_at), firing_at=_iso(a.firing_at), resolved_at=_iso(a.resolved_at),
                     updated_at=_iso(a.updated_at), acked_by=a.acked_by, acked_at=_iso(a.acked_at),
@@ -194,7 +193,7 @@ def list_alerts(
     q = q.where(AlertRow.state.in_(state)) if state else q.where(AlertRow.state != "inactive")
     if severity:
         q = q.where(AlertRow.severity.in_(severity))
-    if scope and any(c in scope for c in "*?["):
+    if scope and any(c in scope for c in "*?"):
         q = q.where(AlertRow.scope.like(scope.replace("*", "%").replace("?", "_")))
     elif scope:
         q = q.where(AlertRow.scope == scope)
@@ -209,8 +208,6 @@ def list_alerts(
     with Session(_db(rt)) as s:
         total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
         rows = s.scalars(q.order_by(AlertRow.updated_at.desc(), AlertRow.id).limit(limit)).all()
-        if scope and "[" in scope:
-            rows = [r for r in rows if fnmatch.fnmatchcase(r.scope, scope)]
         return AlertsOut(alerts=[_out(a) for a in rows], total=total)
 
 
@@ -287,8 +284,7 @@ def _silence_out(s: Session, row: SilenceRow, now: datetime) -> SilenceOut:
     n = 0
     if status == "active":
         for a in s.scalars(select(AlertRow).where(AlertRow.state.in_(("pending", "firing")))):
-            labels = alert_labels({"labels": a.labels, "rule_id": a.rule_id, "severity": a.severity,
-                                   "scope": a.scope, "kpi": a.kpi, "window": a.window})
+            labels = alert_labels(snapshot(a))
             n += silenced_by(matchers, labels)
     return SilenceOut(id=row.id, matchers=matchers, starts_at=_iso(row.starts_at), ends_at=_iso(row.ends_at),
                       created_by=row.created_by, comment=row.comment, status=status, matching_alerts=n)
