@@ -9,7 +9,7 @@ flapping:
 - `min_count`: a KPI with fewer samples is not judged. A pending alert is dropped; a firing one
   keeps its severity (no data is not good news).
 - `for`: the condition must hold for that long before the alert fires; a single good reading while
-  pending cancels it.
+  pending cancels it, and the alert fires with the severity of its latest reading.
 - hysteresis: a firing alert resolves (or steps down from critical) only once the value passes the
   clear level (`clear`, or the threshold moved by `clear_margin`), not when it touches the line.
 - a severity change of a firing alert updates the same alert (`severity_changed`), never a second one.
@@ -40,6 +40,9 @@ class AlertState:
     seq: int = 0  # transitions of this alert so far
     value: float | None = None
     count: int = 0
+    # the rule as it was when the alert started: a rule deleted while no worker ran still resolves
+    # its alerts with their full context (see ScopeEvaluator.evaluate)
+    rule: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,7 +132,7 @@ def step(rule: Rule, st: AlertState, value: float | None, count: int, now: float
         if level is None:
             return st, out
         st.state, st.severity, st.since = "pending", level, now
-        st.alert_id, st.seq = alert_id_of(rule.id, scope, now), 0
+        st.alert_id, st.seq, st.rule = alert_id_of(rule.id, scope, now), 0, rule.to_doc()
         out.append(_emit(rule, scope, st, "pending", now))
         if rule.for_s > 0:
             return st, out
@@ -138,8 +141,9 @@ def step(rule: Rule, st: AlertState, value: float | None, count: int, now: float
             # not judged (too few samples, no data) or back to normal: the wait starts over
             out.append(_emit(rule, scope, st, "cancelled", now))
             return AlertState(), out
-        if st.severity is None or _rank(level) > _rank(st.severity):
-            st.severity = level
+        # a pending alert fires with the severity of its latest reading: one that went pending as
+        # critical and improved while waiting out `for` must not page as critical
+        st.severity = level
     if st.state == "pending":
         assert st.since is not None
         if now - st.since >= rule.for_s:

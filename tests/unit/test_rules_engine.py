@@ -98,6 +98,18 @@ def test_for_waits_then_fires_and_a_good_reading_cancels_pending() -> None:
     assert out[0].alert_id != out[2].alert_id
 
 
+def test_a_pending_alert_fires_with_the_severity_of_its_latest_reading() -> None:
+    r = rule(for_s=300, clear_margin=0.03)  # warning < 0.8, critical < 0.6
+    # pending as critical, improves to warning level while waiting out `for`: fires as a warning,
+    # no critical page followed by a step down
+    out = run(r, [(0, 0.54, 50), (100, 0.58, 50), (300, 0.62, 50), (301, 0.62, 50)])
+    assert kinds(out) == ["pending:critical", "firing:warning"]
+    assert out[1].threshold == 0.8
+    # and the other way: pending as a warning, worse while waiting: fires as critical
+    out = run(r, [(0, 0.7, 50), (200, 0.5, 50), (300, 0.5, 50)])
+    assert kinds(out) == ["pending:warning", "firing:critical"]
+
+
 def test_severity_change_updates_the_same_alert_and_resolves_once() -> None:
     r = rule(clear_margin=0.05)
     out = run(r, [(0, 0.75, 50), (5, 0.55, 50), (10, 0.62, 50), (15, 0.66, 50), (20, 0.84, 50), (25, 0.86, 50)])
