@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
@@ -149,7 +149,16 @@ class Notifier:
         queued = 0
         with Session(self.engine) as s, s.begin():
             silences = active_silences(s, now)
-            for a in s.scalars(select(AlertRow).where(AlertRow.state == "firing")):
+            firing = list(s.scalars(select(AlertRow).where(AlertRow.state == "firing")))
+            # one query for every firing alert: when each target was last told of it
+            last: dict[str, dict[str, datetime]] = {}
+            if firing:
+                told = (select(OutboxRow.alert_id, OutboxRow.target, func.max(OutboxRow.created_at))
+                        .join(AlertRow, AlertRow.id == OutboxRow.alert_id).where(AlertRow.state == "firing")
+                        .group_by(OutboxRow.alert_id, OutboxRow.target))
+                for alert_id, target, at in s.execute(told).tuples():
+                    last.setdefault(alert_id, {})[target] = at
+            for a in firing:
                 labels = alert_labels(snapshot(a))
                 routes = self.config.routes_for(labels)
                 silence = silence_for(silences, labels)
@@ -157,13 +166,12 @@ class Notifier:
                     a.silenced_by = silence
                 if silence is not None:
                     continue
-                queued += self._repeats(s, a, routes, now)
+                queued += self._repeats(s, a, routes, now, last.get(a.id, {}))
                 queued += self._escalate(s, a, routes, now)
         return queued
 
-    def _repeats(self, s: Session, a: AlertRow, routes: list[Route], now: datetime) -> int:
-        last = dict(s.execute(select(OutboxRow.target, func.max(OutboxRow.created_at))
-                              .where(OutboxRow.alert_id == a.id).group_by(OutboxRow.target)).tuples().all())
+    def _repeats(self, s: Session, a: AlertRow, routes: list[Route], now: datetime,
+                 last: dict[str, datetime]) -> int:
         n = 0
         for r in routes:
             names = list(r.targets) + [t for i, lv in enumerate(r.escalation) if i < a.escalation_level
@@ -202,6 +210,25 @@ class Notifier:
                                         detail={"level": i + 1, "targets": lv.targets, "after_s": lv.after_s}))
                     n += 1
         return n
+
+    # -- retention -----------------------------------------------------------------------------
+    def purge(self, now_ts: float, keep_s: float, batch: int = 2000) -> int:
+        """Delete alerts that ended (resolved, or cancelled while pending) more than `keep_s` ago,
+        with their history and delivered notifications, and silences that ended before then. An
+        alert with a notification still undelivered is kept. Returns the number of alerts deleted
+        (at most `batch`: call again while it returns `batch`)."""
+        cutoff = dt(now_ts - keep_s)
+        with Session(self.engine) as s, s.begin():
+            undelivered = select(OutboxRow.alert_id).where(OutboxRow.delivered_at.is_(None))
+            old = list(s.scalars(select(AlertRow.id).where(
+                AlertRow.state.in_(("resolved", "inactive")), AlertRow.updated_at < cutoff,
+                AlertRow.id.not_in(undelivered)).limit(batch)))
+            if old:
+                s.execute(delete(OutboxRow).where(OutboxRow.alert_id.in_(old)))
+                s.execute(delete(AlertEventRow).where(AlertEventRow.alert_id.in_(old)))
+                s.execute(delete(AlertRow).where(AlertRow.id.in_(old)))
+            s.execute(delete(SilenceRow).where(SilenceRow.ends_at < cutoff))
+        return len(old)
 
     # -- delivery ------------------------------------------------------------------------------
     def claim(self, now_ts: float, limit: int = 100) -> list[OutboxRow]:

@@ -3,7 +3,8 @@
 Reads the alerts topic in the consumer group `<prefix>notifier`, records each batch in the database
 (`Notifier.ingest`) and commits the Kafka offsets only after that transaction: a crash replays the
 batch and the history skips what it has. Delivery runs from the outbox as soon as a batch is in,
-and otherwise every 0.5 s; repeats and escalations are scheduled every second. Several notifiers can
+and otherwise every 0.5 s; repeats and escalations are scheduled every second, and alerts that ended
+longer ago than SQM_ALERT_RETENTION_DAYS are deleted every hour. Several notifiers can
 run: the topic's partitions are split between them and outbox rows are leased.
 """
 
@@ -26,6 +27,8 @@ from services.config import Settings
 from services.topics import ensure_topics
 
 log = logging.getLogger("sqm.notifier")
+PURGE_EVERY_S = 3600.0
+PURGE_BATCH = 2000
 
 
 def build(settings: Settings) -> Notifier:
@@ -71,11 +74,20 @@ async def deliver(notifier: Notifier, wake: asyncio.Event, stop: asyncio.Event) 
             wake.clear()
 
 
-async def schedule(notifier: Notifier, wake: asyncio.Event, stop: asyncio.Event) -> None:
+async def schedule(notifier: Notifier, wake: asyncio.Event, stop: asyncio.Event, retention_s: float) -> None:
+    last_purge = 0.0
     while not stop.is_set():
         try:
             if await asyncio.to_thread(notifier.schedule, time.time()):
                 wake.set()
+            if time.time() - last_purge >= PURGE_EVERY_S:
+                last_purge = time.time()
+                purged, n = 0, PURGE_BATCH
+                while n == PURGE_BATCH:
+                    n = await asyncio.to_thread(notifier.purge, last_purge, retention_s, PURGE_BATCH)
+                    purged += n
+                if purged:
+                    log.info("retention: deleted %d alerts that ended over %.0f days ago", purged, retention_s / 86400)
         except Exception:
             log.exception("scheduling failed")
         with contextlib.suppress(TimeoutError):
@@ -90,7 +102,8 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     log.info("notifier %s: targets %s", notifier.owner, [t.name for t in notifier.config.targets])
     tasks = [asyncio.create_task(c) for c in (consume(settings, notifier, wake, stop),
-                                             deliver(notifier, wake, stop), schedule(notifier, wake, stop))]
+                                             deliver(notifier, wake, stop),
+                                             schedule(notifier, wake, stop, settings.alert_retention_days * 86400))]
     done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     stop.set()
     for t in done:

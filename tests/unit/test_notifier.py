@@ -1,16 +1,20 @@
-"""The notifier's database work on a real SQLite file, with a simulated clock: history and dedupe,
-routing, silences, repeats, escalation, leases, ordering and backoff. (Real targets: integration.)"""
+"""The notifier's database work on a real SQLite file and on the local PostgreSQL, with a simulated
+clock: history and dedupe, routing, silences, repeats, escalation, leases, ordering, backoff and
+retention. (Real targets: integration.)"""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -32,9 +36,25 @@ CONFIG = NotifyConfig.model_validate({
 })
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return connect(f"sqlite:///{tmp_path}/n.db")
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        yield connect(f"sqlite:///{tmp_path}/n.db")
+        return
+    schema = f"nt_{uuid.uuid4().hex[:10]}"  # the local server (CI has it): one schema per test
+    try:
+        with psycopg.connect(PG, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required for the notifier tests: {exc}")
+    eng = connect(f"{PG}?options=-csearch_path%3D{schema}")
+    yield eng
+    eng.dispose()
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def transitions(readings: list[tuple[float, float]], scope: str = "team:a") -> list[dict[str, Any]]:
@@ -155,3 +175,29 @@ async def test_failed_delivery_backs_off_and_counts(engine: Engine) -> None:
 def test_transition_json_round_trip() -> None:
     t = transitions([(T0, 0.7)])[0]
     assert Transition(**t).to_json() == t
+
+
+def test_retention_deletes_what_ended_long_ago_and_keeps_the_rest(engine: Engine) -> None:
+    n = Notifier(engine, CONFIG, base_url="http://sqm")
+    done = transitions([(T0, 0.7), (T0 + 10, 0.95)], scope="team:done")  # fired and resolved
+    stuck = transitions([(T0, 0.7), (T0 + 10, 0.95)], scope="team:stuck")  # resolved, one notification undelivered
+    live = transitions([(T0, 0.7)], scope="team:live")  # still firing
+    n.ingest(done + stuck + live)
+    with Session(engine) as s, s.begin():
+        s.execute(update(OutboxRow).where(OutboxRow.alert_id != stuck[0]["alert_id"])
+                  .values(delivered_at=datetime.fromtimestamp(T0 + 11, UTC)))
+        s.execute(update(OutboxRow).where(OutboxRow.alert_id == stuck[0]["alert_id"], OutboxRow.reason == "firing")
+                  .values(delivered_at=datetime.fromtimestamp(T0 + 11, UTC)))
+        for sid, ends in (("old", T0 + 60), ("current", T0 + 200 * 86400)):
+            s.add(SilenceRow(id=sid, matchers=[], starts_at=datetime.fromtimestamp(T0, UTC),
+                             ends_at=datetime.fromtimestamp(ends, UTC), created_by="x", comment="",
+                             created_at=datetime.fromtimestamp(T0, UTC)))
+    keep = 90 * 86400
+    assert n.purge(T0 + 89 * 86400, keep) == 0, "nothing is old enough yet"
+    assert n.purge(T0 + 91 * 86400, keep) == 1
+    with Session(engine) as s:
+        assert {a.scope for a in s.scalars(select(AlertRow))} == {"team:stuck", "team:live"}
+        assert {e.alert_id for e in s.scalars(select(AlertEventRow))} == {stuck[0]["alert_id"], live[0]["alert_id"]}
+        assert done[0]["alert_id"] not in {o.alert_id for o in s.scalars(select(OutboxRow))}
+        assert [r.id for r in s.scalars(select(SilenceRow))] == ["current"]
+    assert n.purge(T0 + 91 * 86400, keep) == 0
