@@ -21,7 +21,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_rules_are_valid_and_named_by_convention() -> None:
     out = promtool("check", "rules", "sqm-rules.yml")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 7 rules found" in out.stdout
+    assert "SUCCESS: 8 rules found" in out.stdout
 
 
 def test_rules_fire_when_they_should() -> None:
