@@ -27,7 +27,6 @@ from stream.folds import Acc
 from stream.kpis import KPI_BY_NAME
 from stream.scopes import scope_partition
 from stream.state import Record, decode_key, encode_key
-from stream.tickets import Ticket
 from stream.view import View
 
 Touched = dict[int, set[str]]
@@ -71,21 +70,10 @@ class ScopeEvaluator:
 
     def apply(self, q: int, kraw: bytes | None, vraw: bytes | None) -> set[str]:
         """Apply one record of partition q; returns the scopes of q whose KPIs it may change."""
-        part = self.parts[q]
-        key = decode_key(kraw) if kraw else None
-        if key is None or key[0] in ("a", "s"):
+        if not kraw or kraw.startswith((b'["a"', b'["s"')):
             return set()  # our own alert state (already in memory), recovery sentinels
-        scopes: set[str] = set()
-        if key[0] == "b" and len(key) == 5:
-            scopes.add(key[3])
-        elif key[0] == "t" and len(key) == 3:
-            old = part.view.tickets.get((key[1], key[2]))
-            if old is not None:
-                scopes.update(old.scopes())
-            if vraw is not None:
-                scopes.update(Ticket.from_json(orjson.loads(vraw)).scopes())
-        part.view.apply(kraw, vraw)
-        return {s for s in scopes if scope_partition(s, self.partitions) == q}
+        n = self.partitions
+        return {s for s in self.parts[q].view.apply(kraw, vraw) if scope_partition(s, n) == q}
 
     # -- evaluating -------------------------------------------------------------------------
     def scopes_of(self, q: int, *, now: float) -> list[str]:
@@ -105,10 +93,11 @@ class ScopeEvaluator:
             pairs.update(k for k, st in part.alerts.items() if st.state != "inactive")
             for rid, scope in sorted(pairs):
                 rule = rules.get(rid)
-                if rule is None:  # deleted: resolve what it fired
-                    last = self.last_rules.get(rid)
-                    if last is None:
+                if rule is None:  # deleted: resolve what it fired, with the rule it fired under
+                    last = self.last_rules.get(rid) or _remembered(part.alerts.get((rid, scope)))
+                    if last is None:  # state from a version that did not keep the rule
                         part.alerts.pop((rid, scope), None)
+                        part.dirty.add((rid, scope))
                         continue
                     rule = last.model_copy(update={"enabled": False})
                 value: float | None
@@ -155,3 +144,12 @@ class ScopeEvaluator:
                 if st.state == "firing" and st.severity:
                     out[st.severity] += 1
         return out
+
+
+def _remembered(st: AlertState | None) -> Rule | None:
+    if st is None or st.rule is None:
+        return None
+    try:
+        return Rule.model_validate(st.rule)
+    except ValueError:  # pydantic's ValidationError: a rule document of another version
+        return None

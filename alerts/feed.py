@@ -10,7 +10,6 @@ the other rules go on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -19,19 +18,21 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from alerts.rules import Rule
+from stream.background import BackgroundLoop
 from stream.store import read_to_sentinel
 
 log = logging.getLogger(__name__)
 
 
-class RulesFeed:
+class RulesFeed(BackgroundLoop):
+    name = "rules feed"
+
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.rules: dict[str, Rule] = {}
         self.version = 0
         self.ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         if not key or key.startswith(b"["):  # recovery sentinels are JSON arrays
@@ -47,37 +48,22 @@ class RulesFeed:
             log.error("rule %s on %s skipped: %s", rid, self.topic, exc)
             self.rules.pop(rid, None)
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="rules-feed")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
-                                        client_id="sqm-rules-feed")
-            try:
-                await consumer.start()
-                tp = TopicPartition(self.topic, 0)
-                consumer.assign([tp])
-                await consumer.seek_to_beginning(tp)
-                while True:
-                    batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
-                    for msg in batch.get(tp, []):
-                        self.apply(msg.key, msg.value)
-                    if not batch.get(tp):
-                        self.ready.set()  # caught up (an empty fetch): the rule set is usable
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("rules feed failed; reconnecting")
-                await asyncio.sleep(1.0)
-            finally:
-                await consumer.stop()
+    async def run_once(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
+                                    client_id="sqm-rules-feed")
+        try:
+            await consumer.start()
+            tp = TopicPartition(self.topic, 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+                for msg in batch.get(tp, []):
+                    self.apply(msg.key, msg.value)
+                if not batch.get(tp):
+                    self.ready.set()  # caught up (an empty fetch): the rule set is usable
+        finally:
+            await consumer.stop()
 
 
 async def publish_rules(producer: AIOKafkaProducer, bootstrap: str, topic: str, rules: Iterable[Rule]) -> None:

@@ -1,9 +1,26 @@
 """The alert engine inside a worker: scope-topic records in, transitions to the alerts topic out (I/O edge).
 
-`ScopeEvaluator` does the work; this class loads a partition when the worker gets it, writes the
-transitions (alerts topic, key = alert id, so one alert's transitions stay in order) and the changed
-alert state (scope topic), and acknowledges the input only after both are on the broker. A replay
-after a crash repeats transitions with the same event ids; the notifier drops them.
+`ScopeEvaluator` does the work. This class decides which scope partitions this worker evaluates,
+feeds them to the evaluator and publishes what it returns:
+
+- Ownership: partition q of the alert-state topic is assigned by the worker group (a Faust agent
+  on that topic), and whoever owns it evaluates the scopes of partition q. The alert state of each
+  (rule, scope) lives there, so it moves with the ownership and survives a restart.
+- Input: the scope topic is read with a plain consumer, only the owned partitions. Each one is
+  loaded from the beginning when it is gained (up to a sentinel), then followed from that point.
+  The scope topic carries about three records per input event; read through a Faust agent, each
+  cost as much as the event itself and the worker fell behind at 2,000 events/s (README,
+  "Benchmarks"). No offsets are committed: a gained partition is always reloaded.
+- Output: transitions go to the alerts topic (key = alert id, so one alert's transitions stay in
+  order), changed alert state to the alert-state topic. A replay after a crash repeats transitions
+  with the same event ids; the notifier drops them.
+
+Evaluation: the scopes touched by new records within `coalesce_s` of their arrival (a busy scope is
+evaluated at most that often, not once per record); every `tick_s` the alerts that are pending or
+firing (`for` runs out with the clock); every `full_every_s` everything (windows slide, tickets
+become at risk with the clock). Each evaluation also re-checks the pending and firing alerts.
+Nothing is evaluated before the rule feed has caught up: with an empty rule set the evaluator
+would drop the alert state it just loaded.
 """
 
 from __future__ import annotations
@@ -11,94 +28,137 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from alerts.engine import Transition
 from alerts.evaluator import ScopeEvaluator, Touched
 from alerts.feed import RulesFeed
-from stream.store import read_to_sentinel
+from stream.background import BackgroundLoop
+from stream.store import read_to_sentinel, read_to_sentinel_at
 
 log = logging.getLogger(__name__)
 
 
-class AlertRunner:
-    def __init__(self, *, bootstrap: str, scopes_topic: str, alerts_topic: str, partitions: int, bucket_s: int,
-                 rules: RulesFeed, producer: AIOKafkaProducer | None = None, coalesce_s: float = 0.5) -> None:
+class AlertRunner(BackgroundLoop):
+    name = "alert runner"
+
+    def __init__(self, *, bootstrap: str, scopes_topic: str, alert_state_topic: str, alerts_topic: str,
+                 partitions: int, bucket_s: int, rules: RulesFeed, tick_s: float = 0.5, full_every_s: float = 10.0,
+                 coalesce_s: float = 0.1, fetch_max_wait_ms: int = 100) -> None:
         self.bootstrap = bootstrap
         self.scopes_topic = scopes_topic
+        self.alert_state_topic = alert_state_topic
         self.alerts_topic = alerts_topic
         self.rules = rules
         self.evaluator = ScopeEvaluator(bucket_s, partitions)
-        self._producer = producer
-        self._lock = asyncio.Lock()
-        self._last_full = 0.0
-        self._last_eval = 0.0
-        self._touched: Touched = {}
+        self.tick_s = tick_s
+        self.full_every_s = full_every_s
         self.coalesce_s = coalesce_s
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.transitions = 0
-
-    def use_producer(self, producer: AIOKafkaProducer) -> None:
-        self._producer = producer
+        self._producer: AIOKafkaProducer | None = None
+        self._owned: Callable[[], set[int]] = set
+        self._touched: Touched = {}
+        self._last_eval = 0.0
+        self._last_full = 0.0
 
     @property
     def producer(self) -> AIOKafkaProducer:
-        assert self._producer is not None, "AlertRunner needs a started producer"
+        if self._producer is None:
+            raise RuntimeError("AlertRunner.use() was not called before start()")
         return self._producer
 
-    async def _ensure(self, q: int) -> None:
-        if not self.evaluator.holds(q):
-            self.evaluator.load(q, await read_to_sentinel(self.producer, self.bootstrap, self.scopes_topic, q))
+    def use(self, producer: AIOKafkaProducer, owned: Callable[[], set[int]]) -> None:
+        """Before `start`: the producer to publish with; `owned()` tells which partitions this
+        worker holds now."""
+        self._producer = producer
+        self._owned = owned
 
-    async def process(self, messages: Sequence[tuple[int, bytes | None, bytes | None]],
-                      now: float | None = None) -> None:
-        """Apply a batch; evaluate the scopes it touched, at most every `coalesce_s` (the scopes
-        touched in between wait for the next batch or tick: a busy scope is evaluated twice a
-        second, not once per micro-batch)."""
-        async with self._lock:
-            for q, k, v in messages:
-                await self._ensure(q)
-                self._touched.setdefault(q, set()).update(self.evaluator.apply(q, k, v))
-            now = time.time() if now is None else now
-            if now - self._last_eval >= self.coalesce_s:
-                await self._evaluate(now, full=False)
+    def forget(self, qs: Iterable[int]) -> None:
+        """Partitions revoked: stop evaluating them at once (the next owner reloads them)."""
+        self.evaluator.forget(qs)
 
-    async def tick(self, assigned: Iterable[int], *, full_every_s: float, now: float | None = None) -> None:
-        """Time-driven evaluation: touched scopes not evaluated yet, `for` running out, and every
-        `full_every_s` everything (windows slide, tickets become at risk with the clock)."""
-        async with self._lock:
-            for q in assigned:
-                await self._ensure(q)
-            now = time.time() if now is None else now
-            full = now - self._last_full >= full_every_s
-            if full:
-                self._last_full = now
-            await self._evaluate(now, full=full)
+    def on_failure(self) -> None:
+        self.evaluator.forget(list(self.evaluator.parts))  # reloaded from the topics on the next round
 
-    async def _evaluate(self, now: float, *, full: bool) -> None:
+    async def run_once(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    client_id="sqm-alert-runner", fetch_max_wait_ms=self.fetch_max_wait_ms,
+                                    max_partition_fetch_bytes=8 * 1024 * 1024)
+        await consumer.start()
+        try:
+            following: set[int] = set()
+            while True:
+                want = self._owned()
+                if want != following or any(not self.evaluator.holds(q) for q in want):
+                    await self._reassign(consumer, following, want)
+                    following = want
+                if following:
+                    batches = await consumer.getmany(timeout_ms=int(self.coalesce_s * 1000), max_records=20000)
+                else:
+                    batches = {}
+                    await asyncio.sleep(self.tick_s / 2)
+                for tp, msgs in batches.items():
+                    q = tp.partition
+                    if not self.evaluator.holds(q):  # revoked while fetching
+                        continue
+                    touched = self._touched.setdefault(q, set())
+                    for m in msgs:
+                        touched.update(self.evaluator.apply(q, m.key, m.value))
+                now = time.time()
+                since = now - self._last_eval
+                due = since >= self.tick_s or (since >= self.coalesce_s and any(self._touched.values()))
+                if due and self.rules.ready.is_set():
+                    await self._evaluate(now)
+        finally:
+            await consumer.stop()
+
+    async def _reassign(self, consumer: AIOKafkaConsumer, following: set[int], want: set[int]) -> None:
+        """Follow exactly `want`: load the partitions gained, keep the position of the others."""
+        keep = {q for q in following & want if self.evaluator.holds(q)}
+        positions = {q: await consumer.position(TopicPartition(self.scopes_topic, q)) for q in keep}
+        self.evaluator.forget(set(self.evaluator.parts) - keep)
+        for q in sorted(want - keep):
+            records, at = await read_to_sentinel_at(self.producer, self.bootstrap, self.scopes_topic, q)
+            # the alert state is read after the KPI records: it overrides any left on the scope
+            # topic by an older version, which kept the two together
+            records += await read_to_sentinel(self.producer, self.bootstrap, self.alert_state_topic, q)
+            self.evaluator.load(q, records)
+            self._touched.pop(q, None)
+            positions[q] = at
+        if not want:
+            consumer.unsubscribe()
+            return
+        consumer.assign([TopicPartition(self.scopes_topic, q) for q in sorted(want)])
+        for q, offset in positions.items():
+            consumer.seek(TopicPartition(self.scopes_topic, q), offset)
+        log.info("alert evaluation: scope partitions %s", sorted(want))
+
+    async def _evaluate(self, now: float) -> None:
+        full = now - self._last_full >= self.full_every_s
         only: Touched | None = None
-        if not full:
+        if full:
+            self._last_full = now
+        else:
             only = {q: self._touched.get(q, set()) for q in self.evaluator.parts}
         self._touched = {}
         self._last_eval = now
         await self._publish(self.evaluator.evaluate(self.rules.rules, now=now, only=only))
-
-    def forget(self, qs: Iterable[int]) -> None:
-        self.evaluator.forget(qs)
 
     async def _publish(self, transitions: list[Transition]) -> None:
         records = self.evaluator.drain()
         if not transitions and not records:
             return
         delay = 0.2
-        while True:  # the input is acknowledged after this returns: never give up
+        while True:  # the state is in memory only until this returns: never give up
             try:
                 send = self.producer.send
                 futs = [await send(self.alerts_topic, key=t.alert_id.encode(), value=orjson.dumps(t.to_json()))
                         for t in transitions]
-                futs += [await send(self.scopes_topic, key=k, value=v, partition=q) for q, (k, v) in records]
+                futs += [await send(self.alert_state_topic, key=k, value=v, partition=q) for q, (k, v) in records]
                 await asyncio.gather(*futs)
                 break
             except Exception:

@@ -7,19 +7,21 @@ to each partition at start and is warm once it has read all of them (no trust in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from stream.background import BackgroundLoop
 from stream.store import sentinel_key
 from stream.view import View
 
 log = logging.getLogger(__name__)
 
 
-class StateFeed:
+class StateFeed(BackgroundLoop):
+    name = "state feed"
+
     def __init__(self, view: View, bootstrap: str, state_topic: str, producer: AIOKafkaProducer,
                  fetch_max_wait_ms: int = 100) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
@@ -30,30 +32,12 @@ class StateFeed:
         self.warm = False
         self.last_poll_ok = 0.0
         self.latest_record_ts = 0.0
-        self._task: asyncio.Task[None] | None = None
         self._pending: dict[int, tuple[int, bytes]] = {}  # partition -> (sentinel offset, key)
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="state-feed")
+    def on_failure(self) -> None:
+        self.last_poll_ok = 0.0
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._consume()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("state feed failed; restarting in 1 s")
-                self.last_poll_ok = 0.0
-                await asyncio.sleep(1.0)
-
-    async def _consume(self) -> None:
+    async def run_once(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
                                     client_id="sqm-api-feed", max_partition_fetch_bytes=8 * 1024 * 1024,
                                     fetch_max_wait_ms=self.fetch_max_wait_ms)

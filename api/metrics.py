@@ -100,6 +100,8 @@ class ViewCollector(Collector):
         age = GaugeMetricFamily("sqm_worker_heartbeat_age_seconds", "seconds since the last heartbeat",
                                 labels=["worker"])
         lag = GaugeMetricFamily("sqm_worker_lag_messages", "source messages not yet processed", labels=["worker"])
+        scoped = GaugeMetricFamily("sqm_worker_alert_partitions", "scope partitions whose alerts the worker "
+                                   "evaluates", labels=["worker"])
         for w, hb in sorted(self.view.workers.items()):
             a = now - float(hb.get("ts", 0))
             workers.add_metric([w], 1.0 if a < 20 else 0.0)
@@ -107,7 +109,8 @@ class ViewCollector(Collector):
             parts.add_metric([w], len(hb.get("assigned", [])))
             age.add_metric([w], a)
             lag.add_metric([w], float(hb.get("lag", 0)))
-        yield from (workers, rss, parts, age, lag)
+            scoped.add_metric([w], len(hb.get("alert_partitions", [])))
+        yield from (workers, rss, parts, age, lag, scoped)
         yield CounterMetricFamily("sqm_view_records", "state records read by this API", value=self.view.records)
         feed = self.feed
         yield GaugeMetricFamily("sqm_view_warm", "1 once the view has read all state written before start",

@@ -46,12 +46,16 @@ class Settings(BaseSettings):
     # alerts (alerts.md)
     rules_file: str | None = Field(None, description="YAML rule file; unset: the packaged default rules; '' none")
     notify_file: str | None = Field(None, description="YAML targets and routes; unset: log to var/alerts.log")
-    alert_tick_s: float = Field(0.5, gt=0, description="evaluate touched scopes and re-check pending and firing "
-                                "alerts this often")
+    alert_tick_s: float = Field(0.5, gt=0, description="re-check pending and firing alerts this often")
     alert_full_eval_s: float = Field(10.0, gt=0, description="re-evaluate every rule x scope this often")
+    alert_coalesce_s: float = Field(0.1, gt=0, description="scopes touched by new KPI records are evaluated "
+                                    "within this delay (a busy scope at most this often)")
     delivery_lease_s: float = Field(30.0, gt=0, description="a claimed delivery is retried by anyone after this")
     delivery_backoff_max_s: float = Field(60.0, gt=0, description="longest wait between two delivery attempts")
     delivery_timeout_s: float = Field(5.0, gt=0)
+    alert_retention_days: float = Field(90.0, ge=8, description="resolved alerts, their history and delivered "
+                                        "notifications are deleted this long after they ended (at least 8 "
+                                        "days: longer than the alerts topic keeps transitions)")
     public_url: str | None = Field(None, description="base URL of the API in links (generatorURL); default "
                                    "http://<api_host>:<api_port>")
 
@@ -89,6 +93,10 @@ class Settings(BaseSettings):
     @property
     def scopes_topic(self) -> str:
         return self.topic("scopes")
+
+    @property
+    def alert_state_topic(self) -> str:
+        return self.topic("alert-state")
 
     @property
     def alerts_topic(self) -> str:

@@ -27,9 +27,12 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
     # The state topic is partitioned like the sources (partition p holds the state of source
     # partition p) and compacted: only the latest value per key matters.
     specs.append(NewTopic(settings.state_topic, p, 1, topic_configs={"cleanup.policy": "compact"}))
-    # Scope-partitioned copies of the KPI bucket and ticket records, plus the alert state of each
-    # (rule, scope): what the alert engine reads (alerts/evaluator.py). Compacted like the state.
+    # Scope-partitioned copies of the KPI bucket and ticket records: what the alert engine reads
+    # (alerts/evaluator.py). Compacted like the state.
     specs.append(NewTopic(settings.scopes_topic, p, 1, topic_configs={"cleanup.policy": "compact"}))
+    # The alert state of each (rule, scope), on the partition of its scope. The worker group assigns
+    # its partitions, which decides who evaluates which scopes (alerts/runner.py).
+    specs.append(NewTopic(settings.alert_state_topic, p, 1, topic_configs={"cleanup.policy": "compact"}))
     # Alert transitions (key: alert id), read by the notifier; kept like the sources.
     specs.append(NewTopic(settings.alerts_topic, p, 1, topic_configs=dict(src)))
     # The effective rule set (key: rule id), published by the API, read by every worker.

@@ -1,5 +1,6 @@
 """The Faust app: the KPI agent over the three input topics (raw bytes -> Processor -> state topic) and
-the alert agent over the scope topic (KPI changes by scope -> rules -> alerts topic).
+the alert engine (KPI changes by scope -> rules -> alerts topic), which evaluates the scope
+partitions that the group assigns to this worker (alerts/runner.py).
 
 Messages are consumed as raw bytes and validated by our own code, so that a bad message is
 dead-lettered and counted instead of being logged and skipped by Faust's deserializer. No Faust
@@ -51,22 +52,30 @@ def create_app(settings: Settings) -> faust.App:
                        scope_partitions=settings.partitions)
     rules = RulesFeed(settings.kafka_bootstrap_servers, settings.rules_topic)
     alerting = AlertRunner(bootstrap=settings.kafka_bootstrap_servers, scopes_topic=settings.scopes_topic,
-                           alerts_topic=settings.alerts_topic, partitions=settings.partitions,
-                           bucket_s=settings.bucket_s, rules=rules)
+                           alert_state_topic=settings.alert_state_topic, alerts_topic=settings.alerts_topic,
+                           partitions=settings.partitions, bucket_s=settings.bucket_s, rules=rules,
+                           tick_s=settings.alert_tick_s, full_every_s=settings.alert_full_eval_s,
+                           coalesce_s=settings.alert_coalesce_s,
+                           fetch_max_wait_ms=settings.fetch_max_wait_ms)
     app.sqm_alerting = alerting  # type: ignore[attr-defined]
     processor = Processor(store, settings.kpi_config, settings.bucket_s, settings.ticket_horizon_s)
     app.sqm_processor = processor  # type: ignore[attr-defined]
     topics = app.topic(*settings.source_topics.values(), value_serializer="raw", key_serializer="raw")
     proc = psutil.Process(os.getpid())
 
+    def owned_scope_partitions() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.alert_state_topic}
+
     @app.service
     class _Store(faust.Service):
         async def on_start(self) -> None:
             await store.start()
-            alerting.use_producer(store.producer)
             await rules.start()
+            alerting.use(store.producer, owned_scope_partitions)
+            await alerting.start()
 
         async def on_stop(self) -> None:
+            await alerting.stop()
             await rules.stop()
             await store.stop()
 
@@ -79,22 +88,18 @@ def create_app(settings: Settings) -> faust.App:
             # the batch's state is on the broker (it retries writes itself).
             await processor.process(batch)
 
-    scopes_topic = app.topic(settings.scopes_topic, value_serializer="raw", key_serializer="raw")
+    alert_state = app.topic(settings.alert_state_topic, value_serializer="raw", key_serializer="raw")
 
-    @app.agent(scopes_topic, name="alerts")
+    @app.agent(alert_state, name="alerts")
     async def alerts(stream: Any) -> None:
-        # KPI changes keyed by scope -> rule evaluation for the scopes of this partition
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            await alerting.process([(e.message.partition, e.message.key, e.message.value) for e in events])
-
-    @app.timer(settings.alert_tick_s)  # type: ignore[untyped-decorator]
-    async def alert_tick() -> None:
-        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.scopes_topic}
-        await alerting.tick(assigned, full_every_s=settings.alert_full_eval_s)
+        # Subscribed for the assignment only: partition q assigned here = this worker evaluates
+        # the scopes of partition q (AlertRunner). The records are our own writes, already applied.
+        async for _ in stream.events():
+            pass
 
     async def _revoked(app_: Any, revoked: set[Any], **_: Any) -> None:
         processor.forget({tp.partition for tp in revoked if tp.topic in kinds})
-        alerting.forget({tp.partition for tp in revoked if tp.topic == settings.scopes_topic})
+        alerting.forget({tp.partition for tp in revoked if tp.topic == settings.alert_state_topic})
 
     app.on_partitions_revoked.connect(_revoked)  # type: ignore[arg-type]
 
@@ -119,7 +124,7 @@ def create_app(settings: Settings) -> faust.App:
             "ts": time.time(), "pid": os.getpid(), "assigned": assigned,
             "processed": processor.processed, "rss": proc.memory_info().rss,
             "rules": len(rules.rules), "alert_transitions": alerting.transitions,
-            "alerts_firing": alerting.evaluator.active(),
+            "alerts_firing": alerting.evaluator.active(), "alert_partitions": sorted(alerting.evaluator.parts),
         })
 
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 from stream.events import Event
@@ -33,6 +34,7 @@ def is_valid_scope(scope: str) -> bool:
     return kind in SCOPE_KINDS and kind != "all" and 1 <= len(name) <= 128
 
 
+@functools.lru_cache(maxsize=1 << 16)  # called per scope per record on the write and read paths
 def scope_partition(scope: str, partitions: int) -> int:
     """The partition of the scope-keyed topics that holds `scope` (stable across processes and hosts)."""
     return zlib.crc32(scope.encode()) % partitions

@@ -116,6 +116,12 @@ class StateStore:
 
 async def read_to_sentinel(producer: AIOKafkaProducer, bootstrap: str, topic: str, partition: int) -> list[Record]:
     """Every record of one partition of a compacted topic, in order, up to a sentinel written now."""
+    return (await read_to_sentinel_at(producer, bootstrap, topic, partition))[0]
+
+
+async def read_to_sentinel_at(producer: AIOKafkaProducer, bootstrap: str, topic: str,
+                              partition: int) -> tuple[list[Record], int]:
+    """`read_to_sentinel`, plus the sentinel's offset: a reader that goes on from there misses nothing."""
     sentinel = sentinel_key()
     meta = await (await producer.send(topic, key=sentinel, value=b"{}", partition=partition))
     stop_at = meta.offset
@@ -140,4 +146,4 @@ async def read_to_sentinel(producer: AIOKafkaProducer, bootstrap: str, topic: st
     # tombstone: compaction then removes the sentinel too
     await producer.send(topic, key=sentinel, value=None, partition=partition)
     log.info("recovered %d records of %s[%d]", len(out), topic, partition)
-    return out
+    return out, stop_at

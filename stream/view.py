@@ -49,10 +49,12 @@ class View:
         self._live = LiveIndex()
 
     # -- feeding --------------------------------------------------------------------------
-    def apply(self, kraw: bytes | None, vraw: bytes | None) -> None:
+    def apply(self, kraw: bytes | None, vraw: bytes | None) -> tuple[str, ...]:
+        """Apply one state record; returns the scopes whose figures it may change (a ticket record:
+        the scopes the ticket left as well as those it is in)."""
         key = decode_key(kraw) if kraw else None
         if key is None:
-            return
+            return ()
         self.records += 1
         self.version += 1
         value = orjson.loads(vraw) if vraw is not None else None
@@ -67,13 +69,14 @@ class View:
             else:
                 cur = per.get((topic, p))
                 if cur is not None and value["o"] < cur.wm:
-                    return
+                    return ()
                 per[(topic, p)] = _Contribution(value["o"], Acc.from_json(value["a"]))
             self._merged.pop((scope, b), None)
             for w in WINDOWS:
                 c = self._closed.get((scope, w))
                 if c is not None and c[0] <= b <= c[1]:
                     del self._closed[(scope, w)]  # a late event changed a closed bucket
+            return (scope,)
         elif kind == "t" and len(key) == 3:
             k = (key[1], key[2])
             old = self.tickets.get(k)
@@ -81,15 +84,18 @@ class View:
                 if old is not None:
                     del self.tickets[k]
                     self._live.replace(old, None)
+                    return tuple(old.scopes())
             elif old is None or value["o"] >= old.wm:
                 new = self.tickets[k] = Ticket.from_json(value)
                 self._live.replace(old, new)
+                return tuple(new.scopes()) if old is None else tuple({*old.scopes(), *new.scopes()})
         elif kind == "c" and len(key) == 3 and value is not None:
             k2 = (key[1], key[2])
             if k2 not in self.counters or value["o"] >= self.counters[k2].wm:
                 self.counters[k2] = Counters.from_json(value)
         elif kind == "w" and len(key) == 2 and value is not None:
             self.workers[key[1]] = value
+        return ()
 
     def expire(self, *, now: float) -> None:
         oldest = bucket_of(now - LONGEST, self.bucket_s)

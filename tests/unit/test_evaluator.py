@@ -3,6 +3,7 @@ global view, alerts fire from the stream's records, and alert state survives a r
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -88,6 +89,39 @@ async def test_alerts_fire_per_matching_scope_and_survive_a_reload() -> None:
     assert {t.scope for t in out if t.kind == "resolved"} == expected
     assert [t.event_id for t in out] == [t.event_id for t in ev.evaluate({}, now=NOW + 50)]
     assert ev.active() == {"warning": 0, "critical": 0}
+
+
+async def test_a_rule_deleted_while_no_worker_ran_still_resolves_its_alerts() -> None:
+    sink = await run(to_messages(random_stream(600, NOW, seed=5)))
+    ev, _ = evaluator_of(sink)
+    rule = Rule.model_validate({"id": "cnt", "kpi": "tickets_created", "scope": "team:*", "window": "24h",
+                                "op": ">", "warning": 1, "for": "0s", "labels": {"team": "ops"},
+                                "intervention": "open the overflow queue for {scope}"})
+    fired = [t for t in ev.evaluate({"cnt": rule}, now=NOW) if t.kind == "firing"]
+    assert fired
+    records = ev.drain()
+    # a worker that starts after the rule was deleted never sees it: the alert state carries it
+    fresh = ScopeEvaluator(60, Q)
+    for q in range(Q):
+        fresh.load(q, sink.scoped.get(q, []) + [r for p, r in records if p == q])
+    out = fresh.evaluate({}, now=NOW + 60)
+    assert sorted((t.alert_id, t.kind) for t in out) == sorted((t.alert_id, "resolved") for t in fired)
+    for t in out:
+        assert (t.kpi, t.window, t.op, t.labels) == ("tickets_created", "24h", ">", {"team": "ops"})
+        assert t.intervention == f"open the overflow queue for {t.scope}"
+    assert fresh.active() == {"warning": 0, "critical": 0}
+    assert all(v is None for _, (_, v) in fresh.drain())  # tombstones: the state leaves the topic
+
+
+def test_alert_state_without_its_rule_is_dropped_with_a_tombstone() -> None:
+    ev = ScopeEvaluator(60, Q)
+    q = scope_partition("team:x", Q)
+    legacy = {"state": "firing", "severity": "warning", "alert_id": "abc", "since": NOW, "firing_since": NOW}
+    ev.load(q, [(b'["a","gone","team:x"]', orjson.dumps(legacy))])
+    assert ev.active() == {"warning": 1, "critical": 0}
+    assert ev.evaluate({}, now=NOW) == []
+    assert ev.active() == {"warning": 0, "critical": 0}
+    assert ev.drain() == [(q, (b'["a","gone","team:x"]', None))]
 
 
 def test_apply_ignores_sentinels_and_own_alert_records() -> None:
