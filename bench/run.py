@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -168,16 +169,14 @@ def latency(s: Settings, api: str) -> dict[str, float]:
         time.sleep(0.3)
     bg.terminate()
     bg.join()
-    lat.sort()
-    return {"p50_s": statistics.median(lat), "p99_s": lat[min(len(lat) - 1, int(0.99 * len(lat)))],
-            "max_s": lat[-1], "probes": len(lat)}
+    return quantiles(lat)
 
 
 PROBE_RULE = {"id": "bench-probe", "kpi": "tickets_created", "scope": "team:*", "window": "5m", "op": ">",
               "warning": 0, "for": "0s"}
 
 
-def alert_latency(s: Settings, logs: Path, env: dict[str, str]) -> dict[str, float]:
+def alert_latency(s: Settings, logs: Path, env: dict[str, str]) -> dict[str, Any]:
     """Produce of the event that crosses a threshold -> the alert received by a webhook, under the
     background load. The probe rule has `for: 0s`, so this is the time beyond `for`."""
     sink = WebhookSink().start()
@@ -190,7 +189,7 @@ def alert_latency(s: Settings, logs: Path, env: dict[str, str]) -> dict[str, flo
     bg.start()
     time.sleep(8)  # notifier joins its group
     p = KafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, acks=1, linger_ms=0)
-    lat = []
+    lat, worker_part = [], []  # whole, and produce -> firing transition in the worker
     try:
         for k in range(1, PROBES + 1):
             team = f"ap{k}x{uuid.uuid4().hex[:6]}"
@@ -201,10 +200,11 @@ def alert_latency(s: Settings, logs: Path, env: dict[str, str]) -> dict[str, flo
             p.flush()
             while True:
                 with sink.lock:
-                    got = [a for (path, b), a in zip(sink.received, sink.arrived, strict=True)
+                    got = [(a, b["alert"]) for (path, b), a in zip(sink.received, sink.arrived, strict=True)
                            if b["alert"]["scope"] == f"team:{team}"]
                 if got:
-                    lat.append(got[0] - t0)
+                    lat.append(got[0][0] - t0)
+                    worker_part.append(got[0][1]["started_at"] - t0)
                     break
                 if time.time() - t0 > 30:
                     raise TimeoutError(f"alert probe {k} not delivered after 30 s (see bench/logs)")
@@ -216,9 +216,15 @@ def alert_latency(s: Settings, logs: Path, env: dict[str, str]) -> dict[str, flo
         notifier.terminate()
         notifier.wait(15)
         sink.stop()
-    lat.sort()
-    return {"p50_s": statistics.median(lat), "p99_s": lat[min(len(lat) - 1, int(0.99 * len(lat)))],
-            "max_s": lat[-1], "probes": len(lat)}
+    out: dict[str, Any] = {**quantiles(lat), "worker_part": quantiles(worker_part)}
+    return out
+
+
+def quantiles(xs: list[float]) -> dict[str, float]:
+    """p50, p99 by the nearest-rank method (p99 of 100 probes is the 99th, not the slowest), and max."""
+    xs = sorted(xs)
+    return {"p50_s": statistics.median(xs), "p99_s": xs[max(0, math.ceil(0.99 * len(xs)) - 1)],
+            "max_s": xs[-1], "probes": len(xs)}
 
 
 def agents_memory(s: Settings, api: str) -> dict[str, float]:
@@ -289,8 +295,10 @@ def main() -> None:
         lat = latency(s, api)
         console.print(f"latency at {RATE}/s: p50 {lat['p50_s'] * 1000:.0f} ms, p99 {lat['p99_s'] * 1000:.0f} ms")
         alert = alert_latency(s, logs, env)
+        wp = alert["worker_part"]
         console.print(f"threshold crossing -> webhook at {RATE}/s: p50 {alert['p50_s'] * 1000:.0f} ms, "
-                      f"p99 {alert['p99_s'] * 1000:.0f} ms")
+                      f"p99 {alert['p99_s'] * 1000:.0f} ms (of which produce -> firing in the worker: "
+                      f"p50 {wp['p50_s'] * 1000:.0f} ms, p99 {wp['p99_s'] * 1000:.0f} ms)")
         mem = agents_memory(s, api)
         console.print(f"worker RSS with {mem['agents_live']} agents live: {mem['worker_rss_mb']:.0f} MB")
     finally:
@@ -305,7 +313,9 @@ def main() -> None:
                                     "full_pipeline_one_worker": round(full)},
         "ratios": {"full_over_bare_faust": round(full / bare, 3), "full_over_raw": round(full / raw, 3)},
         "latency_produce_to_api_at_2000_per_s": {k: round(v, 4) for k, v in lat.items()},
-        "alert_crossing_to_webhook_at_2000_per_s": {k: round(v, 4) for k, v in alert.items()},
+        "alert_crossing_to_webhook_at_2000_per_s": {
+            **{k: round(v, 4) for k, v in alert.items() if k != "worker_part"},
+            "produce_to_firing_in_worker": {k: round(v, 4) for k, v in alert["worker_part"].items()}},
         "memory": {k: round(v, 1) for k, v in mem.items()},
         "targets": {"full_over_bare_faust": ">= 0.70", "p99_s": "<= 1.0", "worker_rss_mb": "<= 300",
                     "alert_p99_s_beyond_for": "<= 2.0"},
@@ -318,6 +328,7 @@ def main() -> None:
 def render(r: dict[str, Any]) -> str:
     t, ra, la, me = r["throughput_events_per_s"], r["ratios"], r["latency_produce_to_api_at_2000_per_s"], r["memory"]
     al = r["alert_crossing_to_webhook_at_2000_per_s"]
+    wp = al["produce_to_firing_in_worker"]
     ok = lambda b: "met" if b else "NOT met"  # noqa: E731
     return f"""# Benchmark results ({r['when']}, {r['machine']}, {r['events']} events)
 
@@ -330,11 +341,14 @@ def render(r: dict[str, Any]) -> str:
 | full / raw consumer | {ra['full_over_raw']:.3f} | |
 | produce -> visible in /v1/kpis at 2,000 events/s, p50 | {la['p50_s'] * 1000:.0f} ms\
  | |
-| same, p99 ({la['probes']:.0f} probes) | {la['p99_s'] * 1000:.0f} ms | <= 1000 ms: {ok(la['p99_s'] <= 1.0)} |
+| same, p99 / max ({la['probes']:.0f} probes) | {la['p99_s'] * 1000:.0f} ms / {la['max_s'] * 1000:.0f} ms\
+ | p99 <= 1000 ms: {ok(la['p99_s'] <= 1.0)} |
 | threshold-crossing event -> alert at a webhook (`for: 0s`) at 2,000 events/s, p50 | {al['p50_s'] * 1000:.0f} ms\
  | |
-| same, p99 ({al['probes']:.0f} probes) | {al['p99_s'] * 1000:.0f} ms\
- | <= 2000 ms beyond `for`: {ok(al['p99_s'] <= 2.0)} |
+| same, p99 / max ({al['probes']:.0f} probes) | {al['p99_s'] * 1000:.0f} ms / {al['max_s'] * 1000:.0f} ms\
+ | p99 <= 2000 ms beyond `for`: {ok(al['p99_s'] <= 2.0)} |
+| of which produce -> firing transition in the worker, p50 / p99 | {wp['p50_s'] * 1000:.0f} ms /\
+ {wp['p99_s'] * 1000:.0f} ms | |
 | worker RSS with {me['agents_live']:,.0f} agents live | {me['worker_rss_mb']:.0f} MB\
  | <= 300 MB: {ok(me['worker_rss_mb'] <= 300)} |
 """
