@@ -11,7 +11,9 @@ Three steps, each safe to repeat and to run after a crash at any point:
   within a level's delay.
 - `deliver(now)`: claim due outbox rows with a lease, send, mark delivered, or schedule the next
   attempt with backoff. A notifier killed mid-delivery leaves the lease to expire; the row is sent
-  again (at-least-once). Rows of one alert and target are sent in order.
+  again (at-least-once). Rows of one alert and target are sent in order. Rows for a target no
+  longer in the notify file are held (never attempted, not counted as failures) and go out if the
+  target is put back; `held()` counts them.
 """
 
 from __future__ import annotations
@@ -235,8 +237,11 @@ class Notifier:
         now = dt(now_ts)
         earlier = aliased(OutboxRow)
         with Session(self.engine, expire_on_commit=False) as s, s.begin():
+            # rows for a target no longer in the notify file are held, not failed: they are
+            # delivered if it comes back (see `held`)
             due = select(OutboxRow.id).where(
                 OutboxRow.delivered_at.is_(None), OutboxRow.next_at <= now,
+                OutboxRow.target.in_([t.name for t in self.config.targets]),
                 (OutboxRow.lease_until.is_(None)) | (OutboxRow.lease_until < now),
                 ~exists().where(and_(earlier.alert_id == OutboxRow.alert_id, earlier.target == OutboxRow.target,
                                      earlier.delivered_at.is_(None), earlier.id < OutboxRow.id)),
@@ -252,6 +257,14 @@ class Notifier:
             return list(s.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids), OutboxRow.lease_owner == self.owner,
                                                           OutboxRow.lease_until == until)))
 
+    def held(self) -> dict[str, int]:
+        """Undelivered notifications per target that is no longer configured: kept, never attempted."""
+        with Session(self.engine) as s:
+            return dict(s.execute(
+                select(OutboxRow.target, func.count())
+                .where(OutboxRow.delivered_at.is_(None), OutboxRow.target.not_in([t.name for t in self.config.targets]))
+                .group_by(OutboxRow.target)).tuples().all())
+
     async def deliver(self, client: httpx.AsyncClient, now_ts: float) -> int:
         rows = await asyncio.to_thread(self.claim, now_ts)
         if not rows:
@@ -262,8 +275,7 @@ class Notifier:
 
     async def _send(self, client: httpx.AsyncClient, row: OutboxRow, now: float) -> str | None:
         target = self.config.target(row.target)
-        if target is None:
-            return f"target {row.target!r} is no longer configured"
+        assert target is not None, "claim() only returns rows of configured targets"
         try:
             await send(target, row.payload, row.reason, client=client, base_url=self.base_url,
                        timeout=self.timeout_s, now=now)

@@ -172,6 +172,31 @@ async def test_failed_delivery_backs_off_and_counts(engine: Engine) -> None:
     assert stats == {"am": (1, 0, 1), "hook": (1, 1, 0)}
 
 
+async def test_rows_for_a_removed_target_are_held_and_delivered_when_it_returns(engine: Engine) -> None:
+    Notifier(engine, CONFIG, base_url="http://sqm").ingest(transitions([(T0, 0.7)]))
+    # the operator removes "hook" from the notify file and restarts the notifier
+    without = NotifyConfig.model_validate({"targets": [t.model_dump() for t in CONFIG.targets if t.name != "hook"],
+                                           "routes": [{"targets": ["am"]}]})
+    n = Notifier(engine, without, base_url="http://sqm")
+    assert n.held() == {"hook": 1}
+    sent: list[str] = []
+    transport = httpx.MockTransport(lambda req: (sent.append(req.url.host), httpx.Response(200))[1])
+    async with httpx.AsyncClient(transport=transport) as client:
+        assert await n.deliver(client, T0 + 1) == 1
+        assert await n.deliver(client, T0 + 600) == 0, "nothing left that can be attempted"
+    assert sent == ["am.test"]
+    rows = {r.target: r for r in outbox(engine)}
+    assert rows["hook"].delivered_at is None and rows["hook"].attempts == 0 and rows["hook"].last_error is None
+    with Session(engine) as s:
+        assert s.get(DeliveryStatRow, "hook") is None, "a held row is not a failed delivery"
+    # the target is put back: the held notification goes out
+    back = Notifier(engine, CONFIG, base_url="http://sqm")
+    assert back.held() == {}
+    async with httpx.AsyncClient(transport=transport) as client:
+        assert await back.deliver(client, T0 + 700) == 1
+    assert sent == ["am.test", "hook.test"]
+
+
 def test_transition_json_round_trip() -> None:
     t = transitions([(T0, 0.7)])[0]
     assert Transition(**t).to_json() == t
