@@ -75,7 +75,7 @@ def main() -> None:
         for c in children:
             c.start(env)
         base = f"http://{settings.api_host}:{settings.api_port}"
-        print(f"\n  sqm is starting. Board: {base}/board   KPIs: {base}/v1/kpis?scope=all&window=1h"
+        print(f"\n  sqm is starting. KPIs: {base}/v1/kpis?scope=all&window=1h   Alerts: {base}/v1/alerts"
               f"   API docs: {base}/docs   Metrics: {base}/metrics\n  Ctrl-C stops everything.\n", flush=True)
         while not stop.is_set():
             time.sleep(0.5)
