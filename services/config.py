@@ -64,7 +64,11 @@ class Settings(BaseSettings):
     ticket_horizon_s: float = 7 * 86400
     batch_max: int = Field(2000, ge=1)
     batch_within_s: float = Field(0.2, gt=0)
-    group_id: str | None = Field(None, description="consumer group of the workers; default <prefix>worker")
+    worker_role: Literal["all", "kpis", "alerts"] = Field(
+        "all", description="all: KPIs and alert evaluation in one process; kpis / alerts: one of the two, so "
+        "that alert evaluation runs beside the KPI fold instead of taking its CPU (README, Scaling)")
+    group_id: str | None = Field(None, description="consumer group of the workers; default <prefix>worker, "
+                                 "<prefix>alerts for the alerts role")
     worker_id: str = Field(default_factory=lambda: socket.gethostname())
     metrics_agent_scopes: bool = False
     uvloop: bool = True

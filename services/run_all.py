@@ -1,8 +1,9 @@
 """`make run`: the whole monitor in the foreground; Ctrl-C stops everything cleanly.
 
 Starts the embedded broker when SQM_EMBEDDED_BROKER says so (auto: loopback bootstrap address on
-which nothing listens), creates the topics, then runs the worker, the API, the notifier and (SQM_DEMO=1) the demo
-traffic as child processes, restarting a child that dies. Logs go to var/*.log.
+which nothing listens), creates the topics, then runs the KPI worker, the alert worker, the API, the
+notifier and (SQM_DEMO=1) the demo traffic as child processes, restarting a child that dies. Logs go
+to var/*.log.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ LOG_DIR = Path("var")
 class Child:
     name: str
     module: str
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
 
     def start(self, env: dict[str, str]) -> None:
         out = open(LOG_DIR / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen([sys.executable, "-m", self.module], env=env, stdout=out,
+        self.proc = subprocess.Popen([sys.executable, "-m", self.module], env={**env, **self.env}, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         log.info("started %s (pid %d), log in var/%s.log", self.name, self.proc.pid, self.name)
 
@@ -68,8 +70,11 @@ def main() -> None:
             log.info("using the Kafka cluster at %s", settings.kafka_bootstrap_servers)
         ensure_topics(Settings(kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS",
                                                                settings.kafka_bootstrap_servers)))
-        children = [Child("worker", "services.worker"), Child("api", "services.api"),
-                    Child("notifier", "services.notifier")]
+        # the KPI fold and the alert evaluation in two workers (README, "Configuration": worker roles)
+        children = [Child("worker", "services.worker", {"SQM_WORKER_ROLE": "kpis", "SQM_WORKER_ID": "worker"}),
+                    Child("alert-worker", "services.worker",
+                          {"SQM_WORKER_ROLE": "alerts", "SQM_WORKER_ID": "alert-worker"}),
+                    Child("api", "services.api"), Child("notifier", "services.notifier")]
         if settings.demo:
             children.append(Child("simulator", "services.simulator"))
         for c in children:

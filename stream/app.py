@@ -2,6 +2,11 @@
 the alert engine (KPI changes by scope -> rules -> alerts topic), which evaluates the scope
 partitions that the group assigns to this worker (alerts/runner.py).
 
+`SQM_WORKER_ROLE` picks what a process runs: `all` (both, one consumer group), or `kpis` and
+`alerts` (one each, in two consumer groups) so that alert evaluation does not take the KPI fold's
+CPU. Run either `all` everywhere or the two split roles (`all` and `kpis` would share a group with
+different subscriptions, which is not tested).
+
 Messages are consumed as raw bytes and validated by our own code, so that a bad message is
 dead-lettered and counted instead of being logged and skipped by Faust's deserializer. No Faust
 tables: the state is kept by `Processor` and persisted per micro-batch to the state topic, which is
@@ -29,8 +34,11 @@ HEARTBEAT_S = 5.0
 
 def create_app(settings: Settings) -> faust.App:
     rebalance = settings.effective_rebalance_timeout
+    role = settings.worker_role
+    kpi_role, alert_role = role in ("all", "kpis"), role in ("all", "alerts")
+    group = "alerts" if role == "alerts" else "worker"
     app = app_class(settings.fetch_max_wait_ms)(
-        settings.group_id or f"{settings.topic_prefix}worker",
+        settings.group_id or f"{settings.topic_prefix}{group}",
         broker=";".join(f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")),
         store="memory://",
         value_serializer="raw",
@@ -70,16 +78,17 @@ def create_app(settings: Settings) -> faust.App:
     class _Store(faust.Service):
         async def on_start(self) -> None:
             await store.start()
-            await rules.start()
-            alerting.use(store.producer, owned_scope_partitions)
-            await alerting.start()
+            if alert_role:
+                await rules.start()
+                alerting.use(store.producer, owned_scope_partitions)
+                await alerting.start()
 
         async def on_stop(self) -> None:
-            await alerting.stop()
-            await rules.stop()
+            if alert_role:
+                await alerting.stop()
+                await rules.stop()
             await store.stop()
 
-    @app.agent(topics, name="kpis")
     async def kpis(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
             batch = [Message(kinds[e.message.topic], e.message.partition, e.message.offset,
@@ -88,14 +97,17 @@ def create_app(settings: Settings) -> faust.App:
             # the batch's state is on the broker (it retries writes itself).
             await processor.process(batch)
 
-    alert_state = app.topic(settings.alert_state_topic, value_serializer="raw", key_serializer="raw")
-
-    @app.agent(alert_state, name="alerts")
     async def alerts(stream: Any) -> None:
         # Subscribed for the assignment only: partition q assigned here = this worker evaluates
         # the scopes of partition q (AlertRunner). The records are our own writes, already applied.
         async for _ in stream.events():
             pass
+
+    if kpi_role:
+        app.agent(topics, name="kpis")(kpis)
+    if alert_role:
+        alert_state = app.topic(settings.alert_state_topic, value_serializer="raw", key_serializer="raw")
+        app.agent(alert_state, name="alerts")(alerts)
 
     async def _revoked(app_: Any, revoked: set[Any], **_: Any) -> None:
         processor.forget({tp.partition for tp in revoked if tp.topic in kinds})
@@ -121,7 +133,7 @@ def create_app(settings: Settings) -> faust.App:
         assigned = sorted({tp.partition for tp in tps})
         await store.write_heartbeat(settings.worker_id, {
             "lag": source_lag(tps),
-            "ts": time.time(), "pid": os.getpid(), "assigned": assigned,
+            "ts": time.time(), "pid": os.getpid(), "role": role, "assigned": assigned,
             "processed": processor.processed, "rss": proc.memory_info().rss,
             "rules": len(rules.rules), "alert_transitions": alerting.transitions,
             "alerts_firing": alerting.evaluator.active(), "alert_partitions": sorted(alerting.evaluator.parts),

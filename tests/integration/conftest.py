@@ -53,8 +53,8 @@ class Stack:
         self.procs[name] = p
         return p
 
-    def worker(self, name: str = "w1") -> subprocess.Popen[bytes]:
-        return self.start(name, "services.worker", SQM_WORKER_ID=name)
+    def worker(self, name: str = "w1", role: str = "all") -> subprocess.Popen[bytes]:
+        return self.start(name, "services.worker", SQM_WORKER_ID=name, SQM_WORKER_ROLE=role)
 
     def api(self) -> subprocess.Popen[bytes]:
         p = self.start("api", "services.api")

@@ -235,8 +235,9 @@ def test_target_down_then_up_and_notifier_killed_loses_nothing(broker: EmbeddedB
         hook.stop()
 
 
-def test_two_workers_split_the_evaluation_and_a_killed_one_hands_its_alerts_over(broker: EmbeddedBroker,
-                                                                                 tmp_path: Path) -> None:
+def test_two_alert_workers_split_the_evaluation_and_a_killed_one_hands_its_alerts_over(broker: EmbeddedBroker,
+                                                                                       tmp_path: Path) -> None:
+    """The split roles: one KPI worker, two alert workers (their own consumer group)."""
     hook = WebhookSink().start()
     notify = tmp_path / "notify.yaml"
     notify.write_text(yaml.safe_dump({"targets": [{"name": "hook", "type": "webhook", "url": f"{hook.url}/hook"}],
@@ -253,13 +254,18 @@ def test_two_workers_split_the_evaluation_and_a_killed_one_hands_its_alerts_over
         return stack.metrics().get(f"sqm_worker_alert_partitions{{worker={worker}}}", 0)
 
     try:
-        stack.worker("w1")
-        stack.worker("w2")
+        stack.worker("k1", role="kpis")
+        stack.worker("w1", role="alerts")
+        stack.worker("w2", role="alerts")
         stack.api()
         stack.notifier()
         wait_for(lambda: httpx.get(stack.url + "/readyz").json()["ready"], 60, "ready", stack)
         wait_for(lambda: evaluating("w1") > 0 and evaluating("w2") > 0 and evaluating("w1") + evaluating("w2") == n,
-                 120, "the scope partitions split between both workers", stack)
+                 120, "the scope partitions split between both alert workers", stack)
+        m = stack.metrics()
+        assert m["sqm_worker_alert_partitions{worker=k1}"] == 0, "the KPI worker evaluates no alerts"
+        assert m["sqm_worker_assigned_partitions{worker=k1}"] == n, "the KPI worker folds every source partition"
+        assert m["sqm_worker_assigned_partitions{worker=w1}"] == m["sqm_worker_assigned_partitions{worker=w2}"] == 0
         produce(stack, [c for t in teams for c in calls(t, 3, 7, "bad")])  # 30 %: critical
         wait_for(lambda: len(alerts(stack, state="firing")) == n, 60, "one firing alert per team", stack)
         firing = {a["scope"]: a["id"] for a in alerts(stack, state="firing")}
