@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help install peers run test test-unit test-integration lint bench clean
-# Debian packages the integration tests run for real (Alertmanager as a delivery peer)
-PEER_PACKAGES := prometheus-alertmanager prometheus
+# Debian packages the tests run for real: Alertmanager (a delivery peer), promtool, and PostgreSQL's
+# server binaries (tests start a throw-away server unless SQM_TEST_POSTGRES_URL names one)
+PEER_PACKAGES := prometheus-alertmanager prometheus postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 help: ## list the targets
@@ -23,7 +24,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install the pinned dependencies
 
 peers: ## install the real peers the integration tests use (Debian packages), if missing
-	@command -v prometheus-alertmanager >/dev/null && command -v promtool >/dev/null || { \
+	@command -v prometheus-alertmanager >/dev/null && command -v promtool >/dev/null \
+	  && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  echo "installing $(PEER_PACKAGES) (apt)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(PEER_PACKAGES) >/dev/null; }
 
@@ -34,7 +36,7 @@ lint: $(STAMP) ## ruff and mypy (strict on the pure modules)
 	$(VENV)/bin/ruff check services stream api alerts tests bench
 	$(VENV)/bin/mypy stream api services alerts
 
-test-unit: $(STAMP) ## pure tests, no broker
+test-unit: $(STAMP) peers ## pure tests, no broker (PostgreSQL: a throw-away server)
 	$(PY) -m pytest -q tests/unit
 
 test-integration: $(STAMP) peers ## tests against the real embedded broker and databases

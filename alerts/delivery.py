@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,13 +17,10 @@ import httpx
 import orjson
 
 from alerts.routing import ALERTMANAGER_RESEND_S, Target, alert_labels
+from stream.clock import rfc3339
 
 WEBHOOK_VERSION = "1"
 COLORS = {"critical": "#d62728", "warning": "#ff9f1a", "resolved": "#2ca02c"}
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def status_of(alert: dict[str, Any]) -> str:
@@ -59,7 +56,7 @@ def alertmanager_body(alert: dict[str, Any], base_url: str, resend_s: float | No
     if alert.get("runbook_url"):
         annotations["runbook_url"] = alert["runbook_url"]
     return [{"labels": alert_labels(alert), "annotations": annotations,
-             "startsAt": iso(alert.get("started_at") or alert["ts"]), "endsAt": iso(ends),
+             "startsAt": rfc3339(alert.get("started_at") or alert["ts"]), "endsAt": rfc3339(ends),
              "generatorURL": link(alert, base_url)}]
 
 
@@ -120,7 +117,7 @@ async def send(target: Target, alert: dict[str, Any], reason: str, *, client: ht
     """Deliver one notification; raises on failure (HTTP status >= 300 included)."""
     if target.type == "log":
         assert target.path
-        line = orjson.dumps({"at": iso(now), "reason": reason, **webhook_body(alert, reason, base_url)}) + b"\n"
+        line = orjson.dumps({"at": rfc3339(now), "reason": reason, **webhook_body(alert, reason, base_url)}) + b"\n"
         await asyncio.to_thread(_append, Path(target.path), line)
         return
     if target.type == "email":

@@ -170,6 +170,3 @@ def step(rule: Rule, st: AlertState, value: float | None, count: int, now: float
         return AlertState(), out
     return st, out
 
-
-def _rank(s: Severity) -> int:
-    return 0 if s == "warning" else 1

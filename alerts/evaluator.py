@@ -25,8 +25,8 @@ from alerts.engine import AlertState, Transition, step
 from alerts.rules import Rule
 from stream.folds import Acc
 from stream.kpis import KPI_BY_NAME
+from stream.records import AlertKey, Record, SentinelKey, decode_key, encode_key
 from stream.scopes import scope_partition
-from stream.state import Record, decode_key, encode_key
 from stream.view import View
 
 Touched = dict[int, set[str]]
@@ -53,16 +53,15 @@ class ScopeEvaluator:
     def load(self, q: int, records: Iterable[Record]) -> None:
         part = self.parts[q] = _Partition(View(self.bucket_s))
         for k, v in records:
-            key = decode_key(k) if k else None
-            if key is None:
-                continue
-            if key[0] == "a" and len(key) == 3:
-                if v is None:
-                    part.alerts.pop((key[1], key[2]), None)
-                else:
-                    part.alerts[(key[1], key[2])] = AlertState.from_json(orjson.loads(v))
-            else:
-                part.view.apply(k, v)
+            match key := decode_key(k):
+                case AlertKey(rule_id, scope) if v is None:
+                    part.alerts.pop((rule_id, scope), None)
+                case AlertKey(rule_id, scope) if v is not None:
+                    part.alerts[(rule_id, scope)] = AlertState.from_json(orjson.loads(v))
+                case None | SentinelKey():
+                    pass
+                case _:
+                    part.view.apply_key(key, v)
 
     def forget(self, qs: Iterable[int]) -> None:
         for q in qs:
@@ -70,10 +69,11 @@ class ScopeEvaluator:
 
     def apply(self, q: int, kraw: bytes | None, vraw: bytes | None) -> set[str]:
         """Apply one record of partition q; returns the scopes of q whose KPIs it may change."""
-        if not kraw or kraw.startswith((b'["a"', b'["s"')):
+        key = decode_key(kraw)
+        if key is None or isinstance(key, AlertKey | SentinelKey):
             return set()  # our own alert state (already in memory), recovery sentinels
         n = self.partitions
-        return {s for s in self.parts[q].view.apply(kraw, vraw) if scope_partition(s, n) == q}
+        return {s for s in self.parts[q].view.apply_key(key, vraw) if scope_partition(s, n) == q}
 
     # -- evaluating -------------------------------------------------------------------------
     def scopes_of(self, q: int, *, now: float) -> list[str]:
@@ -132,7 +132,7 @@ class ScopeEvaluator:
         for q, part in self.parts.items():
             for rid, scope in part.dirty:
                 st = part.alerts.get((rid, scope))
-                out.append((q, (encode_key(("a", rid, scope)), orjson.dumps(st.to_json()) if st else None)))
+                out.append((q, (encode_key(AlertKey(rid, scope)), orjson.dumps(st.to_json()) if st else None)))
             part.dirty.clear()
         return out
 

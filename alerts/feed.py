@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from alerts.rules import Rule
 from stream.background import BackgroundLoop
+from stream.records import SentinelKey, decode_key
 from stream.store import read_to_sentinel
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,12 @@ class RulesFeed(BackgroundLoop):
         self.bootstrap = bootstrap
         self.topic = topic
         self.rules: dict[str, Rule] = {}
-        self.version = 0
         self.ready = asyncio.Event()
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if not key or key.startswith(b"["):  # recovery sentinels are JSON arrays
+        if not key or isinstance(decode_key(key), SentinelKey):
             return
         rid = key.decode(errors="replace")
-        self.version += 1
         if value is None:
             self.rules.pop(rid, None)
             return
@@ -69,7 +68,7 @@ class RulesFeed(BackgroundLoop):
 async def publish_rules(producer: AIOKafkaProducer, bootstrap: str, topic: str, rules: Iterable[Rule]) -> None:
     """Make the topic hold exactly `rules`: write each, tombstone ids that are no longer there."""
     present = {k for k, v in await read_to_sentinel(producer, bootstrap, topic, 0)
-               if k and not k.startswith(b"[")}
+               if k and not isinstance(decode_key(k), SentinelKey)}
     wanted = {r.id.encode(): orjson.dumps(r.to_doc()) for r in rules}
     futs = [await producer.send(topic, key=k, value=v, partition=0) for k, v in wanted.items()]
     futs += [await producer.send(topic, key=k, value=None, partition=0) for k in present - wanted.keys()]

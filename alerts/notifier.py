@@ -22,7 +22,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -32,39 +32,12 @@ from sqlalchemy.orm import Session, aliased
 
 from alerts.db import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, SilenceRow
 from alerts.delivery import backoff, send
-from alerts.routing import Matcher, NotifyConfig, Route, alert_labels, silenced_by
+from alerts.history import active_silences, append_event, apply_transition, labels_of, payload, silence_for
+from alerts.routing import NotifyConfig, Route
+from stream.clock import aware, utc, utcnow
 
 log = logging.getLogger(__name__)
 DELIVER_KINDS = ("firing", "severity_changed", "resolved")
-
-
-def dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-Silences = list[tuple[str, list[Matcher]]]
-
-
-def active_silences(session: Session, now: datetime) -> Silences:
-    rows = session.scalars(select(SilenceRow).where(SilenceRow.starts_at <= now, SilenceRow.ends_at > now,
-                                                    SilenceRow.expired.is_(False)))
-    return [(s.id, [Matcher.model_validate(m) for m in s.matchers]) for s in rows]
-
-
-def silence_for(silences: Silences, labels: dict[str, str]) -> str | None:
-    return next((sid for sid, matchers in silences if silenced_by(matchers, labels)), None)
-
-
-def snapshot(a: AlertRow) -> dict[str, Any]:
-    """The alert as a notification carries it."""
-    return {
-        "alert_id": a.id, "rule_id": a.rule_id, "scope": a.scope, "kpi": a.kpi, "window": a.window, "op": a.op,
-        "state": a.state, "severity": a.severity, "value": a.value, "count": a.count, "threshold": a.threshold,
-        "labels": a.labels, "summary": a.summary, "intervention": a.intervention, "runbook_url": a.runbook_url,
-        "started_at": a.firing_at.timestamp() if a.firing_at else None,
-        "ts": (a.resolved_at or a.updated_at).timestamp(),
-        "acked_by": a.acked_by, "escalation_level": a.escalation_level,
-    }
 
 
 class Notifier:
@@ -88,41 +61,19 @@ class Notifier:
         return new
 
     def _ingest_one(self, s: Session, t: dict[str, Any]) -> int:
-        seq = int(str(t["event_id"]).rsplit("/", 1)[1])
-        a = s.get(AlertRow, t["alert_id"])
-        if a is not None and seq <= a.last_seq:
-            return 0  # a replayed transition
-        ts = dt(t["ts"])
+        a = apply_transition(s, t)
         if a is None:
-            a = AlertRow(id=t["alert_id"], pending_at=ts, labels={}, last_seq=0, escalation_level=0, count=0)
-            s.add(a)
-        a.rule_id, a.scope, a.kpi, a.window, a.op = t["rule_id"], t["scope"], t["kpi"], t["window"], t["op"]
-        prev_sev = a.severity
-        a.state, a.severity, a.value, a.count, a.threshold = t["state"], t["severity"], t["value"], t["count"], \
-            t["threshold"]
-        a.labels, a.summary, a.intervention, a.runbook_url = t["labels"], t["summary"], t["intervention"], \
-            t["runbook_url"]
-        a.updated_at, a.last_seq = ts, seq
-        if t["kind"] == "firing":
-            a.firing_at = ts
-        if t["kind"] in ("firing", "severity_changed"):
-            if t["severity"] != "critical":
-                a.critical_at, a.escalation_level = None, 0  # the escalation clock starts again
-            elif prev_sev != "critical" or a.critical_at is None or t["kind"] == "firing":
-                a.critical_at = ts
-        if t["kind"] == "resolved":
-            a.resolved_at = ts
+            return 0  # a replayed transition
+        ts = utc(t["ts"])
         detail: dict[str, Any] = {"previous_severity": t.get("previous_severity")}
         if t["kind"] in DELIVER_KINDS:
             detail.update(self._route(s, a, t["kind"], t["event_id"], ts))
         s.flush()
-        s.add(AlertEventRow(event_id=t["event_id"], alert_id=a.id, kind=t["kind"], state=t["state"],
-                            severity=t["severity"], value=t["value"], count=t["count"], threshold=t["threshold"],
-                            window=t["window"], scope=t["scope"], rule_id=t["rule_id"], ts=ts, detail=detail))
+        append_event(s, a, event_id=t["event_id"], kind=t["kind"], ts=ts, detail=detail)
         return 1
 
     def _route(self, s: Session, a: AlertRow, kind: str, key: str, now: datetime) -> dict[str, Any]:
-        labels = alert_labels(snapshot(a))
+        labels = labels_of(a)
         if kind == "resolved":
             # everyone who heard of the alert hears of its end (silenced or not)
             targets = set(s.scalars(select(OutboxRow.target).where(OutboxRow.alert_id == a.id).distinct()))
@@ -138,16 +89,16 @@ class Notifier:
 
     def _enqueue(self, s: Session, a: AlertRow, targets: Iterable[str], reason: str, key: str,
                  now: datetime) -> None:
-        payload = snapshot(a)
+        body = payload(a)
         for name in sorted(targets):
             if s.scalar(select(OutboxRow.id).where(OutboxRow.dedupe_key == key, OutboxRow.target == name)):
                 continue
-            s.add(OutboxRow(dedupe_key=key, alert_id=a.id, target=name, reason=reason, payload=payload,
+            s.add(OutboxRow(dedupe_key=key, alert_id=a.id, target=name, reason=reason, payload=body,
                             created_at=now, next_at=now, attempts=0))
 
     # -- repeats and escalation ----------------------------------------------------------------
     def schedule(self, now_ts: float) -> int:
-        now = dt(now_ts)
+        now = utc(now_ts)
         queued = 0
         with Session(self.engine) as s, s.begin():
             silences = active_silences(s, now)
@@ -161,7 +112,7 @@ class Notifier:
                 for alert_id, target, at in s.execute(told).tuples():
                     last.setdefault(alert_id, {})[target] = at
             for a in firing:
-                labels = alert_labels(snapshot(a))
+                labels = labels_of(a)
                 routes = self.config.routes_for(labels)
                 silence = silence_for(silences, labels)
                 if silence != a.silenced_by:
@@ -186,7 +137,7 @@ class Notifier:
                 prev = last.get(name)
                 if prev is None:
                     reason = "firing"  # never told (silenced when it fired, or a route added since)
-                elif (now - _aware(prev)).total_seconds() >= every:
+                elif (now - aware(prev)).total_seconds() >= every:
                     reason = "repeat"
                 else:
                     continue
@@ -198,7 +149,7 @@ class Notifier:
     def _escalate(self, s: Session, a: AlertRow, routes: list[Route], now: datetime) -> int:
         if a.severity != "critical" or a.acked_at is not None or a.critical_at is None:
             return 0
-        waited = (now - _aware(a.critical_at)).total_seconds()
+        waited = (now - aware(a.critical_at)).total_seconds()
         n = 0
         for r in routes:
             for i, lv in enumerate(r.escalation):
@@ -206,10 +157,8 @@ class Notifier:
                     key = f"{a.id}/escalation/{i + 1}/{int(a.critical_at.timestamp())}"
                     self._enqueue(s, a, lv.targets, "escalation", key, now)
                     a.escalation_level = i + 1
-                    s.add(AlertEventRow(event_id=key, alert_id=a.id, kind="escalated", state=a.state,
-                                        severity=a.severity, value=a.value, count=a.count, threshold=a.threshold,
-                                        window=a.window, scope=a.scope, rule_id=a.rule_id, ts=now,
-                                        detail={"level": i + 1, "targets": lv.targets, "after_s": lv.after_s}))
+                    append_event(s, a, event_id=key, kind="escalated", ts=now,
+                                 detail={"level": i + 1, "targets": lv.targets, "after_s": lv.after_s})
                     n += 1
         return n
 
@@ -219,7 +168,7 @@ class Notifier:
         with their history and delivered notifications, and silences that ended before then. An
         alert with a notification still undelivered is kept. Returns the number of alerts deleted
         (at most `batch`: call again while it returns `batch`)."""
-        cutoff = dt(now_ts - keep_s)
+        cutoff = utc(now_ts - keep_s)
         with Session(self.engine) as s, s.begin():
             undelivered = select(OutboxRow.alert_id).where(OutboxRow.delivered_at.is_(None))
             old = list(s.scalars(select(AlertRow.id).where(
@@ -234,7 +183,7 @@ class Notifier:
 
     # -- delivery ------------------------------------------------------------------------------
     def claim(self, now_ts: float, limit: int = 100) -> list[OutboxRow]:
-        now = dt(now_ts)
+        now = utc(now_ts)
         earlier = aliased(OutboxRow)
         with Session(self.engine, expire_on_commit=False) as s, s.begin():
             # rows for a target no longer in the notify file are held, not failed: they are
@@ -284,7 +233,7 @@ class Notifier:
             return f"{type(exc).__name__}: {exc}"[:500]
 
     def _finish(self, done: list[tuple[OutboxRow, str | None]]) -> None:
-        now = datetime.now(UTC)
+        now = utcnow()
         with Session(self.engine) as s, s.begin():
             for row, err in done:
                 stat = s.get(DeliveryStatRow, row.target) or DeliveryStatRow(target=row.target, attempts=0,
@@ -302,6 +251,3 @@ class Notifier:
                                 row.attempts + 1, err)
                 s.execute(update(OutboxRow).where(OutboxRow.id == row.id).values(**values))
 
-
-def _aware(d: datetime) -> datetime:
-    return d if d.tzinfo else d.replace(tzinfo=UTC)

@@ -1,44 +1,97 @@
-"""Dependencies: the app's runtime objects, reached through `request.app.state`."""
+"""Dependencies, one per resource, so that a route's signature says what it uses.
+
+    @router.get("/v1/kpis")
+    async def get_kpis(view: ViewDep, targets: TargetsDep, ...) -> ...
+
+Resources live on `app.state` under the names below: `create_app` puts the in-memory ones there, the
+lifespan the connected ones (database, producer). A connected resource that is missing (a unit
+test without a broker, a database not reached yet) answers 503 with what is missing.
+"""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
+from alerts.history import AlertHistory
 from alerts.rulebook import Rulebook
 from api.feed import StateFeed
+from api.metrics import IngestMetrics
+from api.targets import Targets
 from services.config import Settings
 from stream.view import View
 
-
-@dataclass
-class Runtime:
-    settings: Settings
-    view: View
-    targets: dict[tuple[str, str], float]
-    registry: CollectorRegistry
-    producer: AIOKafkaProducer | None = None
-    feed: StateFeed | None = None
-    db: Engine | None = None
-    rulebook: Rulebook | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+T = TypeVar("T")
 
 
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+def _state(request: Request, name: str, kind: type[T], missing: str | None = None) -> T:
+    value = getattr(request.app.state, name, None)
+    if value is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, missing or f"{name} not available")
+    assert isinstance(value, kind), f"app.state.{name} is a {type(value).__name__}, not a {kind.__name__}"
+    return value
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+def get_settings(request: Request) -> Settings:
+    return _state(request, "settings", Settings)
+
+
+def get_view(request: Request) -> View:
+    return _state(request, "view", View)
+
+
+def get_feed(request: Request) -> StateFeed:
+    return _state(request, "feed", StateFeed)
+
+
+def get_targets(request: Request) -> Targets:
+    return _state(request, "targets", dict)
+
+
+def get_ingest_metrics(request: Request) -> IngestMetrics:
+    return _state(request, "ingest_metrics", IngestMetrics)
+
+
+def get_producer(request: Request) -> AIOKafkaProducer:
+    return _state(request, "producer", AIOKafkaProducer, "broker not connected")
+
+
+def get_db(request: Request) -> Engine:
+    return _state(request, "db", Engine, "database not connected")
+
+
+def find_db(request: Request) -> Engine | None:
+    """The database if connected (for readiness, which reports rather than refuses)."""
+    return getattr(request.app.state, "db", None)
+
+
+def get_rulebook(request: Request) -> Rulebook:
+    return _state(request, "rulebook", Rulebook, "database not connected")
+
+
+def get_history(request: Request) -> AlertHistory:
+    return _state(request, "history", AlertHistory, "database not connected")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ViewDep = Annotated[View, Depends(get_view)]
+FeedDep = Annotated[StateFeed, Depends(get_feed)]
+TargetsDep = Annotated[Targets, Depends(get_targets)]
+IngestMetricsDep = Annotated[IngestMetrics, Depends(get_ingest_metrics)]
+ProducerDep = Annotated[AIOKafkaProducer, Depends(get_producer)]
+DbDep = Annotated[Engine, Depends(get_db)]
+MaybeDbDep = Annotated[Engine | None, Depends(find_db)]
+RulebookDep = Annotated[Rulebook, Depends(get_rulebook)]
+HistoryDep = Annotated[AlertHistory, Depends(get_history)]
+
+
+# -- authentication ------------------------------------------------------------------------------
 _bearer = HTTPBearer(auto_error=False)
-
-
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
@@ -51,16 +104,14 @@ def _check_bearer(token: str | None, creds: HTTPAuthorizationCredentials | None,
                             headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_token(rt: RuntimeDep, creds: Credentials) -> None:
-    _check_bearer(rt.settings.ingest_token, creds, "ingest is off: set SQM_INGEST_TOKEN")
+def require_ingest(settings: SettingsDep, creds: Credentials) -> None:
+    _check_bearer(settings.ingest_token, creds, "ingest is off: set SQM_INGEST_TOKEN")
 
 
-Authenticated = Depends(require_token)
-
-
-def require_admin(rt: RuntimeDep, creds: Credentials) -> None:
+def require_admin(settings: SettingsDep, creds: Credentials) -> None:
     """Writes to rules, acknowledgements and silences."""
-    _check_bearer(rt.settings.admin_token, creds, "writes are off: set SQM_ADMIN_TOKEN")
+    _check_bearer(settings.admin_token, creds, "writes are off: set SQM_ADMIN_TOKEN")
 
 
+IngestAuthenticated = Depends(require_ingest)
 AdminAuthenticated = Depends(require_admin)

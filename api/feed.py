@@ -13,6 +13,7 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stream.background import BackgroundLoop
+from stream.records import SENTINEL_VALUE
 from stream.store import sentinel_key
 from stream.view import View
 
@@ -22,13 +23,11 @@ log = logging.getLogger(__name__)
 class StateFeed(BackgroundLoop):
     name = "state feed"
 
-    def __init__(self, view: View, bootstrap: str, state_topic: str, producer: AIOKafkaProducer,
-                 fetch_max_wait_ms: int = 100) -> None:
+    def __init__(self, view: View, bootstrap: str, state_topic: str, fetch_max_wait_ms: int = 100) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.view = view
         self.bootstrap = bootstrap
         self.state_topic = state_topic
-        self.producer = producer
         self.warm = False
         self.last_poll_ok = 0.0
         self.latest_record_ts = 0.0
@@ -38,47 +37,53 @@ class StateFeed(BackgroundLoop):
         self.last_poll_ok = 0.0
 
     async def run_once(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", client_id="sqm-api-feed")
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
                                     client_id="sqm-api-feed", max_partition_fetch_bytes=8 * 1024 * 1024,
                                     fetch_max_wait_ms=self.fetch_max_wait_ms)
-        await consumer.start()
+        await producer.start()
         try:
-            parts = None
-            while not parts:
-                parts = consumer.partitions_for_topic(self.state_topic)
-                if not parts:
-                    await consumer._client.force_metadata_update()
-                    await asyncio.sleep(0.5)
-            tps = [TopicPartition(self.state_topic, p) for p in sorted(parts)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            if not self.warm:
-                for tp in tps:
-                    key = sentinel_key()
-                    meta = await (await self.producer.send(self.state_topic, key=key, value=b"{}",
-                                                           partition=tp.partition))
-                    self._pending[tp.partition] = (meta.offset, key)
-            last_expire = 0.0
-            while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=20000)
-                now = time.time()
-                self.last_poll_ok = now
-                for tp, msgs in batches.items():
-                    for m in msgs:
-                        self.view.apply(m.key, m.value)
-                    if msgs:
-                        self.latest_record_ts = max(self.latest_record_ts, msgs[-1].timestamp / 1000)
-                        pending = self._pending.get(tp.partition)
-                        if pending is not None and msgs[-1].offset >= pending[0]:
-                            del self._pending[tp.partition]
-                            # tombstone: compaction then removes the sentinel too
-                            await self.producer.send(self.state_topic, key=pending[1], value=None,
-                                                     partition=tp.partition)
-                if not self.warm and not self._pending:
-                    self.warm = True
-                    log.info("view warm: %d state records read", self.view.records)
-                if now - last_expire > 30:
-                    last_expire = now
-                    self.view.expire(now=now)
+            await consumer.start()
+            await self._follow(consumer, producer)
         finally:
             await consumer.stop()
+            await producer.stop()
+
+    async def _follow(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        parts = None
+        while not parts:
+            parts = consumer.partitions_for_topic(self.state_topic)
+            if not parts:
+                await consumer._client.force_metadata_update()
+                await asyncio.sleep(0.5)
+        tps = [TopicPartition(self.state_topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        if not self.warm:
+            for tp in tps:
+                key = sentinel_key()
+                meta = await (await producer.send(self.state_topic, key=key, value=SENTINEL_VALUE,
+                                                  partition=tp.partition))
+                self._pending[tp.partition] = (meta.offset, key)
+        last_expire = 0.0
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=20000)
+            now = time.time()
+            self.last_poll_ok = now
+            for tp, msgs in batches.items():
+                for m in msgs:
+                    self.view.apply(m.key, m.value)
+                if msgs:
+                    self.latest_record_ts = max(self.latest_record_ts, msgs[-1].timestamp / 1000)
+                    pending = self._pending.get(tp.partition)
+                    if pending is not None and msgs[-1].offset >= pending[0]:
+                        del self._pending[tp.partition]
+                        # tombstone: compaction then removes the sentinel too
+                        await producer.send(self.state_topic, key=pending[1], value=None,
+                                            partition=tp.partition)
+            if not self.warm and not self._pending:
+                self.warm = True
+                log.info("view warm: %d state records read", self.view.records)
+            if now - last_expire > 30:
+                last_expire = now
+                self.view.expire(now=now)

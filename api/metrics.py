@@ -7,23 +7,33 @@ per-agent series are off unless SQM_METRICS_AGENT_SCOPES=true (one series per ag
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
-from alerts.db import AlertRow, DeliveryStatRow, OutboxRow
+from alerts.history import AlertStats
+from stream.clock import utcnow
 from stream.kpis import KPIS
 from stream.scopes import kind_of
 from stream.view import View
 from stream.windows import WINDOWS
+
+log = logging.getLogger(__name__)
+
+
+class FeedState(Protocol):
+    """What the collector reads of the state feed (api/feed.py)."""
+
+    warm: bool
+    latest_record_ts: float
 
 
 def metric_name(kpi: str) -> str:
@@ -40,7 +50,7 @@ def metric_name(kpi: str) -> str:
 
 
 class ViewCollector(Collector):
-    def __init__(self, view: View, feed_state: object, include_agents: bool = False) -> None:
+    def __init__(self, view: View, feed_state: FeedState, include_agents: bool = False) -> None:
         self.view = view
         self.feed = feed_state
         self.include_agents = include_agents
@@ -103,68 +113,94 @@ class ViewCollector(Collector):
         scoped = GaugeMetricFamily("sqm_worker_alert_partitions", "scope partitions whose alerts the worker "
                                    "evaluates", labels=["worker"])
         for w, hb in sorted(self.view.workers.items()):
-            a = now - float(hb.get("ts", 0))
-            workers.add_metric([w], 1.0 if a < 20 else 0.0)
-            rss.add_metric([w], float(hb.get("rss", 0)))
-            parts.add_metric([w], len(hb.get("assigned", [])))
-            age.add_metric([w], a)
-            lag.add_metric([w], float(hb.get("lag", 0)))
-            scoped.add_metric([w], len(hb.get("alert_partitions", [])))
+            workers.add_metric([w], 1.0 if hb.is_fresh(now) else 0.0)
+            rss.add_metric([w], float(hb.rss))
+            parts.add_metric([w], len(hb.assigned))
+            age.add_metric([w], hb.age(now))
+            lag.add_metric([w], float(hb.lag))
+            scoped.add_metric([w], len(hb.alert_partitions))
         yield from (workers, rss, parts, age, lag, scoped)
         yield CounterMetricFamily("sqm_view_records", "state records read by this API", value=self.view.records)
         feed = self.feed
         yield GaugeMetricFamily("sqm_view_warm", "1 once the view has read all state written before start",
-                                value=1.0 if getattr(feed, "warm", False) else 0.0)
-        latest = float(getattr(feed, "latest_record_ts", 0.0))
+                                value=1.0 if feed.warm else 0.0)
+        latest = feed.latest_record_ts
         if latest:
             yield GaugeMetricFamily("sqm_view_last_record_age_seconds",
                                     "seconds since the newest state record was written", value=now - latest)
 
 
-class AlertsCollector(Collector):
-    """Alert state and delivery health from the database (one query each per scrape)."""
+class AlertStatsCache:
+    """The alert figures of /metrics, read from the database in a thread.
 
-    def __init__(self, engine: Callable[[], Engine | None]) -> None:
-        self.engine = engine
+    A scrape asks for a fresh snapshot and waits for it at most `max_wait` seconds: with a healthy
+    database the figures are current; with a slow or locked one the scrape gets the last snapshot
+    (its age is `sqm_alert_stats_age_seconds`) and the KPI series are never held up. One read at a
+    time: scrapes that come while a read is under way wait for that read.
+    """
+
+    def __init__(self, read: Callable[[], AlertStats]) -> None:
+        self.read = read
+        self.stats: AlertStats | None = None
+        self.read_at = 0.0
+        self._reading: asyncio.Task[None] | None = None
+
+    async def _read(self) -> None:
+        try:
+            self.stats = await asyncio.to_thread(self.read)
+            self.read_at = time.time()
+        except Exception:  # the database is down: keep the last snapshot, say how old it is
+            log.warning("alert stats not read from the database", exc_info=True)
+
+    async def refresh(self, max_wait: float) -> None:
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._reading), max_wait)
+
+    async def stop(self) -> None:
+        if self._reading is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._reading, 5)
+
+
+class AlertsCollector(Collector):
+    """Alert state and delivery health, from the last `AlertStatsCache` snapshot."""
+
+    def __init__(self, cache: AlertStatsCache | None) -> None:
+        self.cache = cache
 
     def collect(self) -> Iterator[Metric]:
-        engine = self.engine()
-        if engine is None:
+        st = self.cache.stats if self.cache is not None else None
+        if st is None:
             return
-        with Session(engine) as s:
-            firing = dict(s.execute(select(AlertRow.severity, func.count()).where(AlertRow.state == "firing")
-                                    .group_by(AlertRow.severity)).tuples().all())
-            pending = s.scalar(select(func.count()).where(AlertRow.state == "pending")) or 0
-            depth = dict(s.execute(select(OutboxRow.target, func.count()).where(OutboxRow.delivered_at.is_(None))
-                                   .group_by(OutboxRow.target)).tuples().all())
-            oldest = s.scalar(select(func.min(OutboxRow.created_at)).where(OutboxRow.delivered_at.is_(None)))
-            stats = list(s.scalars(select(DeliveryStatRow)))
+        assert self.cache is not None
+        yield GaugeMetricFamily("sqm_alert_stats_age_seconds", "age of the alert figures below (read from the "
+                                "database; grows while the database does not answer)",
+                                value=time.time() - self.cache.read_at)
         g = GaugeMetricFamily("sqm_alerts_firing", "firing alerts", labels=["severity"])
         for sev in ("warning", "critical"):
-            g.add_metric([sev], firing.get(sev, 0))
+            g.add_metric([sev], st.firing.get(sev, 0))
         yield g
-        yield GaugeMetricFamily("sqm_alerts_pending", "alerts waiting out their `for`", value=pending)
-        yield GaugeMetricFamily("sqm_alert_outbox_depth", "notifications not yet delivered", value=sum(depth.values()))
+        yield GaugeMetricFamily("sqm_alerts_pending", "alerts waiting out their `for`", value=st.pending)
+        yield GaugeMetricFamily("sqm_alert_outbox_depth", "notifications not yet delivered",
+                                value=sum(st.outbox_depth.values()))
         per = GaugeMetricFamily("sqm_alert_outbox_target_depth", "notifications not yet delivered, by target",
                                 labels=["target"])
-        for t, n in sorted(depth.items()):
+        for t, n in sorted(st.outbox_depth.items()):
             per.add_metric([t], n)
         yield per
-        age = (datetime.now(UTC) - _aware(oldest)).total_seconds() if oldest else 0.0
+        age = (utcnow() - st.outbox_oldest).total_seconds() if st.outbox_oldest else 0.0
         yield GaugeMetricFamily("sqm_alert_outbox_oldest_age_seconds", "age of the oldest undelivered notification",
                                 value=age)
         attempts = CounterMetricFamily("sqm_alert_delivery_attempts", "delivery attempts", labels=["target"])
         failures = CounterMetricFamily("sqm_alert_delivery_failures", "failed delivery attempts", labels=["target"])
         delivered = CounterMetricFamily("sqm_alert_deliveries", "notifications delivered", labels=["target"])
-        for st in stats:
-            attempts.add_metric([st.target], st.attempts)
-            failures.add_metric([st.target], st.failures)
-            delivered.add_metric([st.target], st.delivered)
+        for target, (n_attempts, n_failures, n_ok) in sorted(st.delivery.items()):
+            attempts.add_metric([target], n_attempts)
+            failures.add_metric([target], n_failures)
+            delivered.add_metric([target], n_ok)
         yield from (attempts, failures, delivered)
-
-
-def _aware(d: datetime) -> datetime:
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -173,11 +209,11 @@ class IngestMetrics:
     rejected: Counter
 
 
-def build_registry(view: View, feed: object, include_agents: bool,
-                   engine: Callable[[], Engine | None] = lambda: None) -> tuple[CollectorRegistry, IngestMetrics]:
+def build_registry(view: View, feed: FeedState, include_agents: bool,
+                   alert_stats: AlertStatsCache | None = None) -> tuple[CollectorRegistry, IngestMetrics]:
     registry = CollectorRegistry()
     registry.register(ViewCollector(view, feed, include_agents))
-    registry.register(AlertsCollector(engine))
+    registry.register(AlertsCollector(alert_stats))
     ingest = IngestMetrics(
         Counter("sqm_ingest_accepted", "events accepted by POST /v1/events", registry=registry),
         Counter("sqm_ingest_rejected", "events refused by POST /v1/events", ["reason"], registry=registry),

@@ -36,11 +36,14 @@ class Target(BaseModel):
         return v
 
 
+Targets = dict[tuple[str, str], float]  # (scope, kpi) -> target
+
+
 class TargetFile(BaseModel):
     targets: list[Target] = []
 
 
-def load_targets(path: str | None) -> dict[tuple[str, str], float]:
+def load_targets(path: str | None) -> Targets:
     """(scope, kpi) -> target. A missing path means no targets; a bad file is an error at start."""
     if not path:
         return {}

@@ -30,11 +30,11 @@ from rich.console import Console
 from alerts.rules import DEFAULT_RULE_FILE
 from services.broker import EmbeddedBroker, free_port
 from services.config import Settings
+from services.loadgen import LIVE, random_stream, steady_load, ticket
 from services.producer import route
 from services.topics import ensure_topics
-from stream.state import decode_key
-from tests.factories import LIVE, random_stream, ticket
-from tests.integration.peers import WebhookSink
+from services.webhook_sink import WebhookSink
+from stream.records import Counters, CountersKey, HeartbeatKey, SentinelKey, decode_key
 
 OUT = Path(__file__).parent
 N = int(os.environ.get("SQM_BENCH_EVENTS", "60000"))
@@ -111,14 +111,14 @@ async def watch_state(s: Settings, total: int, timeout: float = 600) -> tuple[fl
             batches = await c.getmany(timeout_ms=500)
             for msgs in batches.values():
                 for m in msgs:
-                    key = decode_key(m.key) if m.key else None
-                    if key is None or key[0] in ("s", "w"):
+                    key = decode_key(m.key)
+                    if key is None or isinstance(key, SentinelKey | HeartbeatKey):
                         continue
                     if not first:
                         first = m.timestamp / 1000
-                    if key[0] == "c" and m.value:
-                        v = orjson.loads(m.value)
-                        counters[(key[1], key[2])] = sum(v["events"].values()) + sum(v["dead"].values()) + v["dup"]
+                    if isinstance(key, CountersKey) and m.value:
+                        c = Counters.from_bytes(m.value)
+                        counters[(key.topic, key.partition)] = sum(c.events.values()) + sum(c.dead.values()) + c.dup
                         if sum(counters.values()) >= total:
                             return first, m.timestamp / 1000
         raise TimeoutError(f"pipeline reached {sum(counters.values())} of {total}")
@@ -128,20 +128,8 @@ async def watch_state(s: Settings, total: int, timeout: float = 600) -> tuple[fl
 
 def load(bootstrap: str, prefix: str, rate: int, seconds: float) -> None:
     """Steady background load (a separate process, so that it does not share the prober's GIL)."""
-    s = Settings(kafka_bootstrap_servers=bootstrap, topic_prefix=prefix)
-    p = producer(bootstrap)
-    t0 = time.time()
-    sent = 0
-    while time.time() - t0 < seconds:
-        batch = random_stream(rate // 10, time.time(), seed=sent, bands=LIVE, agents=200)
-        for ev in batch:
-            kind, key = route(ev)
-            p.send(s.topic(kind), key=key, value=orjson.dumps(ev))
-        sent += len(batch)
-        ahead = sent / rate - (time.time() - t0)
-        if ahead > 0:
-            time.sleep(ahead)
-    p.flush()
+    steady_load(producer(bootstrap), Settings(kafka_bootstrap_servers=bootstrap, topic_prefix=prefix), rate, seconds,
+                agents=200, seed=0)
 
 
 def latency(s: Settings, api: str) -> dict[str, float]:

@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from stream.clock import rfc3339
+
 TEAMS = {"billing": "billing-line", "tech": "tech-line", "sales": "sales-line", "returns": "returns-line"}
 CHANNELS = ["chat", "email", "social", "phone"]
 TIERS = [("vip", 0.1), ("gold", 0.25), ("standard", 0.65)]
 SCENARIOS = ["invoice", "login", "refund", "delivery", "upgrade"]
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def daily_factor(ts: float) -> float:
@@ -132,9 +130,9 @@ class DemoTraffic:
         rnd, dims = self.rnd, self._dims(team)
         tid = f"T{next(self._ids)}"
         channel = rnd.choice(["chat", "email", "social"])
-        base = {"ticket_id": tid, "created_at": iso(t), "channel": channel, **dims}
+        base = {"ticket_id": tid, "created_at": rfc3339(t), "channel": channel, **dims}
         complaint = rnd.random() < 0.08
-        self._at(t, {"event_id": self._eid("tc"), "type": "ticket.created", "ts": iso(t), **base,
+        self._at(t, {"event_id": self._eid("tc"), "type": "ticket.created", "ts": rfc3339(t), **base,
                      "priority": rnd.choice(["low", "normal", "normal", "high", "urgent"]), "is_complaint": complaint})
         slow = 8.0 if self.incident_for(team, t) else 1.0
         target = 1800 if dims["customer_tier"] == "vip" else 14400
@@ -142,15 +140,15 @@ class DemoTraffic:
         fr = t + min(rnd.lognormvariate(math.log(target * 0.12), 0.6) * slow, target * (3 if slow > 1 else 0.95))
         agent = rnd.choice(self.agents[team])
         bot = channel == "chat" and rnd.random() < 0.15
-        self._at(fr, {"event_id": self._eid("tf"), "type": "ticket.first_response", "ts": iso(fr), **base,
+        self._at(fr, {"event_id": self._eid("tf"), "type": "ticket.first_response", "ts": rfc3339(fr), **base,
                       "by_bot": bot, **({} if bot else {"agent": agent})})
         res = fr + rnd.lognormvariate(math.log(1200), 0.9) * slow
         contacts = 1 if rnd.random() < self._fcr(agent, slow > 1) else rnd.randint(2, 4)
-        self._at(res, {"event_id": self._eid("tr"), "type": "ticket.resolved", "ts": iso(res), **base,
+        self._at(res, {"event_id": self._eid("tr"), "type": "ticket.resolved", "ts": rfc3339(res), **base,
                        "agent": agent, "contacts": contacts, "by_bot": bot, "is_complaint": complaint})
         if rnd.random() < 0.06:
             ro = res + rnd.uniform(300, 3600)
-            self._at(ro, {"event_id": self._eid("to"), "type": "ticket.reopened", "ts": iso(ro), **base})
+            self._at(ro, {"event_id": self._eid("to"), "type": "ticket.reopened", "ts": rfc3339(ro), **base})
         self._survey(res + rnd.uniform(60, 600), team, channel, agent, slow > 1, ticket_id=tid,
                      tier=dims["customer_tier"])
 
@@ -158,23 +156,23 @@ class DemoTraffic:
         rnd, dims = self.rnd, self._dims(team)
         cid = f"C{next(self._ids)}"
         base = {"call_id": cid, "queue": TEAMS[team], "channel": "phone", **dims}
-        self._at(t, {"event_id": self._eid("co"), "type": "call.offered", "ts": iso(t), **base})
+        self._at(t, {"event_id": self._eid("co"), "type": "call.offered", "ts": rfc3339(t), **base})
         incident = self.incident_for(team, t)
         wait = rnd.expovariate(1 / (300.0 if incident else 7.0))
         patience = rnd.expovariate(1 / (20.0 if incident else 400.0))
         if patience < wait:
             w = round(patience, 1)
-            self._at(t + w, {"event_id": self._eid("ca"), "type": "call.abandoned", "ts": iso(t + w), **base,
+            self._at(t + w, {"event_id": self._eid("ca"), "type": "call.abandoned", "ts": rfc3339(t + w), **base,
                              "wait_s": w})
             return
         w = round(wait, 1)
         agent = rnd.choice(self.agents[team])
-        self._at(t + w, {"event_id": self._eid("cn"), "type": "call.answered", "ts": iso(t + w), **base,
+        self._at(t + w, {"event_id": self._eid("cn"), "type": "call.answered", "ts": rfc3339(t + w), **base,
                          "agent": agent, "wait_s": w})
         talk, wrap = rnd.lognormvariate(math.log(240), 0.5), rnd.uniform(15, 90)
         hold = rnd.choice([0.0, 0.0, 30.0, 90.0])
         end = t + w + talk + hold
-        self._at(end, {"event_id": self._eid("ce"), "type": "call.ended", "ts": iso(end), **base, "agent": agent,
+        self._at(end, {"event_id": self._eid("ce"), "type": "call.ended", "ts": rfc3339(end), **base, "agent": agent,
                        "talk_s": round(talk, 1), "hold_s": hold, "wrap_s": round(wrap, 1),
                        "resolved": rnd.random() < self._fcr(agent, incident)})
         self._survey(end + rnd.uniform(30, 300), team, "phone", agent, incident, call_id=cid,
@@ -185,7 +183,7 @@ class DemoTraffic:
         if rnd.random() > 0.35:
             return
         csat = min(5, max(1, round(rnd.gauss(2.6, 1.0) if bad else rnd.gauss(4.5, 0.7))))
-        ev: dict[str, Any] = {"event_id": self._eid("sv"), "type": "survey.submitted", "ts": iso(t),
+        ev: dict[str, Any] = {"event_id": self._eid("sv"), "type": "survey.submitted", "ts": rfc3339(t),
                               "survey_id": f"S{next(self._ids)}", "team": team, "channel": channel, "agent": agent,
                               "customer_tier": tier, "csat": csat, **ref}
         if rnd.random() < 0.7:

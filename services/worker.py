@@ -10,7 +10,7 @@ from faust.worker import Worker
 
 from services.config import Settings
 from services.topics import ensure_topics
-from stream.app import create_app
+from services.worker_app import create_app
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ Pure: no I/O, no clock (the caller passes `now`). Bad input is data, never an ex
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -237,7 +237,3 @@ def topic_kind_of(event: Event) -> str:
 def key_of(event: Event) -> str:
     """The partitioning key of the contract (ticket_id, call_id, survey_id)."""
     return str(getattr(event, KEY_FIELD[topic_kind_of(event)]))
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

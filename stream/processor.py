@@ -15,13 +15,11 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from stream.folds import KpiConfig
-from stream.state import DeadLetter, PartitionState, Record
+from stream.records import Record
+from stream.state import DeadLetter, PartitionState, Scoped
 
 log = logging.getLogger(__name__)
 EXPIRE_EVERY_S = 30.0
-
-
-Scoped = tuple[tuple[str, ...], Record]  # a record and the scopes it concerns
 
 
 class StateSink(Protocol):
@@ -80,8 +78,9 @@ class Processor:
         records: list[tuple[int, Record]] = []
         scoped: list[Scoped] = []
         for p, st in touched.items():
-            records.extend((p, r) for r in st.drain())
-            scoped.extend(st.scoped)
+            drained = st.drain()
+            records.extend((p, r) for r in drained.records)
+            scoped.extend(drained.scoped)
         await self._write(records, dead, scoped)
 
     async def _write(self, records: list[tuple[int, Record]], dead: list[tuple[DeadLetter, bytes | None]],

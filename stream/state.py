@@ -9,13 +9,8 @@ to it (its watermark), which makes replay after a crash exact:
 - an `event_id` seen at offset o is the original at o and a duplicate anywhere else.
 
 So a worker killed at any point (even between two records of the same batch) restarts from its last
-committed offset, reloads the records, re-reads the tail and ends with exactly the same state.
-
-Records are `(key, value)` pairs, JSON keys so that any dimension value is safe:
-  ["b", topic, p, scope, bucket] -> {"o": wm, "a": Acc}         KPI bucket
-  ["t", p, ticket_id]            -> {"o": wm, ...Ticket} | None  open ticket (None: left the state)
-  ["d", topic, p, first_offset]  -> {"exp": ts, "ids": {id: offset}} | None   dedupe batch
-  ["c", topic, p]                -> {"o": wm, "events": {...}, "dead": {...}, "late": n, "dup": n}
+committed offset, reloads the records, re-reads the tail and ends with exactly the same state. The
+records' keys and values are defined in `stream/records.py`.
 """
 
 from __future__ import annotations
@@ -23,53 +18,34 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-import orjson
 
 from stream.events import Event, Rejected, TicketEvent, decode
 from stream.folds import Acc, KpiConfig, contribution
+from stream.records import (
+    BucketKey,
+    BucketValue,
+    Counters,
+    CountersKey,
+    DedupeBatch,
+    DedupeKey,
+    Record,
+    TicketKey,
+    decode_key,
+    encode_key,
+)
 from stream.scopes import scopes_of
 from stream.tickets import Ticket, transition
 from stream.windows import LONGEST, bucket_of, is_late
 
-Key = tuple[Any, ...]
-Record = tuple[bytes, bytes | None]
 DEDUPE_HORIZON_S = LONGEST + 600  # 24 h plus the 5 min future tolerance, with margin
 
-
-def encode_key(key: Key) -> bytes:
-    return orjson.dumps(key)
-
-
-def decode_key(raw: bytes) -> Key | None:
-    try:
-        k = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return tuple(k) if isinstance(k, list) and k else None
+Scoped = tuple[tuple[str, ...], Record]  # a record and the scopes it concerns
 
 
 @dataclass(slots=True)
 class Bucket:
     acc: Acc = field(default_factory=Acc)
     wm: int = -1
-
-
-@dataclass(slots=True)
-class Counters:
-    wm: int = -1
-    events: dict[str, int] = field(default_factory=dict)
-    dead: dict[str, int] = field(default_factory=dict)
-    late: int = 0
-    dup: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"o": self.wm, "events": self.events, "dead": self.dead, "late": self.late, "dup": self.dup}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Counters:
-        return cls(int(d["o"]), dict(d["events"]), dict(d["dead"]), int(d["late"]), int(d["dup"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +58,17 @@ class DeadLetter:
     raw: bytes
 
 
-@dataclass(slots=True)
-class _DedupeBatch:
-    exp: float
-    ids: dict[str, int]
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """What changed since the last drain.
+
+    `records`: one record per touched key, for the state topic. `scoped`: the bucket and ticket
+    records among them, each with the scopes it concerns (a ticket record goes to the scopes it left
+    as well as those it is in), for the scope-partitioned topic that the alert engine reads.
+    """
+
+    records: list[Record]
+    scoped: list[Scoped]
 
 
 class PartitionState:
@@ -100,16 +83,13 @@ class PartitionState:
         self.tickets: dict[str, Ticket] = {}
         self.counters: dict[str, Counters] = {}
         self.seen: dict[str, dict[str, int]] = {}
-        self.dedupe_batches: dict[tuple[str, int], _DedupeBatch] = {}
-        self._open_batch: dict[str, tuple[int, _DedupeBatch]] = {}
+        self.dedupe_batches: dict[tuple[str, int], DedupeBatch] = {}
+        self._open_batch: dict[str, tuple[int, DedupeBatch]] = {}
         self._dirty_buckets: set[tuple[str, str, int]] = set()
         self._dirty_tickets: set[str] = set()
         self._ticket_scopes_before: dict[str, list[str]] = {}
         self._dirty_counters: set[str] = set()
         self._tombstones: list[tuple[bytes, tuple[str, ...]]] = []
-        # bucket and ticket records with the scopes they concern, for the scope-partitioned topic
-        # that the alert engine reads (see `drain`)
-        self.scoped: list[tuple[tuple[str, ...], Record]] = []
 
     # -- processing -------------------------------------------------------------------------
     def apply(self, topic: str, offset: int, raw: bytes, *, now: float,
@@ -187,50 +167,44 @@ class PartitionState:
     def _remember(self, topic: str, event_id: str, offset: int, ts: float) -> None:
         opened = self._open_batch.get(topic)
         if opened is None:
-            opened = self._open_batch[topic] = (offset, _DedupeBatch(ts, {}))
+            opened = self._open_batch[topic] = (offset, DedupeBatch(ts, {}))
             self.dedupe_batches[(topic, offset)] = opened[1]
         batch = opened[1]
         batch.ids[event_id] = offset
         batch.exp = max(batch.exp, ts)
 
     # -- records ------------------------------------------------------------------------------
-    def drain(self) -> list[Record]:
-        """Records for everything changed since the last drain (one per touched key).
-
-        Also sets `scoped`: the bucket and ticket records among them, each with the scopes it
-        concerns (a ticket record goes to the scopes it left as well as those it is in).
-        """
+    def drain(self) -> Drained:
+        """Records for everything changed since the last drain (one per touched key)."""
         p = self.p
         out: list[Record] = [(k, None) for k, _ in self._tombstones]
-        scoped: list[tuple[tuple[str, ...], Record]] = [(s, (k, None)) for k, s in self._tombstones]
+        scoped: list[Scoped] = [(s, (k, None)) for k, s in self._tombstones]
         self._tombstones = []
         for topic, scope, b in self._dirty_buckets:
             bucket = self.buckets.get((topic, scope, b))
             if bucket is not None:
-                rec: Record = (encode_key(("b", topic, p, scope, b)),
-                       orjson.dumps({"o": bucket.wm, "a": bucket.acc.to_json()}))
+                rec: Record = (encode_key(BucketKey(topic, p, scope, b)), BucketValue(bucket.wm, bucket.acc).to_bytes())
                 out.append(rec)
                 scoped.append(((scope,), rec))
         before = self._ticket_scopes_before
         for tid in self._dirty_tickets:
             t = self.tickets.get(tid)
-            rec = (encode_key(("t", p, tid)), orjson.dumps(t.to_json()) if t else None)
+            rec = (encode_key(TicketKey(p, tid)), t.to_bytes() if t else None)
             out.append(rec)
             scopes = set(before.get(tid, ()))
             if t is not None:
                 scopes.update(t.scopes())
             scoped.append((tuple(scopes), rec))
         before.clear()
-        self.scoped = scoped
         for topic, (first, batch) in self._open_batch.items():
-            out.append((encode_key(("d", topic, p, first)), orjson.dumps({"exp": batch.exp, "ids": batch.ids})))
+            out.append((encode_key(DedupeKey(topic, p, first)), batch.to_bytes()))
         for topic in self._dirty_counters:
-            out.append((encode_key(("c", topic, p)), orjson.dumps(self.counters[topic].to_json())))
+            out.append((encode_key(CountersKey(topic, p)), self.counters[topic].to_bytes()))
         self._dirty_buckets.clear()
         self._dirty_tickets.clear()
         self._dirty_counters.clear()
         self._open_batch.clear()
-        return out
+        return Drained(out, scoped)
 
     def expire(self, *, now: float) -> None:
         """Drop buckets older than the longest window, dedupe ids past their horizon, stale tickets.
@@ -241,14 +215,14 @@ class PartitionState:
         for k in [k for k in self.buckets if k[2] < oldest]:
             del self.buckets[k]
             self._dirty_buckets.discard(k)
-            self._tombstones.append((encode_key(("b", k[0], self.p, k[1], k[2])), (k[1],)))
+            self._tombstones.append((encode_key(BucketKey(k[0], self.p, k[1], k[2])), (k[1],)))
         for (topic, first), batch in list(self.dedupe_batches.items()):
             if batch.exp < now - DEDUPE_HORIZON_S and self._open_batch.get(topic, (None,))[0] != first:
                 seen = self.seen.get(topic, {})
                 for eid in batch.ids:
                     seen.pop(eid, None)
                 del self.dedupe_batches[(topic, first)]
-                self._tombstones.append((encode_key(("d", topic, self.p, first)), ()))
+                self._tombstones.append((encode_key(DedupeKey(topic, self.p, first)), ()))
         horizon = now - self.ticket_horizon_s
         for tid in [tid for tid, t in self.tickets.items() if t.created_at < horizon]:
             self._ticket_scopes_before.setdefault(tid, self.tickets[tid].scopes())
@@ -261,34 +235,38 @@ class PartitionState:
         A key keeps the value with the highest watermark, so that a late write from a worker that
         just lost the partition can never roll the state back.
         """
+        p = self.p
         for kraw, vraw in records:
-            key = decode_key(kraw)
-            if key is None:
-                continue
-            value = orjson.loads(vraw) if vraw is not None else None
-            kind = key[0]
-            if kind == "b" and len(key) == 5 and key[2] == self.p:
-                k = (key[1], key[3], key[4])
-                if value is None:
-                    self.buckets.pop(k, None)
-                elif value["o"] > self.buckets.get(k, Bucket()).wm:
-                    self.buckets[k] = Bucket(Acc.from_json(value["a"]), value["o"])
-            elif kind == "t" and len(key) == 3 and key[1] == self.p:
-                if value is None:
-                    self.tickets.pop(key[2], None)
-                elif key[2] not in self.tickets or value["o"] > self.tickets[key[2]].wm:
-                    self.tickets[key[2]] = Ticket.from_json(value)
-            elif kind == "d" and len(key) == 4 and key[2] == self.p:
-                bk = (key[1], key[3])
-                old = self.dedupe_batches.pop(bk, None)
-                seen = self.seen.setdefault(key[1], {})
-                if old is not None:
-                    for eid in old.ids:
-                        seen.pop(eid, None)
-                if value is not None:
-                    batch = _DedupeBatch(float(value["exp"]), dict(value["ids"]))
-                    self.dedupe_batches[bk] = batch
-                    seen.update(batch.ids)
-            elif (kind == "c" and len(key) == 3 and key[2] == self.p and value is not None
-                  and value["o"] > self.counters.get(key[1], Counters()).wm):
-                self.counters[key[1]] = Counters.from_json(value)
+            match decode_key(kraw):
+                case BucketKey(topic, kp, scope, b) if kp == p:
+                    k = (topic, scope, b)
+                    if vraw is None:
+                        self.buckets.pop(k, None)
+                        continue
+                    v = BucketValue.from_bytes(vraw)
+                    if v.wm > self.buckets.get(k, Bucket()).wm:
+                        self.buckets[k] = Bucket(v.acc, v.wm)
+                case TicketKey(kp, tid) if kp == p:
+                    if vraw is None:
+                        self.tickets.pop(tid, None)
+                        continue
+                    t = Ticket.from_bytes(vraw)
+                    if tid not in self.tickets or t.wm > self.tickets[tid].wm:
+                        self.tickets[tid] = t
+                case DedupeKey(topic, kp, first) if kp == p:
+                    self._load_dedupe(topic, first, DedupeBatch.from_bytes(vraw) if vraw is not None else None)
+                case CountersKey(topic, kp) if kp == p and vraw is not None:
+                    c = Counters.from_bytes(vraw)
+                    if c.wm > self.counters.get(topic, Counters()).wm:
+                        self.counters[topic] = c
+
+    def _load_dedupe(self, topic: str, first: int, batch: DedupeBatch | None) -> None:
+        bk = (topic, first)
+        old = self.dedupe_batches.pop(bk, None)
+        seen = self.seen.setdefault(topic, {})
+        if old is not None:
+            for eid in old.ids:
+                seen.pop(eid, None)
+        if batch is not None:
+            self.dedupe_batches[bk] = batch
+            seen.update(batch.ids)

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream.processor import Scoped
+from stream.records import SENTINEL_VALUE, Heartbeat, HeartbeatKey, Record, SentinelKey, encode_key
 from stream.scopes import scope_partition
-from stream.state import DeadLetter, Record, encode_key
+from stream.state import DeadLetter, Scoped
 
 log = logging.getLogger(__name__)
 
 
 def sentinel_key() -> bytes:
-    return encode_key(("s", uuid.uuid4().hex))
+    return encode_key(SentinelKey.new())
 
 
 class StateStore:
@@ -104,9 +102,9 @@ class StateStore:
                 futs.append(await producer.send_batch(batch, topic, partition=p))
         return futs
 
-    async def write_heartbeat(self, worker_id: str, body: dict[str, object]) -> None:
-        fut = await self.producer.send(self.state_topic, key=encode_key(("w", worker_id)),
-                                       value=orjson.dumps(body), partition=0)
+    async def write_heartbeat(self, worker_id: str, heartbeat: Heartbeat) -> None:
+        fut = await self.producer.send(self.state_topic, key=encode_key(HeartbeatKey(worker_id)),
+                                       value=heartbeat.to_bytes(), partition=0)
         await fut
 
     async def read_partition(self, partition: int, topic: str | None = None) -> list[Record]:
@@ -123,7 +121,7 @@ async def read_to_sentinel_at(producer: AIOKafkaProducer, bootstrap: str, topic:
                               partition: int) -> tuple[list[Record], int]:
     """`read_to_sentinel`, plus the sentinel's offset: a reader that goes on from there misses nothing."""
     sentinel = sentinel_key()
-    meta = await (await producer.send(topic, key=sentinel, value=b"{}", partition=partition))
+    meta = await (await producer.send(topic, key=sentinel, value=SENTINEL_VALUE, partition=partition))
     stop_at = meta.offset
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 group_id=None, client_id="sqm-recovery")

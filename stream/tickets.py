@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from stream.events import TicketCreated, TicketEvent, TicketFirstResponse, TicketReopened, TicketResolved
 
 AT_RISK_SHARE = 0.2  # "will pass their due time within 20 % of their target"
@@ -48,6 +50,13 @@ class Ticket:
     def from_json(cls, d: dict[str, Any]) -> Ticket:
         return cls(d["team"], d["channel"], d["tier"], d["agent"], float(d["created_at"]),
                    float(d["target_s"]), bool(d["responded"]), int(d["o"]))
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_json())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Ticket:
+        return cls.from_json(orjson.loads(raw))
 
 
 def transition(current: Ticket | None, ev: TicketEvent, target_s: float) -> Ticket | None:

@@ -13,13 +13,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
-
-import orjson
 
 from stream.folds import Acc
 from stream.kpis import Kpi, compute
-from stream.state import Counters, decode_key
+from stream.records import (
+    BucketKey,
+    BucketValue,
+    Counters,
+    CountersKey,
+    Heartbeat,
+    HeartbeatKey,
+    Key,
+    TicketKey,
+    decode_key,
+)
 from stream.tickets import LiveCounts, LiveIndex, Ticket
 from stream.windows import LONGEST, WINDOWS, bucket_of, window_start_bucket
 
@@ -43,59 +50,68 @@ class View:
         self._closed: dict[tuple[str, str], tuple[int, int, Acc]] = {}
         self.tickets: dict[tuple[int, str], Ticket] = {}
         self.counters: dict[tuple[str, int], Counters] = {}
-        self.workers: dict[str, dict[str, Any]] = {}
+        self.workers: dict[str, Heartbeat] = {}
         self.records = 0
-        self.version = 0
         self._live = LiveIndex()
 
     # -- feeding --------------------------------------------------------------------------
     def apply(self, kraw: bytes | None, vraw: bytes | None) -> tuple[str, ...]:
         """Apply one state record; returns the scopes whose figures it may change (a ticket record:
         the scopes the ticket left as well as those it is in)."""
-        key = decode_key(kraw) if kraw else None
+        return self.apply_key(decode_key(kraw), vraw)
+
+    def apply_key(self, key: Key | None, vraw: bytes | None) -> tuple[str, ...]:
+        """`apply` for a key already decoded."""
         if key is None:
             return ()
         self.records += 1
-        self.version += 1
-        value = orjson.loads(vraw) if vraw is not None else None
-        kind = key[0]
-        if kind == "b" and len(key) == 5:
-            _, topic, p, scope, b = key
-            per = self._buckets[scope].setdefault(b, {})
-            if value is None:
-                per.pop((topic, p), None)
-                if not per:
-                    del self._buckets[scope][b]
-            else:
-                cur = per.get((topic, p))
-                if cur is not None and value["o"] < cur.wm:
-                    return ()
-                per[(topic, p)] = _Contribution(value["o"], Acc.from_json(value["a"]))
-            self._merged.pop((scope, b), None)
-            for w in WINDOWS:
-                c = self._closed.get((scope, w))
-                if c is not None and c[0] <= b <= c[1]:
-                    del self._closed[(scope, w)]  # a late event changed a closed bucket
-            return (scope,)
-        elif kind == "t" and len(key) == 3:
-            k = (key[1], key[2])
-            old = self.tickets.get(k)
-            if value is None:
-                if old is not None:
-                    del self.tickets[k]
-                    self._live.replace(old, None)
-                    return tuple(old.scopes())
-            elif old is None or value["o"] >= old.wm:
-                new = self.tickets[k] = Ticket.from_json(value)
-                self._live.replace(old, new)
-                return tuple(new.scopes()) if old is None else tuple({*old.scopes(), *new.scopes()})
-        elif kind == "c" and len(key) == 3 and value is not None:
-            k2 = (key[1], key[2])
-            if k2 not in self.counters or value["o"] >= self.counters[k2].wm:
-                self.counters[k2] = Counters.from_json(value)
-        elif kind == "w" and len(key) == 2 and value is not None:
-            self.workers[key[1]] = value
+        match key:
+            case BucketKey(topic, p, scope, b):
+                return self._apply_bucket(topic, p, scope, b, vraw)
+            case TicketKey(p, tid):
+                return self._apply_ticket((p, tid), vraw)
+            case CountersKey(topic, p) if vraw is not None:
+                c = Counters.from_bytes(vraw)
+                cur = self.counters.get((topic, p))
+                if cur is None or c.wm >= cur.wm:
+                    self.counters[(topic, p)] = c
+            case HeartbeatKey(worker) if vraw is not None:
+                self.workers[worker] = Heartbeat.from_bytes(vraw)
         return ()
+
+    def _apply_bucket(self, topic: str, p: int, scope: str, b: int, vraw: bytes | None) -> tuple[str, ...]:
+        per = self._buckets[scope].setdefault(b, {})
+        if vraw is None:
+            per.pop((topic, p), None)
+            if not per:
+                del self._buckets[scope][b]
+        else:
+            v = BucketValue.from_bytes(vraw)
+            cur = per.get((topic, p))
+            if cur is not None and v.wm < cur.wm:
+                return ()
+            per[(topic, p)] = _Contribution(v.wm, v.acc)
+        self._merged.pop((scope, b), None)
+        for w in WINDOWS:
+            c = self._closed.get((scope, w))
+            if c is not None and c[0] <= b <= c[1]:
+                del self._closed[(scope, w)]  # a late event changed a closed bucket
+        return (scope,)
+
+    def _apply_ticket(self, k: tuple[int, str], vraw: bytes | None) -> tuple[str, ...]:
+        old = self.tickets.get(k)
+        if vraw is None:
+            if old is None:
+                return ()
+            del self.tickets[k]
+            self._live.replace(old, None)
+            return tuple(old.scopes())
+        new = Ticket.from_bytes(vraw)
+        if old is not None and new.wm < old.wm:
+            return ()
+        self.tickets[k] = new
+        self._live.replace(old, new)
+        return tuple(new.scopes()) if old is None else tuple({*old.scopes(), *new.scopes()})
 
     def expire(self, *, now: float) -> None:
         oldest = bucket_of(now - LONGEST, self.bucket_s)

@@ -1,7 +1,10 @@
 """Alembic environment: run by `alerts.db.upgrade` (a connection is passed in) or by the alembic CLI
-(`alembic -c alerts/alembic.ini upgrade head`, URL from SQM_DATABASE_URL through the settings)."""
+for new revisions: `alembic -c alerts/alembic.ini -x url=sqlite:///var/sqm.db revision --autogenerate -m "..."`
+(the URL from `-x url=...`, else SQM_DATABASE_URL)."""
 
 from __future__ import annotations
+
+import os
 
 from alembic import context
 
@@ -18,9 +21,10 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    from services.config import Settings
-
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or Settings().database_url)
+    url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get("SQM_DATABASE_URL")
+    if not url:
+        raise SystemExit("name the database: alembic -c alerts/alembic.ini -x url=<SQLAlchemy URL> ...")
+    engine = make_engine(url)
     with engine.begin() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():

@@ -9,21 +9,23 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
-from api.deps import Authenticated, RuntimeDep
+from api.deps import IngestAuthenticated, IngestMetricsDep, ProducerDep, SettingsDep
 from api.schemas import IngestResponse, Rejection
-from stream.events import Rejected, key_of, topic_kind_of, utcnow, validate
+from stream.clock import utcnow
+from stream.events import Rejected, key_of, topic_kind_of, validate
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 MAX_BODY = 10 * 1024 * 1024
 MAX_EVENTS = 5000
 
 
-@router.post("/events", status_code=202, response_model=IngestResponse, dependencies=[Authenticated],
+@router.post("/events", status_code=202, response_model=IngestResponse, dependencies=[IngestAuthenticated],
              responses={401: {"description": "missing or wrong bearer token"},
                         413: {"description": "body too large"}, 422: {"description": "no valid event"}},
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                  "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}}}}})
-async def post_events(request: Request, rt: RuntimeDep) -> Any:
+async def post_events(request: Request, settings: SettingsDep, producer: ProducerDep,
+                      metrics: IngestMetricsDep) -> Any:
     """Validate each event against the contract; produce the valid ones to their topic (202).
 
     The body is one event object or an array of them. Rejected events are listed with the reason and
@@ -42,21 +44,18 @@ async def post_events(request: Request, rt: RuntimeDep) -> Any:
     now = utcnow()
     rejected: list[Rejection] = []
     futures = []
-    metrics = rt.extra["ingest_metrics"]
-    if rt.producer is None:
-        raise HTTPException(503, "broker not connected")
     for i, obj in enumerate(items):
         raw = orjson.dumps(obj)
         res = Rejected("oversize", f"{len(raw)} bytes") if len(raw) > 64 * 1024 else validate(obj, now=now)
         if isinstance(res, Rejected):
             rejected.append(Rejection(index=i, reason=res.reason, detail=res.detail))
-            metrics.rejected.labels(res.reason).inc()  # type: ignore[attr-defined]
+            metrics.rejected.labels(res.reason).inc()
             continue
-        topic = rt.settings.topic(topic_kind_of(res))
-        futures.append(await rt.producer.send(topic, key=key_of(res).encode(), value=raw))
+        topic = settings.topic(topic_kind_of(res))
+        futures.append(await producer.send(topic, key=key_of(res).encode(), value=raw))
     for f in futures:
         await f
-    metrics.accepted.inc(len(futures))  # type: ignore[attr-defined]
+    metrics.accepted.inc(len(futures))
     out = IngestResponse(accepted=len(futures), rejected=rejected)
     code = 202 if futures or not items else 422
     return JSONResponse(out.model_dump(), status_code=code, headers={"X-Ingest-Time": f"{time.time():.3f}"})

@@ -1,26 +1,14 @@
-"""Integration fixtures: the real embedded broker, real worker and API processes, unique topics per test."""
+"""Integration fixtures: the real embedded broker (one per session) and a Stack of processes per test."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from services.broker import EmbeddedBroker, free_port
-from services.config import Settings
-from services.topics import ensure_topics
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.stack import Stack
 
 
 @pytest.fixture(scope="session")
@@ -29,97 +17,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
     b = EmbeddedBroker("127.0.0.1", free_port(), log_path=str(log)).start()
     yield b
     b.stop()
-
-
-class Stack:
-    """Worker and API processes for one test, on their own topics (prefix) and consumer group."""
-
-    def __init__(self, broker: EmbeddedBroker, tmp: Path, **env: str) -> None:
-        self.prefix = f"t{uuid.uuid4().hex[:8]}."
-        self.port = free_port()
-        self.tmp = tmp
-        self.env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "SQM_TOPIC_PREFIX": self.prefix,
-                    "SQM_API_PORT": str(self.port), "SQM_EMBEDDED_BROKER": "off", "PYTHONPATH": str(ROOT),
-                    "SQM_DATABASE_URL": f"sqlite:///{tmp}/sqm.db", **env}
-        self.settings = Settings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=self.prefix)
-        ensure_topics(self.settings)
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def start(self, name: str, module: str, **env: str) -> subprocess.Popen[bytes]:
-        out = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115
-        p = subprocess.Popen([sys.executable, "-m", module], env={**self.env, **env}, stdout=out,
-                             stderr=subprocess.STDOUT, cwd=ROOT)
-        self.procs[name] = p
-        return p
-
-    def worker(self, name: str = "w1", role: str = "all") -> subprocess.Popen[bytes]:
-        return self.start(name, "services.worker", SQM_WORKER_ID=name, SQM_WORKER_ROLE=role)
-
-    def api(self) -> subprocess.Popen[bytes]:
-        p = self.start("api", "services.api")
-        wait_for(lambda: _get(self.url + "/healthz") is not None, 30, "API up")
-        return p
-
-    def notifier(self, name: str = "notifier") -> subprocess.Popen[bytes]:
-        return self.start(name, "services.notifier")
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        p = self.procs.pop(name)
-        p.send_signal(sig)
-        p.wait(20)
-
-    def stop(self) -> None:
-        for p in self.procs.values():
-            p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
-    def kpis(self, scope: str, window: str) -> dict[str, Any]:
-        r = httpx.get(self.url + "/v1/kpis", params={"scope": scope, "window": window}, timeout=10)
-        r.raise_for_status()
-        return r.json()["kpis"]  # type: ignore[no-any-return]
-
-    def metrics(self) -> dict[str, float]:
-        """sample name + sorted labels -> value"""
-        text = httpx.get(self.url + "/metrics", timeout=10).text
-        out = {}
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-                out[f"{s.name}{{{labels}}}"] = s.value
-        return out
-
-    def seen_messages(self) -> int:
-        """valid events (late ones included) + duplicates + dead letters, as the API's view counts them."""
-        m = self.metrics()
-        return int(sum(v for k, v in m.items() if k.startswith(("sqm_events_total", "sqm_deadletter_total",
-                                                                 "sqm_duplicate_events_total"))))
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.tmp.glob("*.log"))
-
-
-def _get(url: str) -> httpx.Response | None:
-    try:
-        return httpx.get(url, timeout=2)
-    except httpx.HTTPError:
-        return None
-
-
-def wait_for(cond: Any, timeout: float, what: str, stack: Stack | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return
-        except (httpx.HTTPError, KeyError):
-            pass
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{stack.logs() if stack else ''}")
 
 
 @pytest.fixture

@@ -8,27 +8,24 @@ and silences. SQLite and PostgreSQL (the local server) both run the main scenari
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import yaml
 
 from services.broker import EmbeddedBroker
+from services.loadgen import call
 from stream.scopes import scope_partition
-from tests.factories import call
-from tests.integration.conftest import Stack, wait_for
-from tests.integration.peers import Alertmanager, SmtpSink, WebhookSink
-from tests.integration.test_pipeline import produce
+from tests.support.peers import Alertmanager, SmtpSink, WebhookSink
+from tests.support.postgres import schema_url
+from tests.support.stack import Stack, produce, wait_for
 
 pytestmark = pytest.mark.integration
 TOKEN = "admin-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def sl_rule(team: str = "*", rule_id: str = "it-sl") -> dict[str, Any]:
@@ -85,12 +82,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/alerts.db"
         return
-    schema = f"it_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"{PG}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with schema_url(request.getfixturevalue("postgres")) as url:
+        yield url
 
 
 def alert_stack(broker: EmbeddedBroker, tmp: Path, notify: Path, rules: Path | None = None,

@@ -11,10 +11,9 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from services.producer import make_producer, route
-from tests import oracle
-from tests.factories import call, random_stream, survey, ticket
-from tests.integration.conftest import Stack, wait_for
+from services.loadgen import call, random_stream, survey, ticket
+from tests.support import oracle
+from tests.support.stack import Stack, produce, wait_for
 
 pytestmark = pytest.mark.integration
 SCOPES = ["all", "team:billing", "team:tech", "agent:a2", "channel:phone", "channel:chat", "tier:vip",
@@ -39,21 +38,6 @@ def bad_messages(now: float) -> list[tuple[str, bytes]]:
 
 
 BAD_CACHE: dict[float, list[tuple[str, bytes]]] = {}
-
-
-def produce(stack: Stack, events: list[Any], pace: float = 0.0) -> None:
-    producer = make_producer(stack.settings)
-    for i, ev in enumerate(events):
-        if isinstance(ev, tuple):
-            producer.send(stack.settings.topic(ev[0]), key=b"bad", value=ev[1])
-        else:
-            kind, key = route(ev)
-            producer.send(stack.settings.topic(kind), key=key, value=orjson.dumps(ev))
-        if pace and i % 100 == 99:
-            producer.flush()
-            time.sleep(pace)
-    producer.flush()
-    producer.close()
 
 
 def mixed_stream(now: float, n: int, seed: int) -> tuple[list[dict[str, Any]], list[Any], int]:

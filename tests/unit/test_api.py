@@ -12,10 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.app import create_app
 from api.metrics import metric_name
 from services.config import Settings
+from services.loadgen import random_stream
 from stream.kpis import KPIS
-from tests.factories import random_stream
-from tests.fakes import MemorySink
-from tests.unit.test_state import run, to_messages
+from tests.support.fakes import MemorySink
+from tests.support.pipeline import run, to_messages
 
 TOKEN = "t0k3n-for-tests-0123456789"
 
@@ -28,7 +28,7 @@ async def client(tmp_path):  # type: ignore[no-untyped-def]
     app = create_app(Settings(ingest_token=TOKEN, kpi_targets_file=str(targets)), connect=False)
     sink: MemorySink = await run(to_messages(random_stream(400, time.time(), seed=2)))
     for k, v in sink.all_records():
-        app.state.runtime.view.apply(k, v)
+        app.state.view.apply(k, v)
     with TestClient(app) as c:
         yield c
 

@@ -14,7 +14,7 @@ from services.demo import DemoTraffic
 from services.producer import route
 from stream.folds import KpiConfig
 from stream.processor import Message, Processor
-from tests.fakes import MemorySink
+from tests.support.fakes import MemorySink
 
 Q = 6
 DAY, NIGHT = 1795190400.0, 1795143600.0  # 2026-11-20 16:00 and 03:00 UTC

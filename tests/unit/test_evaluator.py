@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 
 from alerts.evaluator import ScopeEvaluator
 from alerts.rules import Rule
+from services.loadgen import random_stream, ticket
 from stream.scopes import scope_partition
 from stream.tickets import LiveIndex, Ticket, live_counts
 from stream.view import View
-from tests.factories import random_stream, ticket
-from tests.fakes import MemorySink
-from tests.unit.test_state import NOW, run, to_messages, view_of
+from tests.support.fakes import MemorySink
+from tests.support.pipeline import NOW, run, to_messages, view_of
 
 Q = 6
 

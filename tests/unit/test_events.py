@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.events import MAX_BYTES, Rejected, decode, utcnow
-from tests.factories import call, iso, survey, ticket
+from services.loadgen import call, iso, survey, ticket
+from stream.clock import utcnow
+from stream.events import MAX_BYTES, Rejected, decode
 
 NOW = time.time()
 
@@ -118,4 +119,5 @@ def test_arbitrary_json_never_raises(obj: object) -> None:
 
 
 def test_iso_helper_roundtrip() -> None:
-    assert iso(0) == "1970-01-01T00:00:00Z"
+    assert iso(0) == "1970-01-01T00:00:00.000Z"
+    assert datetime.fromisoformat(iso(1.5)).timestamp() == 1.5

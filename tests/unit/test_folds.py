@@ -11,11 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.events import Rejected, decode, utcnow
+from services.loadgen import call, random_stream, survey, ticket
+from stream.clock import utcnow
+from stream.events import Rejected, decode
 from stream.folds import Acc, KpiConfig, fold
 from stream.kpis import KPIS, achievement, compute
 from stream.sketch import Sketch
-from tests.factories import call, random_stream, survey, ticket
 
 NOW = time.time()
 CFG = KpiConfig()

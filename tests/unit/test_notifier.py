@@ -1,18 +1,16 @@
-"""The notifier's database work on a real SQLite file and on the local PostgreSQL, with a simulated
+"""The notifier's database work on a real SQLite file and on a real PostgreSQL, with a simulated
 clock: history and dedupe, routing, silences, repeats, escalation, leases, ordering, backoff and
 retention. (Real targets: integration.)"""
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
@@ -23,6 +21,7 @@ from alerts.engine import AlertState, Transition, step
 from alerts.notifier import Notifier
 from alerts.routing import NotifyConfig
 from alerts.rules import Rule
+from tests.support.postgres import schema_url
 
 T0 = 1_800_000_000.0
 RULE = Rule.model_validate({"id": "sl", "kpi": "service_level", "scope": "team:*", "op": "<", "warning": 0.8,
@@ -36,25 +35,15 @@ CONFIG = NotifyConfig.model_validate({
 })
 
 
-PG = "postgresql://postgres@127.0.0.1:5432/test"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     if request.param == "sqlite":
         yield connect(f"sqlite:///{tmp_path}/n.db")
         return
-    schema = f"nt_{uuid.uuid4().hex[:10]}"  # the local server (CI has it): one schema per test
-    try:
-        with psycopg.connect(PG, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is required for the notifier tests: {exc}")
-    eng = connect(f"{PG}?options=-csearch_path%3D{schema}")
-    yield eng
-    eng.dispose()
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with schema_url(request.getfixturevalue("postgres")) as url:
+        eng = connect(url)
+        yield eng
+        eng.dispose()
 
 
 def transitions(readings: list[tuple[float, float]], scope: str = "team:a") -> list[dict[str, Any]]:

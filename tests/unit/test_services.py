@@ -11,7 +11,8 @@ import orjson
 from services.broker import should_start
 from services.config import Settings
 from services.demo import DemoTraffic
-from stream.events import Rejected, decode, utcnow
+from stream.clock import utcnow
+from stream.events import Rejected, decode
 
 
 def test_embedded_broker_decision() -> None:

@@ -1,19 +1,28 @@
-"""Builders of contract events (dicts) for tests and benchmarks."""
+"""Synthetic contract events, for load tests, benchmarks and the test suite: builders of single
+events and `random_stream`, a mix of every event type over chosen ages and dimensions.
+
+    python -m services.loadgen --rate 2000 --seconds 60 --agents 200   # steady load into the topics
+
+Unlike the demo (services/demo.py), these events follow no story: ids, dimensions and values are
+drawn uniformly so that every formula and every scope is exercised.
+"""
 
 from __future__ import annotations
 
 import itertools
 import random
-from datetime import UTC, datetime
-from typing import Any
+import time
+from typing import Annotated, Any
 
-from services.producer import route
+import orjson
+import typer
+from kafka import KafkaProducer
+
+from services.config import Settings
+from services.producer import make_producer, route
+from stream.clock import rfc3339 as iso
 
 _ids = itertools.count()
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def ticket(type_: str, ts: float, created_at: float, ticket_id: str, **kw: Any) -> dict[str, Any]:
@@ -114,3 +123,40 @@ def random_stream(n: int, now: float, seed: int = 7, bands: tuple[tuple[int, int
 def topic_and_key(ev: dict[str, Any]) -> tuple[str, str]:
     kind, key = route(ev)
     return kind, (key or b"").decode()
+
+
+app = typer.Typer(add_completion=False, help="Produce a steady stream of synthetic contract events.")
+
+
+@app.command()
+def generate(rate: Annotated[int, typer.Option(help="events per second")] = 1000,
+             seconds: Annotated[float, typer.Option(help="how long")] = 60.0,
+             agents: Annotated[int, typer.Option(help="distinct agents")] = 200,
+             seed: Annotated[int, typer.Option()] = 1) -> None:
+    """Events of every type, timed now (ages within two minutes), to the topics of SQM_TOPIC_PREFIX."""
+    settings = Settings()
+    producer = make_producer(settings)
+    sent = steady_load(producer, settings, rate, seconds, agents=agents, seed=seed)
+    producer.close()
+    typer.echo(f"sent {sent} events to {settings.topic_prefix}*")
+
+
+def steady_load(producer: KafkaProducer, settings: Settings, rate: int, seconds: float, *, agents: int = 200,
+                seed: int = 1) -> int:
+    """Produce `rate` events per second for `seconds` (flushed at the end); returns how many were sent."""
+    t0 = time.time()
+    sent = 0
+    while time.time() - t0 < seconds:
+        for ev in random_stream(max(1, rate // 10), time.time(), seed=seed + sent, bands=LIVE, agents=agents):
+            kind, key = route(ev)
+            producer.send(settings.topic(kind), key=key, value=orjson.dumps(ev))
+            sent += 1
+        ahead = sent / rate - (time.time() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+    producer.flush()
+    return sent
+
+
+if __name__ == "__main__":
+    app()

@@ -1,16 +1,13 @@
-"""Real notification peers for the alert tests: an HTTP webhook sink that can go down and come back,
-a real Prometheus Alertmanager process, and a real SMTP server (aiosmtpd)."""
+"""Real notification peers for the alert tests: an HTTP webhook sink that can go down and come back
+(services/webhook_sink.py), a real Prometheus Alertmanager process, and a real SMTP server (aiosmtpd)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
-import threading
 import time
 from email import message_from_bytes
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,51 +15,9 @@ import httpx
 from aiosmtpd.controller import Controller
 
 from services.broker import free_port
+from services.webhook_sink import WebhookSink
 
-
-class WebhookSink:
-    """Records every POST body by path. `stop()` closes the port (the target is down), `start()` reopens it."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.received: list[tuple[str, Any]] = []
-        self.arrived: list[float] = []  # time.time() of each body in `received`
-        self._server: ThreadingHTTPServer | None = None
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> WebhookSink:
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                with sink.lock:
-                    sink.received.append((self.path, json.loads(body)))
-                    sink.arrived.append(time.time())
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def bodies(self, path: str) -> list[Any]:
-        with self.lock:
-            return [b for p, b in self.received if p == path]
+__all__ = ["Alertmanager", "SmtpSink", "WebhookSink"]
 
 
 class Alertmanager:

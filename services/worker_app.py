@@ -1,0 +1,182 @@
+"""The worker's Faust app, wired from settings: the KPI agent, the alert agent, heartbeats.
+
+- KPI agent: the three input topics as raw bytes -> `Processor` -> state and scope topics. Messages
+  are validated by our own code, so that a bad message is dead-lettered and counted instead of being
+  logged and skipped by Faust's deserializer. No Faust tables: the state is kept by `Processor` and
+  persisted per micro-batch to the state topic, which is also what the API reads
+  (docs/design.md, "State and recovery").
+- Alert agent: subscribes to the alert-state topic for the group assignment only; `AlertRunner`
+  evaluates the scopes of the partitions assigned here (alerts/runner.py).
+
+`SQM_WORKER_ROLE` picks what a process runs: `all` (both, one consumer group), or `kpis` and
+`alerts` (one each, in two consumer groups) so that alert evaluation does not take the KPI fold's
+CPU. Run either `all` everywhere or the two split roles (`all` and `kpis` would share a group with
+different subscriptions, which is not tested).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import psutil
+
+from alerts.feed import RulesFeed
+from alerts.runner import AlertRunner
+from services.config import Settings
+from stream.processor import Message, Processor
+from stream.records import Heartbeat
+from stream.store import StateStore
+from stream.transport import app_class
+
+HEARTBEAT_S = 5.0
+
+
+@dataclass
+class Parts:
+    """The pieces a worker runs; `create_app` wires them into a Faust app."""
+
+    settings: Settings
+    store: StateStore
+    processor: Processor
+    rules: RulesFeed
+    alerting: AlertRunner
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """topic name -> kind (tickets, calls, surveys)"""
+        return {name: kind for kind, name in self.settings.source_topics.items()}
+
+
+def build_parts(settings: Settings) -> Parts:
+    store = StateStore(settings.kafka_bootstrap_servers, settings.state_topic, settings.deadletter_topic,
+                       settings.source_topics, scopes_topic=settings.scopes_topic,
+                       scope_partitions=settings.partitions)
+    rules = RulesFeed(settings.kafka_bootstrap_servers, settings.rules_topic)
+    alerting = AlertRunner(bootstrap=settings.kafka_bootstrap_servers, scopes_topic=settings.scopes_topic,
+                           alert_state_topic=settings.alert_state_topic, alerts_topic=settings.alerts_topic,
+                           partitions=settings.partitions, bucket_s=settings.bucket_s, rules=rules,
+                           tick_s=settings.alert_tick_s, full_every_s=settings.alert_full_eval_s,
+                           coalesce_s=settings.alert_coalesce_s, fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    processor = Processor(store, settings.kpi_config, settings.bucket_s, settings.ticket_horizon_s)
+    return Parts(settings, store, processor, rules, alerting)
+
+
+def faust_app(settings: Settings) -> faust.App:
+    rebalance = settings.effective_rebalance_timeout
+    group = "alerts" if settings.worker_role == "alerts" else "worker"
+    return app_class(settings.fetch_max_wait_ms)(
+        settings.group_id or f"{settings.topic_prefix}{group}",
+        broker=";".join(f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")),
+        store="memory://",
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_allow_declare=False,  # topics are created by services.topics with explicit configs
+        web_enabled=False,
+        web_tables_enabled=False,
+        broker_rebalance_timeout=rebalance,
+        broker_session_timeout=max(10.0, rebalance * 2),
+        broker_heartbeat_interval=min(3.0, rebalance / 2),
+        producer_linger_ms=5,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+    )
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust_app(settings)
+    parts = build_parts(settings)
+    role = settings.worker_role
+    kpi_role, alert_role = role in ("all", "kpis"), role in ("all", "alerts")
+    _lifecycle(app, parts, alert_role)
+    if kpi_role:
+        _kpi_agent(app, parts)
+    if alert_role:
+        alert_state = app.topic(settings.alert_state_topic, value_serializer="raw", key_serializer="raw")
+        app.agent(alert_state, name="alerts")(_hold_assignment)
+    _heartbeat(app, parts)
+    return app
+
+
+def _lifecycle(app: faust.App, parts: Parts, alert_role: bool) -> None:
+    settings = parts.settings
+
+    def owned_scope_partitions() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.alert_state_topic}
+
+    @app.service
+    class _Store(faust.Service):
+        async def on_start(self) -> None:
+            await parts.store.start()
+            if alert_role:
+                await parts.rules.start()
+                parts.alerting.use(parts.store.producer, owned_scope_partitions)
+                await parts.alerting.start()
+
+        async def on_stop(self) -> None:
+            if alert_role:
+                await parts.alerting.stop()
+                await parts.rules.stop()
+            await parts.store.stop()
+
+    kinds = parts.kinds
+
+    async def _revoked(app_: Any, revoked: set[Any], **_: Any) -> None:
+        parts.processor.forget({tp.partition for tp in revoked if tp.topic in kinds})
+        parts.alerting.forget({tp.partition for tp in revoked if tp.topic == settings.alert_state_topic})
+
+    app.on_partitions_revoked.connect(_revoked)  # type: ignore[arg-type]
+
+
+def _kpi_agent(app: faust.App, parts: Parts) -> None:
+    settings, kinds, processor = parts.settings, parts.kinds, parts.processor
+    topics = app.topic(*settings.source_topics.values(), value_serializer="raw", key_serializer="raw")
+
+    async def kpis(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            batch = [Message(kinds[e.message.topic], e.message.partition, e.message.offset,
+                             e.message.key, e.message.value) for e in events]
+            # take_events acks the batch once this body returns, so `process` returns only once
+            # the batch's state is on the broker (it retries writes itself).
+            await processor.process(batch)
+
+    app.agent(topics, name="kpis")(kpis)
+
+
+async def _hold_assignment(stream: Any) -> None:
+    """Subscribed for the assignment only: partition q assigned here = this worker evaluates the
+    scopes of partition q (AlertRunner). The records are our own writes, already applied."""
+    async for _ in stream.events():
+        pass
+
+
+def _heartbeat(app: faust.App, parts: Parts) -> None:
+    settings, kinds, processor = parts.settings, parts.kinds, parts.processor
+    proc = psutil.Process(os.getpid())
+
+    def source_lag(tps: list[Any]) -> int:
+        """Messages on the assigned source partitions not yet processed (high watermark of the last
+        fetch minus the last offset applied; 0 for a partition not fetched yet)."""
+        lag = 0
+        for tp in tps:
+            hw = app.consumer.highwater(tp)
+            st = processor.states.get(tp.partition)
+            counters = st.counters.get(kinds[tp.topic]) if st is not None else None
+            if hw is not None and counters is not None:
+                lag += max(0, hw - 1 - counters.wm)
+        return lag
+
+    @app.timer(HEARTBEAT_S)  # type: ignore[untyped-decorator]
+    async def heartbeat() -> None:
+        tps = [tp for tp in app.consumer.assignment() if tp.topic in kinds]
+        evaluator = parts.alerting.evaluator
+        await parts.store.write_heartbeat(settings.worker_id, Heartbeat(
+            ts=time.time(), pid=os.getpid(), role=settings.worker_role,
+            assigned=tuple(sorted({tp.partition for tp in tps})), processed=processor.processed,
+            rss=proc.memory_info().rss, lag=source_lag(tps), rules=len(parts.rules.rules),
+            alert_transitions=parts.alerting.transitions, alerts_firing=evaluator.active(),
+            alert_partitions=tuple(sorted(evaluator.parts))))
