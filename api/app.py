@@ -28,7 +28,7 @@ from services.config import Settings
 from stream.view import View
 
 log = logging.getLogger(__name__)
-METRICS_DB_WAIT_S = 0.1
+METRICS_DB_WAIT_S = 0.05
 
 
 def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
@@ -83,7 +83,7 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
              responses={200: {"content": {"text/plain": {}}}})
     async def metrics() -> Response:
         """Prometheus exposition of the live KPIs and of the pipeline's health. The KPIs come from the
-        in-memory view; the alert figures from the database, waited for at most 0.1 s (else the last
+        in-memory view; the alert figures from the database, waited for at most 50 ms (else the last
         snapshot): a slow database never holds up a scrape."""
         if history is not None:
             await stats.refresh(max_wait=METRICS_DB_WAIT_S)

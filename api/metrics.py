@@ -136,7 +136,8 @@ class AlertStatsCache:
     A scrape asks for a fresh snapshot and waits for it at most `max_wait` seconds: with a healthy
     database the figures are current; with a slow or locked one the scrape gets the last snapshot
     (its age is `sqm_alert_stats_age_seconds`) and the KPI series are never held up. One read at a
-    time: scrapes that come while a read is under way wait for that read.
+    time: a scrape that comes while a read is under way waits for what is left of `max_wait` since
+    that read started (nothing, once the database is stuck).
     """
 
     def __init__(self, read: Callable[[], AlertStats]) -> None:
@@ -144,6 +145,7 @@ class AlertStatsCache:
         self.stats: AlertStats | None = None
         self.read_at = 0.0
         self._reading: asyncio.Task[None] | None = None
+        self._started = 0.0
 
     async def _read(self) -> None:
         try:
@@ -153,10 +155,13 @@ class AlertStatsCache:
             log.warning("alert stats not read from the database", exc_info=True)
 
     async def refresh(self, max_wait: float) -> None:
+        now = time.monotonic()
         if self._reading is None or self._reading.done():
-            self._reading = asyncio.create_task(self._read())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._reading), max_wait)
+            self._reading, self._started = asyncio.create_task(self._read()), now
+        wait = max_wait - (now - self._started)  # a read already stuck for longer: no wait at all
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._reading), wait)
 
     async def stop(self) -> None:
         if self._reading is not None:
