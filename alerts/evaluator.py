@@ -105,10 +105,7 @@ class ScopeEvaluator:
                 if not rule.enabled:
                     value, count = None, 0
                 elif rule.live:
-                    lc = view.live_of(scope, now=now)
-                    n = {"backlog": lc.backlog, "first_response_overdue": lc.overdue,
-                         "first_response_at_risk": lc.at_risk}[rule.kpi]
-                    value, count = float(n), n
+                    value, count = view.live_kpis(scope, now=now).get(rule.kpi, (None, 0))
                 else:
                     ck = (scope, rule.window)
                     acc = cache.get(ck)

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from stream.kpis import KPI_BY_NAME, LIVE_KPIS
+from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, LIVE_KPIS
 from stream.scopes import SCOPE_KINDS, is_valid_scope
 from stream.windows import WINDOWS
 
@@ -77,7 +77,7 @@ class Rule(BaseModel):
     id: str = Field(description="unique, [A-Za-z0-9_.-], at most 100 characters")
     kpi: str
     scope: str = Field("all", description="one scope (team:billing), every scope of a kind (team:*), or all")
-    window: str = Field("1h", description="5m, 15m, 1h or 24h; ignored for the live ticket KPIs")
+    window: str = Field("1h", description="5m, 15m, 1h or 24h; ignored for the live-state KPIs")
     op: Op
     warning: float | None = Field(None, allow_inf_nan=False)
     critical: float | None = Field(None, allow_inf_nan=False)
@@ -134,6 +134,14 @@ class Rule(BaseModel):
             if k in RESERVED_LABELS:
                 raise ValueError(f"label {k!r} is set by the engine; choose another name")
         return v
+
+    @model_validator(mode="after")
+    def _live_scope(self) -> Rule:
+        live = LIVE_BY_NAME.get(self.kpi)
+        kind = self.scope.split(":", 1)[0]
+        if live is not None and kind not in live.kinds:
+            raise ValueError(f"{self.kpi} is not kept for {kind} scopes (only {', '.join(sorted(live.kinds))})")
+        return self
 
     @model_validator(mode="after")
     def _thresholds(self) -> Rule:

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 
 from alerts.history import AlertStats
 from stream.clock import utcnow
-from stream.kpis import KPIS
+from stream.kpis import KPIS, LIVE, compute
 from stream.scopes import kind_of
 from stream.view import View
 from stream.windows import WINDOWS
@@ -39,7 +39,9 @@ class FeedState(Protocol):
 def metric_name(kpi: str) -> str:
     """The Prometheus name of a KPI: units spelled out, ratios marked."""
     special = {"service_level": "service_level_ratio", "csat": "csat_ratio", "nps": "nps_score",
-               "ces_mean": "ces_mean_score"}
+               "ces_mean": "ces_mean_score", "backlog": "backlog_tickets",
+               "first_response_overdue": "first_response_overdue_tickets",
+               "first_response_at_risk": "first_response_at_risk_tickets"}
     if kpi in special:
         return f"sqm_{special[kpi]}"
     if kpi.endswith("_s"):
@@ -63,31 +65,21 @@ class ViewCollector(Collector):
                                           labels=["scope", "kind", "window"]) for k in KPIS}
         counts = GaugeMetricFamily("sqm_kpi_sample_count", "denominator of each KPI (events behind the value)",
                                    labels=["kpi", "scope", "kind", "window"])
+        live = {d.name: GaugeMetricFamily(metric_name(d.name), f"{d.help} (live state)", labels=["scope", "kind"])
+                for d in LIVE}
         for scope in scopes:
             kind = kind_of(scope)
             for window in WINDOWS:
-                for name, (value, count) in view.kpis(scope, window, now=now).items():
-                    if name in fams:
-                        if value is not None:
-                            fams[name].add_metric([scope, kind, window], value)
-                        counts.add_metric([name, scope, kind, window], count)
+                for name, (value, count) in compute(view.window_acc(scope, window, now=now)).items():
+                    if value is not None:
+                        fams[name].add_metric([scope, kind, window], value)
+                    counts.add_metric([name, scope, kind, window], count)
+            for name, (value, _) in view.live_kpis(scope, now=now).items():
+                if value is not None:
+                    live[name].add_metric([scope, kind], value)
         yield from fams.values()
         yield counts
-        live = view.live(now=now)
-        backlog = GaugeMetricFamily("sqm_backlog_tickets", "open tickets now", labels=["scope", "kind"])
-        overdue = GaugeMetricFamily("sqm_first_response_overdue_tickets",
-                                    "open tickets past their first-response due time", labels=["scope", "kind"])
-        at_risk = GaugeMetricFamily("sqm_first_response_at_risk_tickets",
-                                    "open tickets within 20 % of their target of the due time",
-                                    labels=["scope", "kind"])
-        for scope, lc in live.items():
-            kind = kind_of(scope)
-            if kind == "agent" and not self.include_agents:
-                continue
-            backlog.add_metric([scope, kind], lc.backlog)
-            overdue.add_metric([scope, kind], lc.overdue)
-            at_risk.add_metric([scope, kind], lc.at_risk)
-        yield from (backlog, overdue, at_risk)
+        yield from live.values()
         yield from self._pipeline(now)
 
     def _pipeline(self, now: float) -> Iterator[Metric]:
@@ -180,8 +172,8 @@ class AlertsCollector(Collector):
         if st is None:
             return
         assert self.cache is not None
-        yield GaugeMetricFamily("sqm_alert_stats_age_seconds", "age of the alert figures below (read from the "
-                                "database; grows while the database does not answer)",
+        yield GaugeMetricFamily("sqm_alert_stats_age_seconds", "age of the alert and delivery figures (read from the "
+                                "database; grows while it does not answer)",
                                 value=time.time() - self.cache.read_at)
         g = GaugeMetricFamily("sqm_alerts_firing", "firing alerts", labels=["severity"])
         for sev in ("warning", "critical"):

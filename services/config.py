@@ -18,62 +18,83 @@ from stream.folds import KpiConfig
 
 
 class Settings(BaseSettings):
+    """Every setting of every process. Each field's description is its documentation: the table in
+    docs/configuration.md is generated from them (`python -m services.docgen`)."""
+
     model_config = SettingsConfigDict(env_prefix="SQM_", frozen=True, extra="ignore")
 
     kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SQM_KAFKA_BOOTSTRAP_SERVERS")
-    )
-    embedded_broker: Literal["auto", "on", "off"] = "auto"
-    topic_prefix: str = "sqm."
-    partitions: int = Field(6, ge=1, le=256)
-    database_url: str = "sqlite:///var/sqm.db"
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    demo: bool = False
-    demo_rate: float = Field(6.0, gt=0, description="demo events per second at the daily peak")
-    ingest_token: str | None = Field(None, description="bearer token for POST /v1/events; unset: ingest off")
-    admin_token: str | None = Field(None, description="bearer token for rule, ack and silence writes; unset: off")
+        "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SQM_KAFKA_BOOTSTRAP_SERVERS"),
+        description="the Kafka cluster every component uses, comma-separated host:port")
+    embedded_broker: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: start the embedded broker when the bootstrap address is on loopback and nothing "
+        "listens there; on; off")
+    topic_prefix: str = Field("sqm.", description="prefix of every topic")
+    partitions: int = Field(6, ge=1, le=256, description="partitions of the topics sqm creates (the three input "
+                            "topics must have the same count)")
+    database_url: str = Field("sqlite:///var/sqm.db", description="SQLAlchemy URL of rules, alerts, history, "
+                              "silences and the outbox; postgresql://... in production")
+    api_host: str = Field("127.0.0.1", description="where the API and board listen")
+    api_port: int = Field(8000, description="port of the API and board")
+    demo: bool = Field(False, description="produce demo traffic (`make run` sets 1; 0: only what producers send)")
+    demo_rate: float = Field(6.0, gt=0, description="demo arrivals per second at the daily peak")
+    ingest_token: str | None = Field(None, description="bearer token of POST /v1/events (at least 16 characters); "
+                                     "unset: ingest off")
+    admin_token: str | None = Field(None, description="bearer token of rule, acknowledgement and silence writes "
+                                    "(at least 16 characters); unset: writes off")
 
     # KPI counting rules (kpis.md): first-response targets per tier, service level per queue
-    fr_targets: dict[str, float] = {"vip": 1800.0}
-    fr_default_target: float = 14400.0
-    sl_thresholds: dict[str, float] = {}
-    sl_default_threshold: float = 20.0
-    short_abandon: dict[str, float] = {}
-    short_abandon_default: float = 5.0
-    kpi_targets_file: str | None = None
+    fr_targets: dict[str, float] = Field({"vip": 1800.0}, description="first-response target per customer tier, "
+                                         "seconds (JSON map)")
+    fr_default_target: float = Field(14400.0, description="first-response target of the other tiers, seconds")
+    sl_thresholds: dict[str, float] = Field({}, description="service-level answer threshold per queue, seconds "
+                                            "(JSON map)")
+    sl_default_threshold: float = Field(20.0, description="service-level threshold of the other queues, seconds")
+    short_abandon: dict[str, float] = Field({}, description="short-abandon cut-off per queue, seconds (JSON map)")
+    short_abandon_default: float = Field(5.0, description="short-abandon cut-off of the other queues, seconds")
+    call_horizon_s: float = Field(4 * 3600.0, gt=0, description="a call offered longer ago and never answered "
+                                  "or abandoned leaves the live state (calls_waiting), seconds")
+    kpi_targets_file: str | None = Field(None, description="YAML file of KPI targets per scope; unset: none")
 
     # alerts (alerts.md)
-    rules_file: str | None = Field(None, description="YAML rule file; unset: the packaged default rules; '' none")
-    notify_file: str | None = Field(None, description="YAML targets and routes; unset: log to var/alerts.log")
+    rules_file: str | None = Field(None, description="YAML rule file; unset: the packaged default rules; empty: "
+                                   "no file rules")
+    notify_file: str | None = Field(None, description="YAML targets and routes; unset: every alert to "
+                                    "var/alerts.log")
     alert_tick_s: float = Field(0.5, gt=0, description="re-check pending and firing alerts this often")
-    alert_full_eval_s: float = Field(10.0, gt=0, description="re-evaluate every rule x scope this often")
+    alert_full_eval_s: float = Field(10.0, gt=0, description="re-evaluate every rule and scope this often")
     alert_coalesce_s: float = Field(0.1, gt=0, description="scopes touched by new KPI records are evaluated "
                                     "within this delay (a busy scope at most this often)")
     delivery_lease_s: float = Field(30.0, gt=0, description="a claimed delivery is retried by anyone after this")
     delivery_backoff_max_s: float = Field(60.0, gt=0, description="longest wait between two delivery attempts")
-    delivery_timeout_s: float = Field(5.0, gt=0)
+    delivery_timeout_s: float = Field(5.0, gt=0, description="timeout of one delivery request, seconds")
     alert_retention_days: float = Field(90.0, ge=8, description="resolved alerts, their history and delivered "
                                         "notifications are deleted this long after they ended (at least 8 "
                                         "days: longer than the alerts topic keeps transitions)")
-    public_url: str | None = Field(None, description="base URL of the API in links (generatorURL); default "
-                                   "http://<api_host>:<api_port>")
+    public_url: str | None = Field(None, description="base URL of the API in links of notifications "
+                                   "(generatorURL, ack link); default http://<api_host>:<api_port>")
 
     # stream tuning
-    bucket_s: int = Field(60, ge=1, le=60)
-    ticket_horizon_s: float = 7 * 86400
-    batch_max: int = Field(2000, ge=1)
-    batch_within_s: float = Field(0.2, gt=0)
+    bucket_s: int = Field(60, ge=1, le=60, description="KPI bucket size, seconds (the windows' boundary error)")
+    ticket_horizon_s: float = Field(7 * 86400, description="open tickets created longer ago leave the live state")
+    batch_max: int = Field(2000, ge=1, description="largest worker micro-batch, events")
+    batch_within_s: float = Field(0.2, gt=0, description="longest wait to fill a micro-batch, seconds")
     worker_role: Literal["all", "kpis", "alerts"] = Field(
         "all", description="all: KPIs and alert evaluation in one process; kpis / alerts: one of the two, so "
-        "that alert evaluation runs beside the KPI fold instead of taking its CPU (README, Scaling)")
+        "that alert evaluation runs beside the KPI fold instead of taking its CPU (docs/operations.md)")
     group_id: str | None = Field(None, description="consumer group of the workers; default <prefix>worker, "
                                  "<prefix>alerts for the alerts role")
-    worker_id: str = Field(default_factory=lambda: socket.gethostname())
-    metrics_agent_scopes: bool = False
-    uvloop: bool = True
-    fetch_max_wait_ms: int = Field(100, ge=0, le=5000, description="consumer long-poll wait (see stream/transport.py)")
-    rebalance_timeout_s: float | None = None  # None: 5 s on a loopback broker, 60 s otherwise
+    worker_id: str = Field(default_factory=lambda: socket.gethostname(),
+                           description="worker name in heartbeats and metrics; default: the host name")
+    metrics_agent_scopes: bool = Field(False, description="per-agent series in /metrics (one series per agent "
+                                       "and KPI: mind the cardinality)")
+    uvloop: bool = Field(True, description="run the worker on uvloop")
+    fetch_max_wait_ms: int = Field(100, ge=0, le=5000, description="consumer long-poll wait; Faust's own 1500 ms "
+                                   "adds up to 1.5 s of latency on brokers that hold a fetch (stream/transport.py)")
+    rebalance_timeout_s: float | None = Field(None, description="Faust broker_rebalance_timeout; default 5 s on "
+                                              "a loopback broker (the embedded one waits it out on every join), "
+                                              "else 60 s")
+
 
     @field_validator("ingest_token", "admin_token")
     @classmethod
@@ -121,7 +142,8 @@ class Settings(BaseSettings):
     @cached_property
     def kpi_config(self) -> KpiConfig:
         return KpiConfig(dict(self.fr_targets), self.fr_default_target, dict(self.sl_thresholds),
-                         self.sl_default_threshold, dict(self.short_abandon), self.short_abandon_default)
+                         self.sl_default_threshold, dict(self.short_abandon), self.short_abandon_default,
+                         self.call_horizon_s)
 
     @property
     def bootstrap_is_loopback(self) -> bool:

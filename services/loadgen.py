@@ -120,6 +120,48 @@ def random_stream(n: int, now: float, seed: int = 7, bands: tuple[tuple[int, int
     return out
 
 
+def lifecycles(n: int, now: float, seed: int = 3, span_s: float = 3 * 3600, agents: int = 6) -> list[dict[str, Any]]:
+    """n contacts with their whole lifecycles so far, in time order: tickets (created, then maybe a first
+    response, a resolution, a reopen) and calls (offered, then maybe answered or abandoned, then ended).
+    Contacts start within `span_s` before `now`; events not yet due at `now` are left out, so some
+    tickets are open (answered or not) and some calls still wait."""
+    rnd = random.Random(seed)
+    out: list[tuple[float, int, dict[str, Any]]] = []
+
+    def at(ts: float, ev: dict[str, Any]) -> None:
+        if ts <= now:
+            out.append((ts, len(out), ev))
+
+    for i in range(n):
+        t0 = now - rnd.uniform(0, span_s)
+        team, tier = rnd.choice(TEAMS), rnd.choice(TIERS)
+        agent = f"a{rnd.randrange(agents)}"
+        if rnd.random() < 0.5:
+            tid, created, chan = f"lt{seed}-{i}", t0, rnd.choice(["chat", "email"])
+            dims = {"team": team, "channel": chan, "customer_tier": tier}
+            at(t0, ticket("ticket.created", t0, created, tid, **dims))
+            fr = t0 + rnd.expovariate(1 / 1200)
+            at(fr, ticket("ticket.first_response", fr, created, tid, agent=agent, **dims))
+            res = fr + rnd.expovariate(1 / 2400)
+            at(res, ticket("ticket.resolved", res, created, tid, agent=agent, contacts=1, **dims))
+            if rnd.random() < 0.2:
+                ro = res + rnd.uniform(60, 1800)
+                at(ro, ticket("ticket.reopened", ro, created, tid, **dims))
+        else:
+            cid, queue = f"lc{seed}-{i}", rnd.choice(QUEUES)
+            dims = {"team": team, "queue": queue, "customer_tier": tier}
+            at(t0, call("call.offered", t0, cid, **dims))
+            wait = rnd.expovariate(1 / 600)
+            if rnd.random() < 0.2:
+                at(t0 + wait, call("call.abandoned", t0 + wait, cid, wait_s=round(wait, 1), **dims))
+                continue
+            at(t0 + wait, call("call.answered", t0 + wait, cid, agent=agent, wait_s=round(wait, 1), **dims))
+            end = t0 + wait + rnd.uniform(60, 900)
+            at(end, call("call.ended", end, cid, agent=agent, talk_s=60.0, hold_s=0.0, wrap_s=10.0, resolved=True,
+                         **dims))
+    return [ev for _, _, ev in sorted(out, key=lambda x: (x[0], x[1]))]
+
+
 def topic_and_key(ev: dict[str, Any]) -> tuple[str, str]:
     kind, key = route(ev)
     return kind, (key or b"").decode()

@@ -57,6 +57,7 @@ class KpiConfig:
     sl_default_threshold: float = 20.0
     short_abandon: dict[str, float] = field(default_factory=dict)  # per queue
     short_abandon_default: float = 5.0
+    call_horizon_s: float = 4 * 3600.0  # a call offered longer ago and never closed leaves the live state
 
     def fr_target(self, tier: str) -> float:
         return self.fr_targets.get(tier, self.fr_default_target)

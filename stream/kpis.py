@@ -75,7 +75,32 @@ KPIS: tuple[KpiDef, ...] = (
 )
 KPI_BY_NAME = {k.name: k for k in KPIS}
 
-LIVE_KPIS = ("backlog", "first_response_overdue", "first_response_at_risk")
+TICKET_KINDS = frozenset({"all", "team", "agent", "channel", "tier"})  # scopes tickets have (no queue)
+CALL_KINDS = frozenset({"all", "team", "queue", "channel", "tier"})  # scopes waiting calls have (no agent yet)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveDef:
+    """A KPI of the live state (not windowed): computed from open tickets or waiting calls now."""
+
+    name: str
+    unit: str
+    kinds: frozenset[str]  # scope kinds it is reported for
+    help: str
+
+
+LIVE: tuple[LiveDef, ...] = (
+    LiveDef("backlog", "count", TICKET_KINDS, "open tickets now"),
+    LiveDef("first_response_overdue", "count", TICKET_KINDS, "open tickets past their first-response due time"),
+    LiveDef("first_response_at_risk", "count", TICKET_KINDS,
+            "open tickets without a first response within 20 % of their target of the due time"),
+    LiveDef("oldest_unanswered_s", "seconds", TICKET_KINDS,
+            "age of the oldest open ticket without a first response (count: such tickets)"),
+    LiveDef("calls_waiting", "count", CALL_KINDS, "calls offered and not yet answered or abandoned"),
+    LiveDef("longest_wait_s", "seconds", CALL_KINDS, "now minus the offer time of the oldest waiting call"),
+)
+LIVE_KPIS = tuple(d.name for d in LIVE)
+LIVE_BY_NAME = {d.name: d for d in LIVE}
 LOWER_IS_BETTER = frozenset(k.name for k in KPIS if not k.higher_is_better) | frozenset(LIVE_KPIS)
 
 

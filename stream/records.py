@@ -9,6 +9,8 @@ bucket and ticket records again, partition = scope's hash) and the alert-state t
 |---|---|---|
 | `BucketKey` | `["b", topic, p, scope, bucket]` | `BucketValue`: watermark + KPI accumulator |
 | `TicketKey` | `["t", p, ticket_id]` | `Ticket` (stream/tickets.py), or a tombstone when it left the state |
+| `CallKey` | `["k", p, call_id]` | `Call` (stream/calls.py): a call waiting now; tombstone once it is not |
+| `CommentKey` | `["m", p, survey_id]` | `Comment`: a recent low-score survey comment; tombstone once evicted |
 | `DedupeKey` | `["d", topic, p, first_offset]` | `DedupeBatch`: event ids first seen in one batch |
 | `CountersKey` | `["c", topic, p]` | `Counters`: events by type, dead letters by reason, late, duplicates |
 | `HeartbeatKey` | `["w", worker]` | `Heartbeat` (partition 0 of the state topic) |
@@ -53,6 +55,18 @@ class TicketKey:
 
 
 @dataclass(frozen=True, slots=True)
+class CallKey:
+    partition: int
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommentKey:
+    partition: int
+    survey_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class DedupeKey:
     topic: str
     partition: int
@@ -85,7 +99,7 @@ class SentinelKey:
         return cls(uuid.uuid4().hex)
 
 
-Key = BucketKey | TicketKey | DedupeKey | CountersKey | HeartbeatKey | AlertKey | SentinelKey
+Key = BucketKey | TicketKey | CallKey | CommentKey | DedupeKey | CountersKey | HeartbeatKey | AlertKey | SentinelKey
 
 
 def encode_key(key: Key) -> bytes:
@@ -94,6 +108,10 @@ def encode_key(key: Key) -> bytes:
             return orjson.dumps(["b", topic, p, scope, bucket])
         case TicketKey(p, tid):
             return orjson.dumps(["t", p, tid])
+        case CallKey(p, cid):
+            return orjson.dumps(["k", p, cid])
+        case CommentKey(p, sid):
+            return orjson.dumps(["m", p, sid])
         case DedupeKey(topic, p, first):
             return orjson.dumps(["d", topic, p, first])
         case CountersKey(topic, p):
@@ -124,6 +142,10 @@ def decode_key(raw: bytes | None) -> Key | None:
             return BucketKey(topic, p, scope, b)
         case ["t", p, str(tid)] if _int(p):
             return TicketKey(p, tid)
+        case ["k", p, str(cid)] if _int(p):
+            return CallKey(p, cid)
+        case ["m", p, str(sid)] if _int(p):
+            return CommentKey(p, sid)
         case ["d", str(topic), p, first] if _int(p) and _int(first):
             return DedupeKey(topic, p, first)
         case ["c", str(topic), p] if _int(p):
@@ -160,6 +182,39 @@ class BucketValue:
     def from_bytes(cls, raw: bytes) -> BucketValue:
         d = orjson.loads(raw)
         return cls(int(d["o"]), Acc.from_json(d["a"]))
+
+
+@dataclass(slots=True)
+class Comment:
+    """A low-score survey response with a comment (CSAT <= 2 or NPS <= 6), for the supervisors' board."""
+
+    ts: float
+    team: str
+    channel: str
+    tier: str
+    agent: str | None
+    csat: int | None
+    nps: int | None
+    text: str
+    language: str | None = None
+    wm: int = -1
+
+    def scopes(self) -> list[str]:
+        out = ["all", f"team:{self.team}", f"channel:{self.channel}", f"tier:{self.tier}"]
+        if self.agent:
+            out.append(f"agent:{self.agent}")
+        return out
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"o": self.wm, "ts": self.ts, "team": self.team, "channel": self.channel,
+                             "tier": self.tier, "agent": self.agent, "csat": self.csat, "nps": self.nps,
+                             "text": self.text, "language": self.language})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Comment:
+        d = orjson.loads(raw)
+        return cls(float(d["ts"]), d["team"], d["channel"], d["tier"], d.get("agent"), d.get("csat"), d.get("nps"),
+                   d["text"], d.get("language"), int(d["o"]))
 
 
 @dataclass(slots=True)

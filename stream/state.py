@@ -19,11 +19,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from stream.events import Event, Rejected, TicketEvent, decode
+from stream.calls import Call
+from stream.calls import transition as call_transition
+from stream.events import CallEvent, Event, Rejected, SurveySubmitted, TicketEvent, decode
 from stream.folds import Acc, KpiConfig, contribution
 from stream.records import (
     BucketKey,
     BucketValue,
+    CallKey,
+    Comment,
+    CommentKey,
     Counters,
     CountersKey,
     DedupeBatch,
@@ -38,6 +43,7 @@ from stream.tickets import Ticket, transition
 from stream.windows import LONGEST, bucket_of, is_late
 
 DEDUPE_HORIZON_S = LONGEST + 600  # 24 h plus the 5 min future tolerance, with margin
+COMMENTS_KEPT = 200  # newest low-score survey comments kept per partition (for the board)
 
 Scoped = tuple[tuple[str, ...], Record]  # a record and the scopes it concerns
 
@@ -81,12 +87,16 @@ class PartitionState:
         self.ticket_horizon_s = ticket_horizon_s
         self.buckets: dict[tuple[str, str, int], Bucket] = {}
         self.tickets: dict[str, Ticket] = {}
+        self.calls: dict[str, Call] = {}
+        self.comments: dict[str, Comment] = {}
         self.counters: dict[str, Counters] = {}
         self.seen: dict[str, dict[str, int]] = {}
         self.dedupe_batches: dict[tuple[str, int], DedupeBatch] = {}
         self._open_batch: dict[str, tuple[int, DedupeBatch]] = {}
         self._dirty_buckets: set[tuple[str, str, int]] = set()
         self._dirty_tickets: set[str] = set()
+        self._dirty_calls: dict[str, tuple[str, ...]] = {}  # call id -> its scopes
+        self._dirty_comments: set[str] = set()
         self._ticket_scopes_before: dict[str, list[str]] = {}
         self._dirty_counters: set[str] = set()
         self._tombstones: list[tuple[bytes, tuple[str, ...]]] = []
@@ -127,6 +137,10 @@ class PartitionState:
             c.events[ev.type] = c.events.get(ev.type, 0) + 1
         if topic == "tickets":
             self._apply_ticket(ev, offset, now)  # type: ignore[arg-type]
+        elif topic == "calls":
+            self._apply_call(ev, offset, now)  # type: ignore[arg-type]
+        elif isinstance(ev, SurveySubmitted) and not is_late(ts, now=now):
+            self._apply_comment(ev, offset)
         if is_late(ts, now=now):
             if fresh:
                 c.late += 1
@@ -164,6 +178,38 @@ class PartitionState:
         self.tickets[tid] = nxt
         self._dirty_tickets.add(tid)
 
+    def _apply_call(self, ev: CallEvent, offset: int, now: float) -> None:
+        cid = ev.call_id
+        cur = self.calls.get(cid)
+        if cur is not None and offset <= cur.wm:
+            return
+        if ev.ts.timestamp() < now - self.cfg.call_horizon_s:
+            return
+        nxt = call_transition(cur, ev)
+        if nxt is None:
+            if cur is not None:
+                del self.calls[cid]
+                self._dirty_calls[cid] = tuple(cur.scopes())
+            return
+        nxt.wm = offset
+        self.calls[cid] = nxt
+        self._dirty_calls[cid] = tuple(nxt.scopes())
+
+    def _apply_comment(self, ev: SurveySubmitted, offset: int) -> None:
+        low = (ev.csat is not None and ev.csat <= 2) or (ev.nps is not None and ev.nps <= 6)
+        if not (low and ev.comment and ev.comment.strip()):
+            return
+        sid = ev.survey_id
+        if sid in self.comments and offset <= self.comments[sid].wm:
+            return
+        self.comments[sid] = Comment(ev.ts.timestamp(), ev.team, ev.channel, ev.customer_tier, ev.agent, ev.csat,
+                                     ev.nps, ev.comment, ev.language, offset)
+        self._dirty_comments.add(sid)
+        if len(self.comments) > COMMENTS_KEPT:
+            oldest = min(self.comments, key=lambda k: (self.comments[k].ts, k))
+            del self.comments[oldest]
+            self._dirty_comments.add(oldest)
+
     def _remember(self, topic: str, event_id: str, offset: int, ts: float) -> None:
         opened = self._open_batch.get(topic)
         if opened is None:
@@ -196,12 +242,22 @@ class PartitionState:
                 scopes.update(t.scopes())
             scoped.append((tuple(scopes), rec))
         before.clear()
+        for cid, call_scopes in self._dirty_calls.items():
+            c = self.calls.get(cid)
+            rec = (encode_key(CallKey(p, cid)), c.to_bytes() if c else None)
+            out.append(rec)
+            scoped.append((call_scopes, rec))
+        for sid in self._dirty_comments:
+            m = self.comments.get(sid)
+            out.append((encode_key(CommentKey(p, sid)), m.to_bytes() if m else None))
         for topic, (first, batch) in self._open_batch.items():
             out.append((encode_key(DedupeKey(topic, p, first)), batch.to_bytes()))
         for topic in self._dirty_counters:
             out.append((encode_key(CountersKey(topic, p)), self.counters[topic].to_bytes()))
         self._dirty_buckets.clear()
         self._dirty_tickets.clear()
+        self._dirty_calls.clear()
+        self._dirty_comments.clear()
         self._dirty_counters.clear()
         self._open_batch.clear()
         return Drained(out, scoped)
@@ -228,6 +284,12 @@ class PartitionState:
             self._ticket_scopes_before.setdefault(tid, self.tickets[tid].scopes())
             del self.tickets[tid]
             self._dirty_tickets.add(tid)
+        call_horizon = now - self.cfg.call_horizon_s
+        for cid in [cid for cid, c in self.calls.items() if c.offered_at < call_horizon]:
+            self._dirty_calls[cid] = tuple(self.calls.pop(cid).scopes())
+        for sid in [sid for sid, m in self.comments.items() if m.ts <= now - LONGEST]:
+            del self.comments[sid]
+            self._dirty_comments.add(sid)
 
     def load(self, records: Iterable[Record]) -> None:
         """Rebuild from the state topic (records of other partitions and kinds are ignored).
@@ -253,6 +315,20 @@ class PartitionState:
                     t = Ticket.from_bytes(vraw)
                     if tid not in self.tickets or t.wm > self.tickets[tid].wm:
                         self.tickets[tid] = t
+                case CallKey(kp, cid) if kp == p:
+                    if vraw is None:
+                        self.calls.pop(cid, None)
+                        continue
+                    call = Call.from_bytes(vraw)
+                    if cid not in self.calls or call.wm > self.calls[cid].wm:
+                        self.calls[cid] = call
+                case CommentKey(kp, sid) if kp == p:
+                    if vraw is None:
+                        self.comments.pop(sid, None)
+                        continue
+                    m = Comment.from_bytes(vraw)
+                    if sid not in self.comments or m.wm > self.comments[sid].wm:
+                        self.comments[sid] = m
                 case DedupeKey(topic, kp, first) if kp == p:
                     self._load_dedupe(topic, first, DedupeBatch.from_bytes(vraw) if vraw is not None else None)
                 case CountersKey(topic, kp) if kp == p and vraw is not None:

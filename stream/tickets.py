@@ -77,10 +77,15 @@ class LiveCounts:
     backlog: int = 0
     overdue: int = 0
     at_risk: int = 0
+    unanswered: int = 0  # open tickets without a first response
+    oldest_unanswered_at: float | None = None  # created_at of the oldest of them
+
+    def oldest_unanswered_s(self, now: float) -> float | None:
+        return max(0.0, now - self.oldest_unanswered_at) if self.oldest_unanswered_at is not None else None
 
 
 def live_counts(tickets: Iterable[Ticket], *, now: float) -> dict[str, LiveCounts]:
-    """backlog, first_response_overdue and first_response_at_risk per scope."""
+    """backlog, first_response_overdue, first_response_at_risk and the oldest unanswered per scope."""
     out: dict[str, LiveCounts] = defaultdict(LiveCounts)
     for t in tickets:
         overdue = at_risk = False
@@ -93,6 +98,10 @@ def live_counts(tickets: Iterable[Ticket], *, now: float) -> dict[str, LiveCount
             c.backlog += 1
             c.overdue += overdue
             c.at_risk += at_risk
+            if not t.responded:
+                c.unanswered += 1
+                if c.oldest_unanswered_at is None or t.created_at < c.oldest_unanswered_at:
+                    c.oldest_unanswered_at = t.created_at
     return out
 
 
@@ -101,6 +110,7 @@ class _ScopeIndex:
     backlog: int = 0
     due: list[float] = field(default_factory=list)  # sorted due times of tickets awaiting a first response
     risk: list[float] = field(default_factory=list)  # sorted times they become at risk
+    created: list[float] = field(default_factory=list)  # sorted created_at of the same tickets
 
 
 class LiveIndex:
@@ -124,9 +134,11 @@ class LiveIndex:
                 if sign > 0:
                     bisect.insort(ix.due, due)
                     bisect.insort(ix.risk, risk)
+                    bisect.insort(ix.created, t.created_at)
                 else:
                     del ix.due[bisect.bisect_left(ix.due, due)]
                     del ix.risk[bisect.bisect_left(ix.risk, risk)]
+                    del ix.created[bisect.bisect_left(ix.created, t.created_at)]
             if ix.backlog == 0:
                 del self.scopes[s]
 
@@ -141,7 +153,8 @@ class LiveIndex:
         if ix is None:
             return LiveCounts()
         overdue = bisect.bisect_right(ix.due, now)
-        return LiveCounts(ix.backlog, overdue, bisect.bisect_right(ix.risk, now) - overdue)
+        return LiveCounts(ix.backlog, overdue, bisect.bisect_right(ix.risk, now) - overdue, len(ix.created),
+                          ix.created[0] if ix.created else None)
 
     def all(self, *, now: float) -> dict[str, LiveCounts]:
         return {s: self.counts(s, now=now) for s in self.scopes}

@@ -11,14 +11,19 @@ a worker that lost a partition never rolls a figure back.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass
 
+from stream.calls import Call, CallIndex, Waiting
 from stream.folds import Acc
-from stream.kpis import Kpi, compute
+from stream.kpis import CALL_KINDS, TICKET_KINDS, Kpi, compute
 from stream.records import (
     BucketKey,
     BucketValue,
+    CallKey,
+    Comment,
+    CommentKey,
     Counters,
     CountersKey,
     Heartbeat,
@@ -27,7 +32,8 @@ from stream.records import (
     TicketKey,
     decode_key,
 )
-from stream.tickets import LiveCounts, LiveIndex, Ticket
+from stream.scopes import kind_of
+from stream.tickets import AT_RISK_SHARE, LiveCounts, LiveIndex, Ticket
 from stream.windows import LONGEST, WINDOWS, bucket_of, window_start_bucket
 
 RECENT_S = 120  # buckets this recent are merged per query instead of cached (late events change them)
@@ -51,8 +57,11 @@ class View:
         self.tickets: dict[tuple[int, str], Ticket] = {}
         self.counters: dict[tuple[str, int], Counters] = {}
         self.workers: dict[str, Heartbeat] = {}
+        self.comments: dict[tuple[int, str], Comment] = {}
         self.records = 0
         self._live = LiveIndex()
+        self._calls = CallIndex()
+        self._waiting: dict[tuple[int, str], Call] = {}
 
     # -- feeding --------------------------------------------------------------------------
     def apply(self, kraw: bytes | None, vraw: bytes | None) -> tuple[str, ...]:
@@ -70,6 +79,13 @@ class View:
                 return self._apply_bucket(topic, p, scope, b, vraw)
             case TicketKey(p, tid):
                 return self._apply_ticket((p, tid), vraw)
+            case CallKey(p, cid):
+                return self._apply_call((p, cid), vraw)
+            case CommentKey(p, sid):
+                if vraw is None:
+                    self.comments.pop((p, sid), None)
+                else:
+                    self.comments[(p, sid)] = Comment.from_bytes(vraw)
             case CountersKey(topic, p) if vraw is not None:
                 c = Counters.from_bytes(vraw)
                 cur = self.counters.get((topic, p))
@@ -112,6 +128,19 @@ class View:
         self.tickets[k] = new
         self._live.replace(old, new)
         return tuple(new.scopes()) if old is None else tuple({*old.scopes(), *new.scopes()})
+
+    def _apply_call(self, k: tuple[int, str], vraw: bytes | None) -> tuple[str, ...]:
+        old = self._waiting.get(k)
+        new = Call.from_bytes(vraw) if vraw is not None else None
+        which = new or old
+        if which is None or (new is not None and old is not None and new.wm < old.wm):
+            return ()
+        if new is None:
+            del self._waiting[k]
+        else:
+            self._waiting[k] = new
+        self._calls.replace(old, new)
+        return tuple(which.scopes())
 
     def expire(self, *, now: float) -> None:
         oldest = bucket_of(now - LONGEST, self.bucket_s)
@@ -158,32 +187,65 @@ class View:
                 out.merge(self._bucket(scope, b))
         return out
 
-    def live(self, *, now: float) -> dict[str, LiveCounts]:
-        """backlog, overdue and at-risk counts of every scope with open tickets."""
-        return self._live.all(now=now)
-
     def live_of(self, scope: str, *, now: float) -> LiveCounts:
         return self._live.counts(scope, now=now)
+
+    def waiting_of(self, scope: str) -> Waiting:
+        return self._calls.of(scope)
+
+    def live_kpis(self, scope: str, *, now: float) -> dict[str, Kpi]:
+        """The live-state KPIs that apply to the scope's kind (kpis.md "Live state")."""
+        kind = kind_of(scope)
+        out: dict[str, Kpi] = {}
+        if kind in TICKET_KINDS:
+            lc = self._live.counts(scope, now=now)
+            out["backlog"] = (float(lc.backlog), lc.backlog)
+            out["first_response_overdue"] = (float(lc.overdue), lc.overdue)
+            out["first_response_at_risk"] = (float(lc.at_risk), lc.at_risk)
+            out["oldest_unanswered_s"] = (lc.oldest_unanswered_s(now), lc.unanswered)
+        if kind in CALL_KINDS:
+            w = self._calls.of(scope)
+            out["calls_waiting"] = (float(w.calls), w.calls)
+            out["longest_wait_s"] = (w.longest_wait_s(now), w.calls)
+        return out
 
     def scopes(self, *, now: float) -> list[str]:
         oldest = bucket_of(now - LONGEST, self.bucket_s)
         found = {s for s, bs in self._buckets.items() if any(b >= oldest for b in bs)}
         found.update(self._live.scopes)
+        found.update(self._calls.scopes)
         found.add("all")
         return sorted(found)
 
     def has_scope(self, scope: str, *, now: float) -> bool:
-        return scope == "all" or scope in self._buckets or scope in self._live.scopes
+        return scope == "all" or scope in self._buckets or scope in self._live.scopes or scope in self._calls.scopes
 
     def kpis(self, scope: str, window: str, *, now: float) -> dict[str, Kpi]:
-        """Every windowed KPI, plus the live ticket KPIs where tickets apply (not queues)."""
+        """Every windowed KPI, plus the live-state KPIs that apply to the scope's kind."""
         out = compute(self.window_acc(scope, window, now=now))
-        if not scope.startswith("queue:"):
-            lc = self.live_of(scope, now=now)
-            out["backlog"] = (float(lc.backlog), lc.backlog)
-            out["first_response_overdue"] = (float(lc.overdue), lc.overdue)
-            out["first_response_at_risk"] = (float(lc.at_risk), lc.at_risk)
+        out.update(self.live_kpis(scope, now=now))
         return out
+
+    # -- lists for the board ----------------------------------------------------------------
+    def urgent_tickets(self, scope: str, state: str, *, now: float, limit: int) -> list[tuple[str, Ticket]]:
+        """Open tickets of the scope, most urgent first: those awaiting a first response by due time,
+        then the others by age. `state`: open (all), at_risk (awaiting, at risk or overdue), overdue."""
+        def wanted(t: Ticket) -> bool:
+            if state == "overdue":
+                return not t.responded and t.due <= now
+            if state == "at_risk":
+                return not t.responded and t.due - AT_RISK_SHARE * t.target_s <= now
+            return True
+
+        found = ((tid, t) for (_, tid), t in self.tickets.items() if scope == "all" or scope in t.scopes())
+        return heapq.nsmallest(limit, (x for x in found if wanted(x[1])),
+                               key=lambda x: (x[1].responded, x[1].due if not x[1].responded else x[1].created_at,
+                                              x[0]))
+
+    def recent_comments(self, scope: str, *, limit: int) -> list[Comment]:
+        """The newest low-score survey comments of the scope."""
+        found = (m for m in self.comments.values() if scope == "all" or scope in m.scopes())
+        return heapq.nlargest(limit, found, key=lambda m: m.ts)
 
     def totals(self) -> Counters:
         """Pipeline counters summed over every topic and partition."""

@@ -1,5 +1,5 @@
 """Routers per resource, collected in `ROUTERS`."""
 
-from api.routers import alerting, events, health, kpis
+from api.routers import alerting, events, health, kpis, tickets
 
-ROUTERS = (kpis.router, events.router, alerting.router, health.router)
+ROUTERS = (kpis.router, tickets.router, events.router, alerting.router, health.router)

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from services.loadgen import call, random_stream, survey, ticket
+from services.loadgen import call, lifecycles, random_stream, survey, ticket
 from tests.support import oracle
 from tests.support.stack import Stack, produce, wait_for
 
@@ -169,3 +169,33 @@ def test_replay_file_reaches_the_kpis(stack: Stack, tmp_path) -> None:  # type: 
     assert "sent 501 lines (1 not JSON" in out.stdout
     wait_for(lambda: stack.seen_messages() >= 501, 90, "replayed events", stack)
     assert_oracle(stack, events, now)
+
+
+def test_live_calls_and_tickets_reach_kpis_metrics_and_the_ticket_list(stack: Stack) -> None:
+    now = time.time()
+    events = lifecycles(1500, now, seed=12)
+    stack.worker()
+    stack.api()
+    produce(stack, events)
+    wait_for(lambda: stack.seen_messages() >= len(events), 90, f"{len(events)} messages", stack)
+    checked = time.time()
+    for scope in ("all", "team:billing", "queue:q1", "queue:q2", "tier:vip", "agent:a2", "channel:chat"):
+        got = stack.kpis(scope, "5m")
+        want = oracle.live(events, scope, checked)
+        for name, (value, count, _) in want.items():
+            assert got[name]["count"] == count, (scope, name, got[name], count)
+            if name.endswith("_s"):  # ages tick between the two readings
+                assert (got[name]["value"] is None) == (value is None), (scope, name)
+                assert value is None or abs(got[name]["value"] - value) < 5, (scope, name, got[name], value)
+            elif name in ("calls_waiting", "backlog"):
+                assert got[name]["value"] == value, (scope, name)
+    m = stack.metrics()
+    q1 = oracle.live(events, "queue:q1", time.time())["calls_waiting"][0]
+    assert m["sqm_calls_waiting{kind=queue,scope=queue:q1}"] == q1 and q1 > 0
+    assert m["sqm_longest_wait_seconds{kind=queue,scope=queue:q1}"] > 0
+    assert "sqm_oldest_unanswered_seconds{kind=all,scope=all}" in m
+    body = httpx.get(stack.url + "/v1/tickets", params={"scope": "team:billing", "limit": 500}).json()
+    assert body["total"] == len(body["tickets"]) == oracle.live(events, "team:billing", time.time())["backlog"][1]
+    waiting = [t for t in body["tickets"] if not t["responded"]]
+    assert [t["due_at"] for t in waiting] == sorted(t["due_at"] for t in waiting)  # most urgent first
+    assert httpx.get(stack.url + "/v1/tickets", params={"scope": "queue:q1"}).status_code == 422

@@ -117,3 +117,73 @@ def assert_matches(actual: dict[str, dict[str, Any]], expected: dict[str, tuple[
         else:
             assert got["value"] is not None and math.isclose(got["value"], value, rel_tol=1e-9, abs_tol=1e-6), \
                 f"{where} {name}: {got['value']} != {value}"
+
+
+LIVE_TICKET_KINDS = ("all", "team", "agent", "channel", "tier")
+LIVE_CALL_KINDS = ("all", "team", "queue", "channel", "tier")
+
+
+def live(events: list[dict[str, Any]], scope: str, now: float, fr_target: dict[str, float] | None = None,
+         call_horizon_s: float = 4 * 3600, ticket_horizon_s: float = 7 * 86400,
+         ) -> dict[str, tuple[float | None, int, list[float]]]:
+    """kpis.md "Live state" over the events seen so far (in stream order), at time `now`.
+
+    A ticket is open from its first event until a `ticket.resolved` (a reopen opens it again); its
+    scopes are those of its first event, with the agent of its latest event that names one. A call
+    waits once offered until any answered, abandoned or ended event; calls offered longer ago than
+    the horizon, and tickets created longer ago than theirs, are not counted.
+    """
+    targets = fr_target or {"vip": 1800.0}
+    tickets: dict[str, dict[str, Any]] = {}
+    calls: dict[str, dict[str, Any]] = {}
+    closed_calls: set[str] = set()
+    for e in unique(events):
+        if e["type"].startswith("ticket."):
+            t = tickets.get(e["ticket_id"])
+            if e["type"] == "ticket.resolved":
+                tickets.pop(e["ticket_id"], None)
+                continue
+            if t is None:
+                t = tickets[e["ticket_id"]] = {"team": e["team"], "channel": e["channel"],
+                                               "tier": e.get("customer_tier", "standard"), "agent": None,
+                                               "created": _t(e["created_at"]),
+                                               "responded": e["type"] != "ticket.created"}
+            if e.get("agent"):
+                t["agent"] = e["agent"]
+            if e["type"] in ("ticket.first_response", "ticket.reopened"):
+                t["responded"] = True
+        elif e["type"].startswith("call."):
+            if e["type"] == "call.offered":
+                if e["call_id"] not in closed_calls:
+                    calls.setdefault(e["call_id"], {"offered": _t(e["ts"]), "scopes": {
+                        "all", f"team:{e['team']}", f"queue:{e['queue']}", f"channel:{e.get('channel', 'phone')}",
+                        f"tier:{e.get('customer_tier', 'standard')}"}})
+            else:
+                closed_calls.add(e["call_id"])
+                calls.pop(e["call_id"], None)
+    out: dict[str, tuple[float | None, int, list[float]]] = {}
+    kind = scope.split(":", 1)[0]
+    if kind in LIVE_TICKET_KINDS:
+        mine = []
+        for t in tickets.values():
+            t_scopes = {"all", f"team:{t['team']}", f"channel:{t['channel']}", f"tier:{t['tier']}"}
+            if t["agent"]:
+                t_scopes.add(f"agent:{t['agent']}")
+            if scope in t_scopes and t["created"] >= now - ticket_horizon_s:
+                mine.append(t)
+        waiting = [t for t in mine if not t["responded"]]
+        target = [targets.get(t["tier"], 14400.0) for t in waiting]
+        overdue = sum(t["created"] + tg <= now for t, tg in zip(waiting, target, strict=True))
+        at_risk = sum(t["created"] + tg > now >= t["created"] + 0.8 * tg for t, tg in zip(waiting, target,
+                                                                                            strict=True))
+        out["backlog"] = (float(len(mine)), len(mine), [])
+        out["first_response_overdue"] = (float(overdue), overdue, [])
+        out["first_response_at_risk"] = (float(at_risk), at_risk, [])
+        oldest = min((t["created"] for t in waiting), default=None)
+        out["oldest_unanswered_s"] = (max(0.0, now - oldest) if oldest is not None else None, len(waiting), [])
+    if kind in LIVE_CALL_KINDS:
+        mine_calls = [c for c in calls.values() if scope in c["scopes"] and c["offered"] >= now - call_horizon_s]
+        oldest = min((c["offered"] for c in mine_calls), default=None)
+        out["calls_waiting"] = (float(len(mine_calls)), len(mine_calls), [])
+        out["longest_wait_s"] = (max(0.0, now - oldest) if oldest is not None else None, len(mine_calls), [])
+    return out

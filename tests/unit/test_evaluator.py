@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from alerts.evaluator import ScopeEvaluator
 from alerts.rules import Rule
-from services.loadgen import random_stream, ticket
+from services.loadgen import lifecycles, random_stream, ticket
 from stream.scopes import scope_partition
 from stream.tickets import LiveIndex, Ticket, live_counts
 from stream.view import View
@@ -148,3 +148,18 @@ def test_live_index_equals_the_reference_count(ops: list[tuple[int, bool, str | 
             tickets[tid] = new
         index.replace(old, new)
     assert index.all(now=now) == live_counts(tickets.values(), now=now)
+
+
+async def test_live_call_rules_fire_per_queue_from_the_scope_partitions() -> None:
+    events = lifecycles(600, NOW, seed=8)
+    sink = await run(to_messages(events))
+    ev, _ = evaluator_of(sink)
+    rule = Rule.model_validate({"id": "waiting", "kpi": "calls_waiting", "scope": "queue:*", "op": ">",
+                                "warning": 0, "for": "0s"})
+    whole = view_of(sink)
+    expected = {s for s in whole.scopes(now=NOW) if s.startswith("queue:")
+                and whole.live_kpis(s, now=NOW)["calls_waiting"][1] > 0}
+    assert expected
+    fired = {t.scope: t for t in ev.evaluate({"waiting": rule}, now=NOW) if t.kind == "firing"}
+    assert set(fired) == expected
+    assert all(t.value == whole.live_kpis(s, now=NOW)["calls_waiting"][0] for s, t in fired.items())

@@ -11,6 +11,9 @@ from stream.records import (
     AlertKey,
     BucketKey,
     BucketValue,
+    CallKey,
+    Comment,
+    CommentKey,
     Counters,
     CountersKey,
     DedupeBatch,
@@ -32,6 +35,8 @@ ints = st.integers(min_value=0, max_value=2**53)
 keys = st.one_of(
     st.builds(BucketKey, text, ints, text, ints),
     st.builds(TicketKey, ints, text),
+    st.builds(CallKey, ints, text),
+    st.builds(CommentKey, ints, text),
     st.builds(DedupeKey, text, ints, ints),
     st.builds(CountersKey, text, ints),
     st.builds(HeartbeatKey, text),
@@ -68,6 +73,8 @@ def test_values_round_trip(ids: dict[str, int], ts: float) -> None:
     assert (d.exp, d.ids) == (ts, ids)
     c = Counters(5, {"ticket.created": 2}, {"invalid": 1}, 3, 4)
     assert Counters.from_bytes(c.to_bytes()) == c
+    m = Comment(ts, "t", "chat", "vip", None, 1, None, '<script>alert(1)</script> \u2028 "x"', "zh-CN", 3)
+    assert Comment.from_bytes(m.to_bytes()) == m
     hb = Heartbeat(ts=ts, pid=1, role="kpis", assigned=(0, 2), alerts_firing={"warning": 1}, alert_partitions=(1,))
     assert Heartbeat.from_bytes(hb.to_bytes()) == hb
 

@@ -202,3 +202,12 @@ def test_lifecycle_invariants(readings: list[tuple[float, int]]) -> None:
             assert st_.firing_since is not None and st_.severity in ("warning", "critical")
         if out and out[-1].kind in ("resolved", "cancelled"):
             assert st_ == AlertState()
+
+
+def test_a_live_kpi_is_refused_on_a_scope_kind_that_has_no_such_state() -> None:
+    good, bad = parse_rules({"rules": [
+        {"id": "waiting", "kpi": "calls_waiting", "scope": "queue:*", "op": ">", "warning": 10},
+        {"id": "agent-waiting", "kpi": "calls_waiting", "scope": "agent:*", "op": ">", "warning": 10},
+        {"id": "oldest", "kpi": "oldest_unanswered_s", "scope": "tier:vip", "op": ">", "warning": 900}]}, "r.yaml")
+    assert [r.id for r in good] == ["waiting", "oldest"]
+    assert "calls_waiting is not kept for agent scopes" in bad[0].errors[0]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.loadgen import random_stream, ticket
+from services.loadgen import call, lifecycles, random_stream, survey, ticket
 from stream.folds import KpiConfig
 from stream.processor import Processor
 from stream.view import View
@@ -126,3 +126,74 @@ async def test_expiry_drops_old_state_and_writes_tombstones() -> None:
     assert view.tickets == {}
     assert all(not st.buckets and not st.tickets and not st.seen.get("tickets") for st in proc.states.values())
 
+
+
+LIVE_SCOPES = ["all", "team:billing", "team:tech", "agent:a1", "channel:chat", "channel:phone", "tier:vip",
+               "tier:gold", "queue:q1", "queue:q2"]
+
+
+def assert_live_matches(view: View, events: list[dict[str, Any]], now: float = NOW) -> None:
+    for scope in LIVE_SCOPES:
+        got = {k: {"value": v, "count": c} for k, (v, c) in view.live_kpis(scope, now=now).items()}
+        want = oracle.live(events, scope, now)
+        assert got.keys() == want.keys(), scope
+        oracle.assert_matches(got, want, f"live {scope}")
+
+
+async def test_live_state_of_tickets_and_calls_matches_the_oracle() -> None:
+    events = lifecycles(1200, NOW, seed=4)
+    view = view_of(await run(to_messages(events)))
+    assert_live_matches(view, events)
+    waiting = view.live_kpis("all", now=NOW)
+    assert waiting["calls_waiting"][1] > 5 and waiting["oldest_unanswered_s"][1] > 5, waiting
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_live_state_is_exact_after_a_crash_mid_write(seed: int) -> None:
+    """Kill the processor after a partial write at a random batch, restart from an earlier commit."""
+    rnd = random.Random(seed)
+    events = lifecycles(800, NOW, seed=seed)
+    messages = to_messages(events)
+    sink = MemorySink()
+    proc = Processor(sink, KpiConfig(), 60, 7 * 86400)
+    batches = [messages[i:i + 40] for i in range(0, len(messages), 40)]
+    crash = rnd.randrange(2, len(batches) - 1)
+    for b in batches[:crash]:
+        await proc.process(b, now=NOW)
+    for m in batches[crash]:
+        (await proc.state_of(m.partition)).apply(m.topic, m.offset, m.value, now=NOW)
+    records = [(p, r) for p, st in proc.states.items() for r in st.drain().records]
+    for p, r in records[:rnd.randrange(0, len(records))]:
+        sink.log.setdefault(p, []).append(r)
+    proc2 = Processor(sink, KpiConfig(), 60, 7 * 86400)
+    for b in batches[rnd.randrange(0, crash + 1):]:
+        await proc2.process(b, now=NOW)
+    assert_live_matches(view_of(sink), events)
+
+
+async def test_a_call_never_closed_leaves_after_the_horizon() -> None:
+    cfg = KpiConfig(call_horizon_s=3600)
+    sink = MemorySink()
+    proc = Processor(sink, cfg, 60, 7 * 86400)
+    await proc.process(to_messages([call("call.offered", NOW - 600, "lost", queue="q1")]), now=NOW)
+    assert view_of(sink).live_kpis("queue:q1", now=NOW)["calls_waiting"] == (1.0, 1)
+    await proc.process([], now=NOW + 3600)  # expiry runs: the call was offered 70 min ago
+    view = view_of(sink)
+    assert view.live_kpis("queue:q1", now=NOW + 3600)["calls_waiting"] == (0.0, 0)
+    assert view.live_kpis("queue:q1", now=NOW + 3600)["longest_wait_s"] == (None, 0)
+
+
+async def test_urgent_tickets_and_comments_for_the_board() -> None:
+    events = [ticket("ticket.created", NOW - 1700, NOW - 1700, "late-vip", customer_tier="vip"),
+              ticket("ticket.created", NOW - 100, NOW - 100, "fresh"),
+              ticket("ticket.created", NOW - 3000, NOW - 3000, "answered", customer_tier="vip"),
+              ticket("ticket.first_response", NOW - 2000, NOW - 3000, "answered", customer_tier="vip", agent="x"),
+              survey(NOW - 50, "s1", csat=1, comment="<img src=x onerror=alert(1)>"),
+              survey(NOW - 40, "s2", csat=5, comment="great"),
+              survey(NOW - 30, "s3", nps=3, comment="  ")]
+    view = view_of(await run(to_messages(events)))
+    assert [tid for tid, _ in view.urgent_tickets("all", "open", now=NOW, limit=10)] == ["late-vip", "fresh",
+                                                                                       "answered"]
+    assert [tid for tid, _ in view.urgent_tickets("all", "at_risk", now=NOW, limit=10)] == ["late-vip"]
+    assert view.urgent_tickets("all", "overdue", now=NOW, limit=10) == []
+    assert [m.text for m in view.recent_comments("team:billing", limit=5)] == ["<img src=x onerror=alert(1)>"]
