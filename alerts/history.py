@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from alerts.db import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, SilenceRow
 from alerts.routing import Matcher, alert_labels, silenced_by
+from db.schema import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, SilenceRow
 from stream.clock import aware, utc
 
 Silences = list[tuple[str, list[Matcher]]]

@@ -30,10 +30,10 @@ from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
-from alerts.db import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, SilenceRow
 from alerts.delivery import backoff, send
 from alerts.history import active_silences, append_event, apply_transition, labels_of, payload, silence_for
 from alerts.routing import NotifyConfig, Route
+from db.schema import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, SilenceRow
 from stream.clock import aware, utc, utcnow
 
 log = logging.getLogger(__name__)

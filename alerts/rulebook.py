@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from alerts.db import RuleRow
 from alerts.rules import DEFAULT_RULE_FILE, Rule, RuleError, explain, load_rule_file
+from db.schema import RuleRow
 
 Source = Literal["file", "api"]
 

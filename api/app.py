@@ -16,7 +16,6 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from alerts.db import connect as connect_db
 from alerts.feed import publish_rules
 from alerts.history import AlertHistory, AlertStats
 from alerts.rulebook import Rulebook
@@ -24,6 +23,7 @@ from api.feed import StateFeed
 from api.metrics import AlertStatsCache, build_registry
 from api.routers import ROUTERS
 from api.targets import load_targets
+from db.engine import connect as connect_db
 from services.config import Settings
 from stream.view import View
 

@@ -20,9 +20,9 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from alerts.db import connect
 from alerts.notifier import Notifier
 from alerts.routing import load_notify_file
+from db.engine import connect
 from services.config import Settings
 from services.topics import ensure_topics
 

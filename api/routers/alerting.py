@@ -14,12 +14,12 @@ from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from alerts.db import AlertEventRow, AlertRow
 from alerts.feed import publish_rule
 from alerts.history import AlertQuery, Conflict, NotFound, SilenceView, labels_of
 from alerts.routing import Matcher
 from alerts.rulebook import Rulebook, RuleRefused
 from api.deps import AdminAuthenticated, HistoryDep, ProducerDep, RulebookDep, SettingsDep
+from db.schema import AlertEventRow, AlertRow
 from services.config import Settings
 from stream.clock import aware, rfc3339_opt, utcnow
 

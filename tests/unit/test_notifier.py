@@ -16,11 +16,12 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from alerts.db import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, SilenceRow, connect
 from alerts.engine import AlertState, Transition, step
 from alerts.notifier import Notifier
 from alerts.routing import NotifyConfig
 from alerts.rules import Rule
+from db.engine import connect
+from db.schema import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, SilenceRow
 from tests.support.postgres import schema_url
 
 T0 = 1_800_000_000.0
