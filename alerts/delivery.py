@@ -41,7 +41,7 @@ def fmt_value(alert: dict[str, Any]) -> str:
 
 
 def webhook_body(alert: dict[str, Any], reason: str, base_url: str) -> dict[str, Any]:
-    """Generic JSON webhook: one alert per request, stable field names (documented in the README)."""
+    """Generic JSON webhook: one alert per request, stable field names (documented in docs/api.md)."""
     return {"version": WEBHOOK_VERSION, "status": status_of(alert), "reason": reason,
             "alert": {**alert, "labels": alert_labels(alert), "url": link(alert, base_url)}}
 

@@ -9,8 +9,8 @@ feeds them to the evaluator and publishes what it returns:
 - Input: the scope topic is read with a plain consumer, only the owned partitions. Each one is
   loaded from the beginning when it is gained (up to a sentinel), then followed from that point.
   The scope topic carries about three records per input event; read through a Faust agent, each
-  cost as much as the event itself and the worker fell behind at 2,000 events/s (README,
-  "Benchmarks"). No offsets are committed: a gained partition is always reloaded.
+  cost as much as the event itself and the worker fell behind at 2,000 events/s (bench/HISTORY.md).
+  No offsets are committed: a gained partition is always reloaded.
 - Output: transitions go to the alerts topic (key = alert id, so one alert's transitions stay in
   order), changed alert state to the alert-state topic. A replay after a crash repeats transitions
   with the same event ids; the notifier drops them.

@@ -22,8 +22,10 @@ from alerts.rulebook import Rulebook
 from api.feed import StateFeed
 from api.metrics import AlertStatsCache, build_registry
 from api.routers import ROUTERS
-from api.targets import load_targets
+from api.snapshots import PeriodicSnapshot
+from api.targets import TargetBook, Targets, load_targets
 from db.engine import connect as connect_db
+from history.store import HistoryStore
 from services.config import Settings
 from stream.view import View
 
@@ -33,6 +35,8 @@ METRICS_DB_WAIT_S = 0.05
 
 def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     view = View(settings.bucket_s)
+    file_targets = load_targets(settings.kpi_targets_file)
+    targets = PeriodicSnapshot("targets", lambda: Targets(file_targets), Targets(file_targets))
     feed = StateFeed(view, settings.kafka_bootstrap_servers, settings.state_topic, settings.fetch_max_wait_ms)
     history: AlertHistory | None = None
     stats = AlertStatsCache(lambda: history.stats() if history is not None else AlertStats())
@@ -50,6 +54,10 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
                 log.error("rule refused: %s", err)
             history = AlertHistory(db)
             app.state.db, app.state.rulebook, app.state.history = db, book, history
+            app.state.kpi_history = HistoryStore(db)
+            app.state.target_book = TargetBook(db, file_targets)
+            targets.read = app.state.target_book.snapshot
+            await targets.start()
             producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
                                         linger_ms=2, client_id="sqm-api")
             await producer.start()
@@ -61,6 +69,7 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
         try:
             yield
         finally:
+            await targets.stop()
             await feed.stop()
             await stats.stop()
             if producer is not None:
@@ -74,7 +83,7 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.view = view
     app.state.feed = feed
-    app.state.targets = load_targets(settings.kpi_targets_file)
+    app.state.targets = targets
     app.state.ingest_metrics = ingest
     for r in ROUTERS:
         app.include_router(r)

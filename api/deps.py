@@ -11,7 +11,7 @@ test without a broker, a database not reached yet) answers 503 with what is miss
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 
 from aiokafka import AIOKafkaProducer
 from fastapi import Depends, HTTPException, Request, status
@@ -22,7 +22,9 @@ from alerts.history import AlertHistory
 from alerts.rulebook import Rulebook
 from api.feed import StateFeed
 from api.metrics import IngestMetrics
-from api.targets import Targets
+from api.snapshots import PeriodicSnapshot
+from api.targets import TargetBook, Targets
+from history.store import HistoryStore
 from services.config import Settings
 from stream.view import View
 
@@ -50,7 +52,27 @@ def get_feed(request: Request) -> StateFeed:
 
 
 def get_targets(request: Request) -> Targets:
-    return _state(request, "targets", dict)
+    """The targets as last read (file and API targets; refreshed in the background)."""
+    snap = _state(request, "targets", PeriodicSnapshot)
+    return cast(Targets, snap.value)
+
+
+def get_target_snapshot(request: Request) -> PeriodicSnapshot[Targets]:
+    return cast(PeriodicSnapshot[Targets], _state(request, "targets", PeriodicSnapshot))
+
+
+def get_target_book(request: Request) -> TargetBook:
+    return _state(request, "target_book", TargetBook, "database not connected")
+
+
+def find_kpi_history(request: Request) -> HistoryStore | None:
+    """The KPI history if the database is connected (routes that use it for extras only)."""
+    value = getattr(request.app.state, "kpi_history", None)
+    return value if isinstance(value, HistoryStore) else None
+
+
+def get_kpi_history(request: Request) -> HistoryStore:
+    return _state(request, "kpi_history", HistoryStore, "database not connected")
 
 
 def get_ingest_metrics(request: Request) -> IngestMetrics:
@@ -82,6 +104,10 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ViewDep = Annotated[View, Depends(get_view)]
 FeedDep = Annotated[StateFeed, Depends(get_feed)]
 TargetsDep = Annotated[Targets, Depends(get_targets)]
+TargetSnapshotDep = Annotated[PeriodicSnapshot[Targets], Depends(get_target_snapshot)]
+TargetBookDep = Annotated[TargetBook, Depends(get_target_book)]
+KpiHistoryDep = Annotated[HistoryStore, Depends(get_kpi_history)]
+MaybeKpiHistoryDep = Annotated[HistoryStore | None, Depends(find_kpi_history)]
 IngestMetricsDep = Annotated[IngestMetrics, Depends(get_ingest_metrics)]
 ProducerDep = Annotated[AIOKafkaProducer, Depends(get_producer)]
 DbDep = Annotated[Engine, Depends(get_db)]

@@ -1,7 +1,7 @@
 """`make bench`: throughput (raw aiokafka vs bare Faust vs full pipeline), latency, worker memory.
 
 Everything runs against one fresh embedded broker, on the same data, in one run. Results go to
-bench/results.json and bench/results.md (the README quotes the latter).
+bench/results.json and bench/results.md (bench/HISTORY.md keeps the earlier runs).
 """
 
 from __future__ import annotations

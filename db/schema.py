@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -154,3 +155,41 @@ class DeliveryStatRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     delivered: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TargetRow(Base):
+    """KPI targets set over the API (targets of the targets file are not stored: the file is their source)."""
+
+    __tablename__ = "kpi_targets"
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)  # a scope, or `kind:*` for every one
+    kpi: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class ApiKeyRow(Base):
+    """An API key: only its SHA-256 is stored; the key itself is shown once, when created."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # the key's public prefix
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))  # read, ingest, admin
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class KpiHistoryRow(Base):
+    """KPI accumulators per scope and minute (`m`) or hour (`h`): the history behind comparisons and
+    charts. Ratios are computed from merged accumulators, never averaged. `source` is `live` (the
+    history writer) or `backfill:<name>` (one backfilled file); a query merges every source."""
+
+    __tablename__ = "kpi_history"
+    __table_args__ = (Index("ix_kpi_history_scope_start", "scope", "start"),)
+    resolution: Mapped[str] = mapped_column(String(1), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
+    start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds
+    source: Mapped[str] = mapped_column(String(120), primary_key=True)
+    acc: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     public_url: str | None = Field(None, description="base URL of the API in links of notifications "
                                    "(generatorURL, ack link); default http://<api_host>:<api_port>")
 
+    # KPI history (kpis.md "History and comparison")
+    history_minute_days: float = Field(7.0, gt=0, description="KPI history is kept per minute this long (plus a "
+                                       "day, so that last-week comparisons stay minute-exact), then per hour")
+    history_days: float = Field(400.0, gt=1, description="KPI history is deleted after this many days")
+
     # stream tuning
     bucket_s: int = Field(60, ge=1, le=60, description="KPI bucket size, seconds (the windows' boundary error)")
     ticket_horizon_s: float = Field(7 * 86400, description="open tickets created longer ago leave the live state")

@@ -103,7 +103,7 @@ async def run(settings: Settings) -> None:
     log.info("notifier %s: targets %s", notifier.owner, [t.name for t in notifier.config.targets])
     for name, n in (await asyncio.to_thread(notifier.held)).items():
         log.warning("%d notifications wait for target %r, which is not in the notify file: they are held and "
-                    "delivered if it comes back (README, Operations)", n, name)
+                    "delivered if it comes back (docs/operations.md)", n, name)
     tasks = [asyncio.create_task(c) for c in (consume(settings, notifier, wake, stop),
                                              deliver(notifier, wake, stop),
                                              schedule(notifier, wake, stop, settings.alert_retention_days * 86400))]

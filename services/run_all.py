@@ -2,7 +2,7 @@
 
 Starts the embedded broker when SQM_EMBEDDED_BROKER says so (auto: loopback bootstrap address on
 which nothing listens), creates the topics, then runs the KPI worker, the alert worker, the API, the
-notifier and (SQM_DEMO=1) the demo traffic as child processes, restarting a child that dies. Logs go
+notifier, the history writer and (SQM_DEMO=1) the demo traffic as child processes, restarting a child that dies. Logs go
 to var/*.log.
 """
 
@@ -70,11 +70,12 @@ def main() -> None:
             log.info("using the Kafka cluster at %s", settings.kafka_bootstrap_servers)
         ensure_topics(Settings(kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS",
                                                                settings.kafka_bootstrap_servers)))
-        # the KPI fold and the alert evaluation in two workers (README, "Configuration": worker roles)
+        # the KPI fold and the alert evaluation in two workers (docs/operations.md: worker roles)
         children = [Child("worker", "services.worker", {"SQM_WORKER_ROLE": "kpis", "SQM_WORKER_ID": "worker"}),
                     Child("alert-worker", "services.worker",
                           {"SQM_WORKER_ROLE": "alerts", "SQM_WORKER_ID": "alert-worker"}),
-                    Child("api", "services.api"), Child("notifier", "services.notifier")]
+                    Child("api", "services.api"), Child("notifier", "services.notifier"),
+                    Child("history", "services.history_writer")]
         if settings.demo:
             children.append(Child("simulator", "services.simulator"))
         for c in children:

@@ -4,7 +4,7 @@ Pure: no I/O, no clock (the caller passes `now`). Bad input is data, never an ex
 
     >>> r = decode(b'{"type": "nope"}', now=datetime.now(UTC))
     >>> isinstance(r, Rejected), r.reason
-    (True, 'invalid')
+    (True, 'unknown_type')
 """
 
 from __future__ import annotations

@@ -116,3 +116,23 @@ def achievement(kpi: str, actual: float | None, target: float) -> float | None:
     if kpi in LOWER_IS_BETTER:
         return target / actual if actual else None
     return actual / target if target else None
+
+
+def change(value: float | None, previous: float | None) -> float | None:
+    """value - previous, or None when either is unknown."""
+    return value - previous if value is not None and previous is not None else None
+
+
+def ranks(values: list[float | None], *, higher_is_better: bool) -> list[int]:
+    """Competition ranks (1 = best; ties share a rank; unknown values last).
+
+    >>> ranks([0.9, None, 0.95, 0.9], higher_is_better=True)
+    [2, 4, 1, 2]
+    """
+    def key(v: float | None) -> float:
+        if v is None:
+            return float("inf")
+        return -v if higher_is_better else v
+
+    order = sorted(key(v) for v in values)
+    return [order.index(key(v)) + 1 for v in values]

@@ -187,6 +187,15 @@ class View:
                 out.merge(self._bucket(scope, b))
         return out
 
+    def range_acc(self, scope: str, first: int, last: int) -> Acc:
+        """The merged accumulator of the scope's buckets from `first` to `last` (bucket starts, both
+        included), uncached: for a window other than the current one (the previous period)."""
+        out = Acc()
+        for b in self._buckets.get(scope, {}):
+            if first <= b <= last:
+                out.merge(self._bucket(scope, b))
+        return out
+
     def live_of(self, scope: str, *, now: float) -> LiveCounts:
         return self._live.counts(scope, now=now)
 

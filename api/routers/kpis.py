@@ -1,42 +1,82 @@
-"""GET /v1/kpis and GET /v1/scopes: figures from the view, never from a database."""
+"""GET /v1/kpis (with `compare`), /v1/scopes, /v1/kpis/history and /v1/rankings.
+
+Live figures come from the view, never from a database. The history (comparisons, charts, the
+previous period of a 24 h ranking) is read in a thread, so the event loop never waits for SQL.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import datetime
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import TargetsDep, ViewDep
-from api.schemas import KpisResponse, KpiValue, ScopesResponse, Window
+from api.deps import KpiHistoryDep, MaybeKpiHistoryDep, TargetsDep, ViewDep
+from api.schemas import (
+    HistoryPoint,
+    HistoryResponse,
+    KpisResponse,
+    KpiValue,
+    Ranked,
+    RankingsResponse,
+    ScopesResponse,
+    Window,
+)
 from api.targets import Targets
+from history.series import COMPARE_SHIFT_S, MINUTE, floor, parse_step, previous_window
+from history.store import HistoryStore
 from stream.clock import rfc3339
-from stream.kpis import achievement
+from stream.folds import Acc
+from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, Kpi, achievement, change, compute, ranks
 from stream.scopes import kind_of
 from stream.view import View
+from stream.windows import LONGEST, WINDOWS
 
 router = APIRouter(prefix="/v1", tags=["kpis"])
 # Handlers are `async def` on purpose: they then run on the event loop, like the feed that updates
 # the view, and never see it half-updated (a sync handler would run in a thread pool).
+Compare = Literal["yesterday", "last_week"]
+MAX_POINTS = 1500
 
 
 def kpi_payload(view: View, targets: Targets, scope: str, window: str, now: float) -> dict[str, KpiValue]:
     out = {}
     for name, (value, count) in view.kpis(scope, window, now=now).items():
-        target = targets.get((scope, name))
+        target = targets.get(scope, name)
         out[name] = KpiValue(value=value, count=count, target=target,
                              achievement=achievement(name, value, target) if target is not None else None)
     return out
 
 
-@router.get("/kpis", response_model=KpisResponse, responses={404: {"description": "unknown scope"}})
-async def get_kpis(view: ViewDep, targets: TargetsDep, scope: str = Query("all", max_length=140),
-                   window: Window = "1h") -> KpisResponse:
+def history_window(store: HistoryStore, scope: str, window: str, now: float, shift_s: int) -> dict[str, Kpi]:
+    """Every windowed KPI of the same window `shift_s` earlier, from the minute history (the same
+    minute buckets the live window covers)."""
+    start, end = previous_window(now, WINDOWS[window], shift_s)
+    acc, _ = store.merged(scope, floor(start, MINUTE), floor(end, MINUTE) + MINUTE)
+    return compute(acc)
+
+
+@router.get("/kpis", response_model=KpisResponse, response_model_exclude_unset=True,
+            responses={404: {"description": "unknown scope"}})
+async def get_kpis(view: ViewDep, targets: TargetsDep, history: MaybeKpiHistoryDep,
+                   scope: str = Query("all", max_length=140), window: Window = "1h",
+                   compare: Compare | None = Query(None, description="add `previous` and `change`: the same "
+                                                   "window one day / one week earlier")) -> KpisResponse:
     """Every KPI of kpis.md for one scope and window, with its denominator (`count`)."""
     now = time.time()
     if not view.has_scope(scope, now=now):
         raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
-    return KpisResponse(scope=scope, window=window, as_of=rfc3339(now),
-                        kpis=kpi_payload(view, targets, scope, window, now))
+    kpis = kpi_payload(view, targets, scope, window, now)
+    if compare is not None:
+        if history is None:
+            raise HTTPException(503, "the KPI history is not connected")
+        before = await asyncio.to_thread(history_window, history, scope, window, now, COMPARE_SHIFT_S[compare])
+        for name, k in kpis.items():
+            prev, n = before.get(name, (None, None))
+            k.previous, k.previous_count, k.change = prev, n, change(k.value, prev)
+    return KpisResponse(scope=scope, window=window, as_of=rfc3339(now), kpis=kpis)
 
 
 @router.get("/scopes", response_model=ScopesResponse)
@@ -46,3 +86,85 @@ async def get_scopes(view: ViewDep, kind: str | None = None) -> ScopesResponse:
     if kind:
         scopes = [s for s in scopes if kind_of(s) == kind]
     return ScopesResponse(scopes=scopes)
+
+
+@router.get("/kpis/history", response_model=HistoryResponse, responses={422: {"description": "bad range"}})
+async def get_history(history: KpiHistoryDep, kpi: str, scope: str = Query("all", max_length=140),
+                      start: datetime | None = Query(None, alias="from", description="RFC 3339; default to - 24 h"),
+                      end: datetime | None = Query(None, alias="to", description="RFC 3339; default now"),
+                      step: str = Query("1h", description="1m, 5m, 15m, 1h, 1d ...")) -> HistoryResponse:
+    """One KPI of one scope over a range, per step: each point is computed from the merged accumulators
+    of its step (exact ratios, never an average of ratios). Minute rows older than the minute
+    retention are kept per hour: a step shorter than an hour sees them as whole hours."""
+    if kpi not in KPI_BY_NAME:
+        raise HTTPException(422, f"{kpi!r} has no history (live-state KPIs have none)" if kpi in LIVE_BY_NAME
+                            else f"unknown KPI {kpi!r}")
+    try:
+        step_s = parse_step(step)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    t1 = end.timestamp() if end else time.time()
+    t0 = start.timestamp() if start else t1 - LONGEST
+    if t1 <= t0 or (t1 - t0) / step_s > MAX_POINTS:
+        raise HTTPException(422, f"`from` must be before `to`, with at most {MAX_POINTS} steps between")
+    series = await asyncio.to_thread(history.series, scope, int(t0), int(t1), step_s)
+    fn = KPI_BY_NAME[kpi].compute
+    return HistoryResponse(scope=scope, kpi=kpi, step=step, points=[
+        HistoryPoint(t=rfc3339(t), value=v, count=n) for t, (v, n) in ((t, fn(acc)) for t, acc in series)])
+
+
+@router.get("/rankings", response_model=RankingsResponse, responses={422: {"description": "unknown KPI"}})
+async def get_rankings(view: ViewDep, targets: TargetsDep, history: MaybeKpiHistoryDep,
+                       kind: Literal["team", "agent", "queue", "channel", "tier"] = "team",
+                       kpi: str = "csat", window: Window = "1h",
+                       min_count: int = Query(1, ge=0, description="leave out scopes with fewer samples"),
+                       limit: int = Query(100, ge=1, le=1000)) -> RankingsResponse:
+    """Every scope of a kind ranked on one KPI, best first, with target, achievement and the change
+    since the previous period (the same window just before this one)."""
+    now = time.time()
+    live = LIVE_BY_NAME.get(kpi)
+    if kpi not in KPI_BY_NAME and live is None:
+        raise HTTPException(422, f"unknown KPI {kpi!r}")
+    if live is not None and kind not in live.kinds:
+        raise HTTPException(422, f"{kpi} is not kept for {kind} scopes")
+    scopes = [s for s in view.scopes(now=now) if kind_of(s) == kind]
+    rows: list[tuple[str, Kpi, float | None]] = []
+    previous = await _previous_period(view, history, scopes, kpi, window, now) if live is None else {}
+    for s in scopes:
+        value, count = view.live_kpis(s, now=now)[kpi] if live else KPI_BY_NAME[kpi].compute(
+            view.window_acc(s, window, now=now))
+        if count >= min_count:
+            rows.append((s, (value, count), previous.get(s)))
+    higher = KPI_BY_NAME[kpi].higher_is_better if live is None else False
+    ranked = sorted(zip(ranks([v for _, (v, _), _ in rows], higher_is_better=higher), rows, strict=True),
+                    key=lambda x: (x[0], x[1][0]))[:limit]
+    out = []
+    for rank, (s, (value, count), prev) in ranked:
+        target = targets.get(s, kpi)
+        out.append(Ranked(scope=s, name=s.split(":", 1)[1], value=value, count=count, target=target,
+                          achievement=achievement(kpi, value, target) if target is not None else None, rank=rank,
+                          previous=prev, change=change(value, prev)))
+    return RankingsResponse(kind=kind, kpi=kpi, window=window, as_of=rfc3339(now), rankings=out)
+
+
+async def _previous_period(view: View, history: HistoryStore | None, scopes: list[str], kpi: str, window: str,
+                           now: float) -> dict[str, float | None]:
+    """The KPI of each scope over the window just before the current one: from the view while both
+    fit in its 24 h, else from the history."""
+    w = WINDOWS[window]
+    fn = KPI_BY_NAME[kpi].compute
+    start, end = previous_window(now, w, w)
+    if 2 * w <= LONGEST:
+        b = view.bucket_s
+        return {s: fn(view.range_acc(s, floor(start, b), floor(end, b)))[0] for s in scopes}
+    if history is None:
+        return {}
+
+    def read() -> dict[str, float | None]:
+        out = {}
+        for s in scopes:
+            acc: Acc = history.merged(s, floor(start, MINUTE), floor(end, MINUTE) + MINUTE)[0]
+            out[s] = fn(acc)[0]
+        return out
+
+    return await asyncio.to_thread(read)

@@ -1,0 +1,48 @@
+"""The history writer process: `python -m services.history_writer` (state topic -> KPI history in SQL).
+
+One is enough (it reads every partition); a second one writes the same rows (harmless, wasted work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+from db.engine import connect
+from history.store import HistoryStore
+from history.writer import HistoryWriter
+from services.config import Settings
+from services.topics import ensure_topics
+
+log = logging.getLogger("sqm.history")
+
+
+async def run(settings: Settings) -> None:
+    store = HistoryStore(await asyncio.to_thread(connect, settings.database_url))
+    writer = HistoryWriter(store, settings.kafka_bootstrap_servers, settings.state_topic,
+                           minute_days=settings.history_minute_days, keep_days=settings.history_days,
+                           fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await writer.start()
+    log.info("history writer: minute rows kept %.0f days, history %.0f days", settings.history_minute_days,
+             settings.history_days)
+    await stop.wait()
+    await writer.stop()
+    await writer.flush(time.time())  # what changed since the last flush
+
+
+def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s history %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    ensure_topics(settings)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()
