@@ -56,6 +56,9 @@ class Stack:
     def notifier(self, name: str = "notifier") -> subprocess.Popen[bytes]:
         return self.start(name, "services.notifier")
 
+    def history_writer(self, name: str = "history") -> subprocess.Popen[bytes]:
+        return self.start(name, "services.history_writer")
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         p = self.procs.pop(name)
         p.send_signal(sig)
