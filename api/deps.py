@@ -11,6 +11,7 @@ test without a broker, a database not reached yet) answers 503 with what is miss
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Annotated, TypeVar, cast
 
 from aiokafka import AIOKafkaProducer
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Engine
 from alerts.history import AlertHistory
 from alerts.rulebook import Rulebook
 from api.feed import StateFeed
+from api.keys import LEVEL, Principal, Role, hash_key
 from api.metrics import IngestMetrics
 from api.snapshots import PeriodicSnapshot
 from api.targets import TargetBook, Targets
@@ -117,27 +119,57 @@ HistoryDep = Annotated[AlertHistory, Depends(get_history)]
 
 
 # -- authentication ------------------------------------------------------------------------------
+KEY_COOKIE = "sqm_key"  # set by /board?key=... so that a wall screen keeps the key out of its URLs
 _bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+_TOKENS: tuple[tuple[str, Role], ...] = (("admin_token", "admin"), ("ingest_token", "ingest"))
 
 
-def _check_bearer(token: str | None, creds: HTTPAuthorizationCredentials | None, off: str) -> None:
-    """503 with `off` when the token is not configured, 401 unless the request carries it."""
-    if token is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, off)
-    if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required",
-                            headers={"WWW-Authenticate": "Bearer"})
+def _keys(request: Request) -> dict[str, Principal]:
+    snap = getattr(request.app.state, "keys", None)
+    return snap.value if isinstance(snap, PeriodicSnapshot) else {}
 
 
-def require_ingest(settings: SettingsDep, creds: Credentials) -> None:
-    _check_bearer(settings.ingest_token, creds, "ingest is off: set SQM_INGEST_TOKEN")
+def principal_of(request: Request, token: str | None) -> Principal | None:
+    """The principal a token stands for: SQM_ADMIN_TOKEN, SQM_INGEST_TOKEN or an API key."""
+    if not token:
+        return None
+    settings = get_settings(request)
+    for attr, role in _TOKENS:
+        configured = getattr(settings, attr)
+        if configured and secrets.compare_digest(token.encode(), configured.encode()):
+            return Principal(f"SQM_{attr.upper()}", role)
+    return _keys(request).get(hash_key(token))
 
 
-def require_admin(settings: SettingsDep, creds: Credentials) -> None:
-    """Writes to rules, acknowledgements and silences."""
-    _check_bearer(settings.admin_token, creds, "writes are off: set SQM_ADMIN_TOKEN")
+def _require(role: Role) -> Callable[[Request, HTTPAuthorizationCredentials | None], Principal]:
+    def check(request: Request, creds: Credentials) -> Principal:
+        token = creds.credentials if creds is not None else request.cookies.get(KEY_COOKIE)
+        who = principal_of(request, token)
+        settings = get_settings(request)
+        if role == "read" and settings.read_auth == "open":
+            return who or Principal("anonymous", "read")
+        if who is not None and who.can(role):
+            return who
+        possible = any(getattr(settings, a) and LEVEL[r] >= LEVEL[role] for a, r in _TOKENS) or any(
+            p.can(role) for p in _keys(request).values())
+        if not possible:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"no {role} access is configured: set "
+                                f"{'SQM_ADMIN_TOKEN' if role == 'admin' else 'SQM_INGEST_TOKEN'} or create "
+                                f"a key (python -m services.keys create NAME --role {role})")
+        if who is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"a {role} key or token is required",
+                                headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key has the role {who.role}; {role} is required")
+
+    return check
 
 
+require_read = _require("read")
+require_ingest = _require("ingest")
+require_admin = _require("admin")
+ReadDep = Annotated[Principal, Depends(require_read)]
+AdminDep = Annotated[Principal, Depends(require_admin)]
+ReadAuthenticated = Depends(require_read)
 IngestAuthenticated = Depends(require_ingest)
 AdminAuthenticated = Depends(require_admin)

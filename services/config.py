@@ -39,9 +39,11 @@ class Settings(BaseSettings):
     demo: bool = Field(False, description="produce demo traffic (`make run` sets 1; 0: only what producers send)")
     demo_rate: float = Field(6.0, gt=0, description="demo arrivals per second at the daily peak")
     ingest_token: str | None = Field(None, description="bearer token of POST /v1/events (at least 16 characters); "
-                                     "unset: ingest off")
-    admin_token: str | None = Field(None, description="bearer token of rule, acknowledgement and silence writes "
-                                    "(at least 16 characters); unset: writes off")
+                                     "API keys with the ingest or admin role work beside it")
+    admin_token: str | None = Field(None, description="bearer token of rule, target, acknowledgement and silence "
+                                    "writes (at least 16 characters); API keys with the admin role work beside it")
+    read_auth: Literal["open", "key"] = Field("open", description="open: reads (API, board, live updates) need no "
+                                              "key; key: a read key or better (a token, or an API key)")
 
     # KPI counting rules (kpis.md): first-response targets per tier, service level per queue
     fr_targets: dict[str, float] = Field({"vip": 1800.0}, description="first-response target per customer tier, "

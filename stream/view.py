@@ -196,6 +196,18 @@ class View:
                 out.merge(self._bucket(scope, b))
         return out
 
+    def minute_accs(self, scope: str, first: int, minutes: int) -> list[Acc]:
+        """One merged accumulator per minute from `first` (a minute start), `minutes` of them."""
+        buckets = self._buckets.get(scope, {})
+        out = []
+        for m in range(first, first + 60 * minutes, 60):
+            acc = Acc()
+            for b in range(m, m + 60, self.bucket_s):
+                if b in buckets:
+                    acc.merge(self._bucket(scope, b))
+            out.append(acc)
+        return out
+
     def live_of(self, scope: str, *, now: float) -> LiveCounts:
         return self._live.counts(scope, now=now)
 

@@ -18,12 +18,12 @@ from alerts.feed import publish_rule
 from alerts.history import AlertQuery, Conflict, NotFound, SilenceView, labels_of
 from alerts.routing import Matcher
 from alerts.rulebook import Rulebook, RuleRefused
-from api.deps import AdminAuthenticated, HistoryDep, ProducerDep, RulebookDep, SettingsDep
+from api.deps import AdminAuthenticated, HistoryDep, ProducerDep, ReadAuthenticated, RulebookDep, SettingsDep
 from db.schema import AlertEventRow, AlertRow
 from services.config import Settings
 from stream.clock import aware, rfc3339_opt, utcnow
 
-router = APIRouter(prefix="/v1", tags=["alerts"])
+router = APIRouter(prefix="/v1", tags=["alerts"], dependencies=[ReadAuthenticated])
 
 
 def _refused(exc: RuleRefused) -> JSONResponse:

@@ -13,7 +13,7 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import KpiHistoryDep, MaybeKpiHistoryDep, TargetsDep, ViewDep
+from api.deps import KpiHistoryDep, MaybeKpiHistoryDep, ReadAuthenticated, TargetsDep, ViewDep
 from api.schemas import (
     HistoryPoint,
     HistoryResponse,
@@ -34,7 +34,7 @@ from stream.scopes import kind_of
 from stream.view import View
 from stream.windows import LONGEST, WINDOWS
 
-router = APIRouter(prefix="/v1", tags=["kpis"])
+router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[ReadAuthenticated])
 # Handlers are `async def` on purpose: they then run on the event loop, like the feed that updates
 # the view, and never see it half-updated (a sync handler would run in a thread pool).
 Compare = Literal["yesterday", "last_week"]

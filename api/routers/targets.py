@@ -8,10 +8,10 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel
 
-from api.deps import AdminAuthenticated, TargetBookDep, TargetsDep, TargetSnapshotDep
+from api.deps import AdminAuthenticated, ReadAuthenticated, TargetBookDep, TargetsDep, TargetSnapshotDep
 from api.targets import Target, TargetRefused
 
-router = APIRouter(prefix="/v1", tags=["targets"])
+router = APIRouter(prefix="/v1", tags=["targets"], dependencies=[ReadAuthenticated])
 
 
 class TargetOut(Target):

@@ -8,13 +8,13 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from api.deps import ViewDep
+from api.deps import ReadAuthenticated, ViewDep
 from stream.clock import rfc3339
 from stream.kpis import TICKET_KINDS
 from stream.scopes import kind_of
 from stream.tickets import AT_RISK_SHARE, Ticket
 
-router = APIRouter(prefix="/v1", tags=["kpis"])
+router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[ReadAuthenticated])
 TicketState = Literal["open", "at_risk", "overdue"]
 
 

@@ -1,0 +1,1 @@
+"""The supervisors' live board: server-rendered sections pushed over Server-Sent Events."""

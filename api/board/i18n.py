@@ -1,0 +1,119 @@
+"""The board's words and number formats in English and Simplified Chinese. Pure.
+
+    >>> pick_lang("zh-CN", None), pick_lang(None, "zh-TW,zh;q=0.9,en;q=0.5"), pick_lang(None, "fr")
+    ('zh-CN', 'zh-CN', 'en')
+    >>> fmt(0.8534, "ratio", "en"), fmt(95.0, "seconds", "en"), fmt(3725.0, "seconds", "zh-CN")
+    ('85.3%', '1m 35s', '1小时02分')
+"""
+
+from __future__ import annotations
+
+LANGS = ("en", "zh-CN")
+
+KPI_LABELS: dict[str, dict[str, str]] = {
+    "service_level": {"en": "Service level", "zh-CN": "服务水平"},
+    "asa_s": {"en": "Avg. speed of answer", "zh-CN": "平均应答时间"},
+    "abandonment_rate": {"en": "Abandonment", "zh-CN": "放弃率"},
+    "calls_waiting": {"en": "Calls waiting", "zh-CN": "排队来电"},
+    "longest_wait_s": {"en": "Longest wait", "zh-CN": "最长等待"},
+    "first_response_sla_rate": {"en": "First-response SLA", "zh-CN": "首次响应达标率"},
+    "backlog": {"en": "Backlog", "zh-CN": "积压工单"},
+    "first_response_at_risk": {"en": "At risk", "zh-CN": "即将超时"},
+    "first_response_overdue": {"en": "Overdue", "zh-CN": "已超时"},
+    "fcr_rate": {"en": "First-contact resolution", "zh-CN": "首次解决率"},
+    "csat": {"en": "CSAT", "zh-CN": "客户满意度"},
+    "nps": {"en": "NPS", "zh-CN": "净推荐值"},
+    "ces_mean": {"en": "Customer effort", "zh-CN": "客户费力度"},
+    "aht_s": {"en": "Avg. handle time", "zh-CN": "平均处理时长"},
+    "first_response_mean_s": {"en": "First response (mean)", "zh-CN": "平均首次响应"},
+    "resolution_mean_s": {"en": "Resolution (mean)", "zh-CN": "平均解决时长"},
+    "tickets_created": {"en": "Tickets created", "zh-CN": "新建工单"},
+    "calls_offered": {"en": "Calls offered", "zh-CN": "呼入量"},
+    "oldest_unanswered_s": {"en": "Oldest unanswered", "zh-CN": "最久未响应"},
+}
+
+WORDS: dict[str, dict[str, str]] = {
+    "title": {"en": "Service board", "zh-CN": "服务监控大屏"},
+    "all": {"en": "All", "zh-CN": "全部"},
+    "team": {"en": "Team", "zh-CN": "团队"}, "agent": {"en": "Agent", "zh-CN": "坐席"},
+    "queue": {"en": "Queue", "zh-CN": "队列"}, "channel": {"en": "Channel", "zh-CN": "渠道"},
+    "tier": {"en": "Tier", "zh-CN": "客户等级"}, "window": {"en": "Window", "zh-CN": "时间窗口"},
+    "target": {"en": "target", "zh-CN": "目标"}, "of_target": {"en": "of target", "zh-CN": "达成"},
+    "vs_yesterday": {"en": "vs yesterday", "zh-CN": "较昨日"},
+    "vs_last_week": {"en": "vs last week", "zh-CN": "较上周"},
+    "ok": {"en": "OK", "zh-CN": "正常"}, "warning": {"en": "Warning", "zh-CN": "警告"},
+    "critical": {"en": "Critical", "zh-CN": "严重"}, "no_data": {"en": "no data", "zh-CN": "无数据"},
+    "queues": {"en": "Queues", "zh-CN": "队列状态"}, "waiting": {"en": "Waiting", "zh-CN": "排队"},
+    "longest": {"en": "Longest wait", "zh-CN": "最长等待"}, "sl": {"en": "SL", "zh-CN": "服务水平"},
+    "abandoned": {"en": "Abandoned", "zh-CN": "放弃率"},
+    "tickets": {"en": "Most urgent tickets", "zh-CN": "最紧急工单"}, "due": {"en": "due in", "zh-CN": "剩余"},
+    "overdue_by": {"en": "overdue by", "zh-CN": "已超时"}, "age": {"en": "age", "zh-CN": "已等待"},
+    "responded": {"en": "answered", "zh-CN": "已响应"},
+    "rank_teams": {"en": "Teams", "zh-CN": "团队排名"}, "rank_agents": {"en": "Agents", "zh-CN": "坐席排名"},
+    "alerts": {"en": "Firing alerts", "zh-CN": "告警"}, "ack": {"en": "Acknowledge", "zh-CN": "确认"},
+    "acked_by": {"en": "acknowledged by", "zh-CN": "已确认："}, "no_alerts": {"en": "No alerts", "zh-CN": "无告警"},
+    "comments": {"en": "Low-score comments", "zh-CN": "低分评价"}, "no_comments": {"en": "None", "zh-CN": "暂无"},
+    "no_tickets": {"en": "No open tickets", "zh-CN": "无未结工单"},
+    "updated": {"en": "Updated", "zh-CN": "更新于"}, "stale": {"en": "no update for", "zh-CN": "未更新已"},
+    "sound": {"en": "Sound on critical", "zh-CN": "严重告警提示音"}, "theme": {"en": "Theme", "zh-CN": "主题"},
+    "dark": {"en": "Dark", "zh-CN": "深色"}, "light": {"en": "Light", "zh-CN": "浅色"},
+    "language": {"en": "Language", "zh-CN": "语言"}, "show": {"en": "Show", "zh-CN": "显示"},
+    "connecting": {"en": "connecting", "zh-CN": "连接中"}, "back": {"en": "All scopes", "zh-CN": "返回全部"},
+    "count": {"en": "n", "zh-CN": "样本"},
+}
+
+
+def pick_lang(query: str | None, accept_language: str | None) -> str:
+    """`?lang=` when it names a supported language, else the first Chinese or English entry of
+    Accept-Language, else English."""
+    if query in LANGS:
+        return query
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().lower()
+        if tag.startswith("zh"):
+            return "zh-CN"
+        if tag.startswith("en"):
+            return "en"
+    return "en"
+
+
+def word(key: str, lang: str) -> str:
+    return WORDS[key][lang]
+
+
+def kpi_label(kpi: str, lang: str) -> str:
+    return KPI_LABELS.get(kpi, {}).get(lang, kpi)
+
+
+def duration(seconds: float, lang: str) -> str:
+    s = int(round(seconds))
+    h, m, sec = s // 3600, s % 3600 // 60, s % 60
+    if lang == "zh-CN":
+        return f"{h}小时{m:02d}分" if h else f"{m}分{sec:02d}秒" if m else f"{sec}秒"
+    return f"{h}h {m:02d}m" if h else f"{m}m {sec:02d}s" if m else f"{sec}s"
+
+
+def fmt(value: float | None, unit: str, lang: str) -> str:
+    """A KPI value for people: ratios as percentages, seconds as durations, counts as integers."""
+    if value is None:
+        return "–"
+    if unit == "ratio":
+        return f"{value * 100:.1f}%"
+    if unit == "seconds":
+        return duration(value, lang)
+    if unit == "count":
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def fmt_change(delta: float | None, unit: str) -> str:
+    """A change as people read it: +2.1 pt for ratios, +35s for durations, +3 for counts."""
+    if delta is None:
+        return "–"
+    sign = "+" if delta > 0 else "−" if delta < 0 else "±"
+    d = abs(delta)
+    if unit == "ratio":
+        return f"{sign}{d * 100:.1f} pt"
+    if unit == "seconds":
+        return f"{sign}{d:.0f}s"
+    return f"{sign}{d:,.0f}" if unit == "count" else f"{sign}{d:.1f}"

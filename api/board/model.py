@@ -1,0 +1,243 @@
+"""What the board shows, computed from the view and the API's snapshots. Pure: the caller passes `now`.
+
+`BoardConfig` is the page's state, all of it in the URL (a wall screen is a bookmark). `build`
+turns the view, targets, rules, alerts and history comparisons into plain data that the templates
+render; nothing here formats HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.rules import Rule
+from api.board.i18n import LANGS, fmt, fmt_change, kpi_label, word
+from api.targets import Targets
+from stream.folds import Acc
+from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, LOWER_IS_BETTER, Kpi, achievement, change, ranks
+from stream.scopes import SCOPE_KINDS, is_valid_scope, kind_of
+from stream.view import View
+from stream.windows import WINDOWS
+
+TILES = ("service_level", "asa_s", "abandonment_rate", "calls_waiting", "longest_wait_s", "first_response_sla_rate",
+         "backlog", "first_response_at_risk", "first_response_overdue", "fcr_rate", "csat", "nps", "ces_mean")
+SPARK_MINUTES = 60
+SMOOTH_MINUTES = 5
+STATUS_ICON = {"ok": "✔", "warning": "▲", "critical": "✖", "none": "·"}
+
+
+def unit_of(kpi: str) -> str:
+    d = KPI_BY_NAME.get(kpi)
+    return d.unit if d is not None else LIVE_BY_NAME[kpi].unit
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    scope: str = "all"
+    window: str = "1h"
+    lang: str = "en"
+    kiosk: bool = False
+    theme: str = "auto"  # dark, light, auto (the screen's preference)
+    cards: tuple[str, ...] = TILES
+    queues: tuple[str, ...] = ()  # queue names to list; empty: every queue
+    rotate: tuple[str, ...] = ()  # scopes to cycle through
+    every: int = 30  # seconds per rotated scope
+    rank_kpi: str = "csat"
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str], lang: str) -> BoardConfig:
+        """Filters from the URL; anything not understood is left at its default (a board never errors)."""
+        scope = q.get("scope", "all")
+        for kind in ("team", "queue", "channel", "tier", "agent"):
+            if q.get(kind):
+                scope = f"{kind}:{q[kind]}"
+                break
+        if not is_valid_scope(scope):
+            scope = "all"
+        def split(k: str) -> tuple[str, ...]:
+            return tuple(x.strip() for x in q.get(k, "").split(",") if x.strip())
+
+        cards = tuple(c for c in split("cards") if c in TILES) or TILES
+        rotate = tuple(s for s in split("rotate") if is_valid_scope(s))
+        every = int(q["every"]) if q.get("every", "").isdigit() else 30
+        rank = q.get("rank", "csat")
+        return cls(scope=scope, window=q.get("window", "1h") if q.get("window") in WINDOWS else "1h",
+                   lang=lang if lang in LANGS else "en", kiosk=q.get("kiosk") in ("1", "true", "yes"),
+                   theme=q.get("theme", "auto") if q.get("theme") in ("dark", "light") else "auto",
+                   cards=cards, queues=split("queues"), rotate=rotate, every=max(5, min(every, 3600)),
+                   rank_kpi=rank if rank in KPI_BY_NAME else "csat")
+
+    def key(self) -> tuple[Any, ...]:
+        """What makes two boards render the same sections (shared by every screen with this config)."""
+        return (self.scope, self.window, self.lang, self.cards, self.queues, self.rank_kpi)
+
+
+@dataclass(frozen=True)
+class Tile:
+    kpi: str
+    label: str
+    unit: str
+    value: float | None
+    count: int
+    display: str
+    status: str  # ok, warning, critical, none
+    status_word: str
+    target: str | None
+    achievement: str | None
+    changes: list[tuple[str, str, str]]  # (label, text, good|bad|flat)
+    spark: list[float | None]
+    spark_before: list[float | None]  # the same 60 minutes yesterday
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    scope: str
+    name: str
+    waiting: int
+    oldest_offered_at: float | None
+    sl: tuple[float | None, str]
+    abandonment: tuple[float | None, str]
+    status: str
+
+
+@dataclass(frozen=True)
+class RankRow:
+    scope: str
+    name: str
+    value: float | None
+    display: str
+    count: int
+    rank: int
+    achievement: str | None
+
+
+@dataclass
+class Sources:
+    """What the board reads besides the view (snapshots the API keeps in memory)."""
+
+    targets: Targets = field(default_factory=Targets)
+    rules: Sequence[Rule] = ()
+    alerts: Sequence[Any] = ()  # alert rows (db.schema.AlertRow) pending or firing
+    compare: Mapping[str, Mapping[str, Kpi]] = field(default_factory=dict)  # yesterday / last_week -> KPIs
+    spark_before: Mapping[str, list[float | None]] = field(default_factory=dict)  # kpi -> yesterday's minutes
+    live_samples: Mapping[str, list[float | None]] = field(default_factory=dict)  # kpi -> last minutes (live)
+
+
+def status_of(rules: Sequence[Rule], kpi: str, scope: str, value: float | None, count: int) -> str:
+    """The most severe line of the alert rules for this KPI and scope that the value crosses."""
+    if value is None:
+        return "none"
+    relevant = [r for r in rules if r.kpi == kpi and r.enabled and r.matches(scope)]
+    if not relevant:
+        return "none"
+    levels = {r.level(value) for r in relevant if count >= r.min_count}
+    return "critical" if "critical" in levels else "warning" if "warning" in levels else "ok"
+
+
+def _direction(kpi: str, delta: float | None) -> str:
+    if not delta:
+        return "flat"
+    better = delta < 0 if kpi in LOWER_IS_BETTER else delta > 0
+    return "good" if better else "bad"
+
+
+def spark_accs(view: View, scope: str, now: float) -> list[Acc]:
+    """One accumulator per minute of the last `SPARK_MINUTES`, each over the `SMOOTH_MINUTES` up to it
+    (a rolling window: one minute of a few calls is too noisy to read on a wall)."""
+    return rolling(view.minute_accs(scope, spark_start(now), SPARK_MINUTES + SMOOTH_MINUTES - 1))
+
+
+def spark_start(now: float) -> int:
+    """The first minute a sparkline reads (its first point smooths over the minutes before it)."""
+    return int(now // 60) * 60 - 60 * (SPARK_MINUTES + SMOOTH_MINUTES - 2)
+
+
+def rolling(per_minute: Sequence[Acc], n: int = SMOOTH_MINUTES) -> list[Acc]:
+    """Each point merges the `n` minutes up to it."""
+    out = []
+    for i in range(len(per_minute) - n + 1):
+        acc = Acc()
+        for a in per_minute[i:i + n]:
+            acc.merge(a)
+        out.append(acc)
+    return out
+
+
+def tiles(view: View, cfg: BoardConfig, src: Sources, now: float) -> list[Tile]:
+    kpis = view.kpis(cfg.scope, cfg.window, now=now)
+    minutes = spark_accs(view, cfg.scope, now)
+    out = []
+    for k in cfg.cards:
+        if k not in kpis:
+            continue  # e.g. calls on an agent board, tickets on a queue board
+        value, count = kpis[k]
+        unit = unit_of(k)
+        target = src.targets.get(cfg.scope, k)
+        ach = achievement(k, value, target) if target is not None else None
+        status = status_of(src.rules, k, cfg.scope, value, count)
+        changes = []
+        for name, label in (("yesterday", "vs_yesterday"), ("last_week", "vs_last_week")):
+            prev = src.compare.get(name, {}).get(k, (None, 0))[0]
+            delta = change(value, prev)
+            changes.append((word(label, cfg.lang), fmt_change(delta, unit), _direction(k, delta)))
+        if k in KPI_BY_NAME:
+            spark = [KPI_BY_NAME[k].compute(acc)[0] for acc in minutes]
+        else:
+            spark = list(src.live_samples.get(k, []))[-SPARK_MINUTES:]
+        out.append(Tile(kpi=k, label=kpi_label(k, cfg.lang), unit=unit, value=value, count=count,
+                        display=fmt(value, unit, cfg.lang), status=status,
+                        status_word=word(status, cfg.lang) if status != "none" else "",
+                        target=fmt(target, unit, cfg.lang) if target is not None else None,
+                        achievement=f"{ach * 100:.0f}%" if ach is not None else None, changes=changes,
+                        spark=spark, spark_before=list(src.spark_before.get(k, []))))
+    return out
+
+
+def queues(view: View, cfg: BoardConfig, src: Sources, now: float) -> list[QueueRow]:
+    rows = []
+    for s in view.scopes(now=now):
+        if kind_of(s) != "queue" or (cfg.queues and s.split(":", 1)[1] not in cfg.queues):
+            continue
+        w = view.waiting_of(s)
+        k = view.kpis(s, cfg.window, now=now)
+        sl, ab = k["service_level"][0], k["abandonment_rate"][0]
+        worst = max((status_of(src.rules, kpi, s, v, n) for kpi, (v, n) in k.items()),
+                    key=["none", "ok", "warning", "critical"].index)
+        rows.append(QueueRow(s, s.split(":", 1)[1], w.calls, w.oldest_offered_at, (sl, fmt(sl, "ratio", cfg.lang)),
+                             (ab, fmt(ab, "ratio", cfg.lang)), worst))
+    return sorted(rows, key=lambda r: (-r.waiting, r.name))
+
+
+def rankings(view: View, cfg: BoardConfig, src: Sources, kind: str, now: float, limit: int = 8,
+             min_count: int = 5) -> list[RankRow]:
+    d = KPI_BY_NAME[cfg.rank_kpi]
+    found = []
+    for s in view.scopes(now=now):
+        if kind_of(s) == kind:
+            value, count = d.compute(view.window_acc(s, cfg.window, now=now))
+            if count >= min_count:
+                found.append((s, value, count))
+    order = ranks([v for _, v, _ in found], higher_is_better=d.higher_is_better)
+    rows = []
+    for r, (s, value, count) in sorted(zip(order, found, strict=True), key=lambda x: (x[0], x[1][0]))[:limit]:
+        target = src.targets.get(s, cfg.rank_kpi)
+        ach = achievement(cfg.rank_kpi, value, target) if target is not None else None
+        rows.append(RankRow(s, s.split(":", 1)[1], value, fmt(value, d.unit, cfg.lang), count, r,
+                            f"{ach * 100:.0f}%" if ach is not None else None))
+    return rows
+
+
+def board_alerts(src: Sources, cfg: BoardConfig) -> list[Any]:
+    """Firing alerts of the board's scope (every one on the `all` board), critical first."""
+    mine = [a for a in src.alerts if a.state == "firing" and (cfg.scope == "all" or a.scope == cfg.scope)]
+    return sorted(mine, key=lambda a: (a.severity != "critical", a.acked_at is not None, -a.updated_at.timestamp()))
+
+
+def scope_choices(view: View, now: float) -> dict[str, list[str]]:
+    """The scopes a person can pick, by kind (agents left out: there are too many for a menu)."""
+    out: dict[str, list[str]] = {k: [] for k in SCOPE_KINDS if k not in ("all", "agent")}
+    for s in view.scopes(now=now):
+        if kind_of(s) in out:
+            out[kind_of(s)].append(s)
+    return out

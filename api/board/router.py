@@ -1,0 +1,109 @@
+"""GET /board (the page), GET /board/stream (Server-Sent Events), POST /board/alerts/{id}/ack.
+
+Reads follow SQM_READ_AUTH. A wall screen opens `/board?key=<read key>` once: the key goes into an
+HttpOnly cookie and the browser is sent to the same URL without it, so the key is not left in the
+address bar, the history or a screenshot. Acknowledging needs an admin key (cookie or bearer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from html import escape
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sse_starlette import EventSourceResponse
+
+from alerts.history import Conflict, NotFound
+from api.board.i18n import pick_lang
+from api.board.model import BoardConfig
+from api.board.service import SECTIONS, Board
+from api.deps import KEY_COOKIE, HistoryDep, principal_of, require_admin, require_read
+from stream.clock import rfc3339, utcnow
+
+router = APIRouter(prefix="/board", include_in_schema=False)
+PUSH_EVERY_S = 0.5  # how often a stream looks for changed sections
+AS_OF_EVERY_S = 5.0  # a heartbeat the page counts as an update even when no figure changed
+
+
+def board_of(request: Request) -> Board:
+    board = getattr(request.app.state, "board", None)
+    if not isinstance(board, Board):
+        raise HTTPException(503, "board not available")
+    return board
+
+
+def config_of(request: Request) -> BoardConfig:
+    q = dict(request.query_params)
+    return BoardConfig.from_query(q, pick_lang(q.get("lang"), request.headers.get("accept-language")))
+
+
+@router.get("", response_class=HTMLResponse)
+async def board_page(request: Request) -> Response:
+    key = request.query_params.get("key")
+    if key is not None:
+        if principal_of(request, key) is None:
+            return HTMLResponse("<p>This key is not valid (revoked, or mistyped).</p>", status_code=401)
+        rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "key"])
+        resp = RedirectResponse(f"{request.url.path}?{rest}" if rest else request.url.path, status_code=303)
+        resp.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict", max_age=400 * 86400,
+                        secure=request.url.scheme == "https")
+        return resp
+    try:
+        require_read(request, None)
+    except HTTPException as exc:
+        return HTMLResponse(f"<p>{escape(str(exc.detail))}. Open <code>/board?key=&lt;read key&gt;</code> once "
+                            "on this screen.</p>", status_code=exc.status_code)
+    cfg = config_of(request)
+    stream = f"{request.url.path}/stream?{request.url.query}" if request.url.query else f"{request.url.path}/stream"
+    html = board_of(request).page(cfg, stream_url=stream, static=f"{request.url.path}/static")
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/stream")
+async def board_stream(request: Request) -> EventSourceResponse:
+    """The board's sections: all of them on connect, then each one again when it changes."""
+    require_read(request, None)
+    board, cfg = board_of(request), config_of(request)
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        sent: dict[str, str] = {}
+        last_as_of = 0.0
+        while True:
+            now = time.time()
+            sections = board.sections(cfg, now)
+            changed = False
+            for name in SECTIONS:
+                html = sections[name]
+                if sent.get(name) != html:
+                    sent[name] = html
+                    changed = True
+                    yield {"event": name, "data": html}
+            if changed or now - last_as_of >= AS_OF_EVERY_S:
+                last_as_of = now
+                yield {"event": "as_of", "data": rfc3339(now)}
+            await asyncio.sleep(PUSH_EVERY_S)
+
+    return EventSourceResponse(events(), ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.post("/alerts/{alert_id}/ack", response_class=HTMLResponse)
+async def board_ack(alert_id: str, request: Request, history: HistoryDep) -> Response:
+    """Acknowledge from the board: answers the alert's row as it now is (or why not, in its place)."""
+    try:
+        who = require_admin(request, None)
+    except HTTPException as exc:
+        return HTMLResponse(_error_row(alert_id, str(exc.detail)), status_code=exc.status_code)
+    try:
+        alert = await asyncio.to_thread(history.acknowledge, alert_id, by=who.name, note="from the board",
+                                        now=utcnow())
+    except (NotFound, Conflict) as exc:
+        return HTMLResponse(_error_row(alert_id, str(exc)), status_code=409)
+    return HTMLResponse(board_of(request).alert_row(alert, config_of(request)))
+
+
+def _error_row(alert_id: str, why: str) -> str:
+    return f'<li class="alert error" data-alert-id="{escape(alert_id)}">{escape(why)}</li>'

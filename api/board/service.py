@@ -1,0 +1,196 @@
+"""The board's I/O side: snapshots of rules and alerts, history comparisons, and rendered sections.
+
+Every screen with the same filters gets the same sections: `sections(cfg)` renders them at most
+every `RENDER_EVERY_S` per configuration and shares the result, so 200 wall screens cost one render
+per distinct board. The database (rules, alerts, history) is read in threads, into caches that the
+render reads: a slow database makes a section older, never a screen slower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from alerts.history import AlertHistory, AlertQuery
+from alerts.rulebook import Rulebook
+from alerts.rules import Rule
+from api.board import model
+from api.board.i18n import WORDS, duration, kpi_label
+from api.snapshots import PeriodicSnapshot
+from api.targets import Targets
+from history.series import COMPARE_SHIFT_S, MINUTE, floor
+from history.store import HistoryStore
+from stream.clock import rfc3339
+from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, Kpi, compute
+from stream.tickets import AT_RISK_SHARE
+from stream.view import View
+from stream.windows import WINDOWS
+
+TEMPLATES = Path(__file__).with_name("templates")
+RENDER_EVERY_S = 0.5
+COMPARE_EVERY_S = 60.0
+SECTIONS = ("tiles", "queues", "tickets", "rankings", "alerts", "comments")
+Compared = dict[str, dict[str, Kpi]]  # yesterday / last_week -> KPI -> (value, count)
+Series = dict[str, list[float | None]]  # KPI -> one value a minute
+
+
+class Board:
+    def __init__(self, view: View, targets: Callable[[], Targets], base: str = "/board") -> None:
+        self.view = view
+        self.targets = targets
+        self.base = base
+        self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
+                               trim_blocks=True, lstrip_blocks=True)
+        self.rules: PeriodicSnapshot[list[Rule]] | None = None
+        self.alerts: PeriodicSnapshot[list[Any]] | None = None
+        self.history: HistoryStore | None = None
+        self._rendered: dict[tuple[Any, ...], tuple[float, dict[str, str]]] = {}
+        self._compare: dict[tuple[str, str], tuple[float, Compared, Series]] = {}
+        self._comparing: set[tuple[str, str]] = set()
+        self._samples: dict[tuple[str, str], deque[tuple[int, float | None]]] = {}
+
+    def connect(self, rulebook: Rulebook, alert_history: AlertHistory, history: HistoryStore) -> None:
+        """With the database: rules (for the tiles' colours), firing alerts, history comparisons."""
+        self.rules = PeriodicSnapshot("board rules", lambda: [r for r, _ in rulebook.all()], [], every_s=10)
+        self.alerts = PeriodicSnapshot("board alerts", lambda: alert_history.alerts(
+            AlertQuery(state=["firing"], limit=200))[0], [], every_s=1)
+        self.history = history
+
+    async def start(self) -> None:
+        for snap in (self.rules, self.alerts):
+            if snap is not None:
+                await snap.start()
+
+    async def stop(self) -> None:
+        for snap in (self.rules, self.alerts):
+            if snap is not None:
+                await snap.stop()
+
+    # -- data ---------------------------------------------------------------------------------------
+    def _comparison(self, scope: str, window: str, now: float) -> tuple[Compared, Series]:
+        """Yesterday's and last week's figures and yesterday's 60 minutes, read in the background."""
+        key = (scope, window)
+        cached = self._compare.get(key)
+        if (cached is None or now - cached[0] > COMPARE_EVERY_S) and self.history is not None \
+                and key not in self._comparing:
+            self._comparing.add(key)
+            asyncio.get_running_loop().create_task(self._read_comparison(key, now))
+        return (cached[1], cached[2]) if cached else ({}, {})
+
+    async def _read_comparison(self, key: tuple[str, str], now: float) -> None:
+        scope, window = key
+        store = self.history
+        assert store is not None
+
+        def read() -> tuple[Compared, Series]:
+            w = WINDOWS[window]
+            out = {}
+            for name, shift in COMPARE_SHIFT_S.items():
+                acc, _ = store.merged(scope, floor(now - shift - w, MINUTE), floor(now - shift, MINUTE) + MINUTE)
+                out[name] = compute(acc)
+            start = model.spark_start(now - 86400)
+            n = model.SPARK_MINUTES + model.SMOOTH_MINUTES - 1
+            accs = model.rolling([acc for _, acc in store.series(scope, start, start + n * MINUTE, MINUTE)])
+            spark = {k: [KPI_BY_NAME[k].compute(acc)[0] for acc in accs] for k in model.TILES if k in KPI_BY_NAME}
+            return out, spark
+
+        try:
+            compare, spark = await asyncio.to_thread(read)
+            self._compare[key] = (now, compare, spark)
+        finally:
+            self._comparing.discard(key)
+
+    def _live_samples(self, scope: str, now: float) -> dict[str, list[float | None]]:
+        """The live-state KPIs sampled once a minute while the board runs (the view keeps no past of them)."""
+        minute = floor(now, MINUTE)
+        live = self.view.live_kpis(scope, now=now)
+        out = {}
+        for k in model.TILES:
+            if k not in LIVE_BY_NAME:
+                continue
+            d = self._samples.setdefault((scope, k), deque(maxlen=model.SPARK_MINUTES))
+            value = live.get(k, (None, 0))[0]
+            if d and d[-1][0] == minute:
+                d[-1] = (minute, value)
+            else:
+                d.append((minute, value))
+            out[k] = [v for _, v in d]
+        return out
+
+    def sources(self, cfg: model.BoardConfig, now: float) -> model.Sources:
+        compare, spark_before = self._comparison(cfg.scope, cfg.window, now)
+        return model.Sources(targets=self.targets(), rules=self.rules.value if self.rules else [],
+                             alerts=self.alerts.value if self.alerts else [], compare=compare,
+                             spark_before=spark_before, live_samples=self._live_samples(cfg.scope, now))
+
+    # -- rendering ----------------------------------------------------------------------------------
+    def link(self, cfg: model.BoardConfig, **change: str) -> str:
+        q = {"scope": cfg.scope, "window": cfg.window, "lang": cfg.lang}
+        if cfg.kiosk:
+            q["kiosk"] = "1"
+        if cfg.theme != "auto":
+            q["theme"] = cfg.theme
+        for k, v in change.items():
+            q[k] = v
+        return f"{self.base}?{urlencode({k: v for k, v in q.items() if v})}"
+
+    def _context(self, cfg: model.BoardConfig, now: float) -> dict[str, Any]:
+        t = {k: v[cfg.lang] for k, v in WORDS.items()}
+        return {"cfg": cfg, "t": t, "now": now, "icons": model.STATUS_ICON, "base": self.base,
+                "risk": AT_RISK_SHARE, "drill": lambda scope: self.link(cfg, scope=scope),
+                "fmt_wait": lambda s: duration(max(0.0, s), cfg.lang),
+                "fmt_due": lambda s: duration(s, cfg.lang) if s >= 0 else f"−{duration(-s, cfg.lang)}",
+                "kpi_label": kpi_label(cfg.rank_kpi, cfg.lang)}
+
+    def render_sections(self, cfg: model.BoardConfig, now: float) -> dict[str, str]:
+        view, src = self.view, self.sources(cfg, now)
+        ctx = self._context(cfg, now)
+        ticket_scope = cfg.scope if not cfg.scope.startswith("queue:") else "all"
+        parts: dict[str, tuple[str, dict[str, Any]]] = {
+            "tiles": ("_tiles.html", {"tiles": model.tiles(view, cfg, src, now)}),
+            "queues": ("_queues.html", {"queues": model.queues(view, cfg, src, now)}),
+            "tickets": ("_tickets.html", {"tickets": view.urgent_tickets(ticket_scope, "open", now=now, limit=8)}),
+            "rankings": ("_rankings.html", {"teams": model.rankings(view, cfg, src, "team", now, min_count=1),
+                                            "agents": model.rankings(view, cfg, src, "agent", now)}),
+            "alerts": ("_alerts.html", {"alerts": model.board_alerts(src, cfg)[:12]}),
+            "comments": ("_comments.html", {"comments": view.recent_comments(ticket_scope, limit=6)}),
+        }
+        return {name: self.env.get_template(tpl).render(**ctx, **extra) for name, (tpl, extra) in parts.items()}
+
+    def sections(self, cfg: model.BoardConfig, now: float | None = None) -> dict[str, str]:
+        """The rendered sections of this configuration, shared by every screen that shows it."""
+        now = time.time() if now is None else now
+        key = cfg.key()
+        cached = self._rendered.get(key)
+        if cached is not None and now - cached[0] < RENDER_EVERY_S:
+            return cached[1]
+        out = self.render_sections(cfg, now)
+        self._rendered[key] = (now, out)
+        if len(self._rendered) > 500:  # configurations nobody shows any more
+            for k in sorted(self._rendered, key=lambda k: self._rendered[k][0])[:250]:
+                del self._rendered[k]
+        return out
+
+    def page(self, cfg: model.BoardConfig, stream_url: str, static: str) -> str:
+        now = time.time()
+        ctx = self._context(cfg, now)
+        scope_label = WORDS["all"][cfg.lang] if cfg.scope == "all" else cfg.scope
+        other = "zh-CN" if cfg.lang == "en" else "en"
+        return self.env.get_template("board.html").render(
+            **ctx, sections=self.sections(cfg, now), stream_url=stream_url, static=static,
+            scope_label=scope_label, windows=list(WINDOWS), choices=model.scope_choices(self.view, now),
+            as_of=rfc3339(now), links={"lang": self.link(cfg, lang=other),
+                                       "theme": self.link(cfg, theme="light" if cfg.theme == "dark" else "dark")})
+
+    def alert_row(self, alert: Any, cfg: model.BoardConfig) -> str:
+        """One alert row (after an acknowledgement): the same markup as in the alerts section."""
+        html = self.env.get_template("_alerts.html").render(**self._context(cfg, time.time()), alerts=[alert])
+        start, end = html.index("<li"), html.rindex("</li>") + len("</li>")
+        return html[start:end]

@@ -1,0 +1,117 @@
+// sqm board: sparklines, ticking waits and countdowns, the staleness indicator, sound on a new
+// critical alert, and rotation between scopes. The figures themselves arrive as server-rendered
+// HTML over Server-Sent Events (htmx and its SSE extension swap them in).
+(function () {
+  "use strict";
+  const body = document.body;
+  const lang = body.dataset.lang || "en";
+  const staleAfter = Number(body.dataset.staleAfter || 30) * 1000;
+  let lastUpdate = 0;
+  const seenCritical = new Set();
+  let firstAlerts = true;
+
+  // Errors (a missing admin key, a conflict) are shown in place of the row that asked.
+  htmx.config.responseHandling = [
+    { code: "204", swap: false },
+    { code: "[23]..", swap: true },
+    { code: "[45]..", swap: true, error: true },
+  ];
+
+  function duration(s) {
+    s = Math.max(0, Math.round(s));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    const p = (n) => String(n).padStart(2, "0");
+    if (lang === "zh-CN") return h ? `${h}小时${p(m)}分` : m ? `${m}分${p(sec)}秒` : `${sec}秒`;
+    return h ? `${h}h ${p(m)}m` : m ? `${m}m ${p(sec)}s` : `${sec}s`;
+  }
+
+  function tick() {
+    const now = Date.now() / 1000;
+    document.querySelectorAll("[data-since]").forEach((el) => {
+      el.textContent = duration(now - Number(el.dataset.since));
+    });
+    document.querySelectorAll("[data-due]").forEach((el) => {
+      const left = Number(el.dataset.due) - now;
+      el.textContent = el.dataset.late ? duration(-left) : left >= 0 ? duration(left) : "−" + duration(-left);
+    });
+    const up = document.getElementById("updated");
+    if (up && lastUpdate) {
+      const age = Date.now() - lastUpdate;
+      const stale = age > staleAfter;
+      up.classList.toggle("stale", stale);
+      up.textContent = stale
+        ? `${body.dataset.i18nStale} ${duration(age / 1000)}`
+        : `${body.dataset.i18nUpdated} ${new Date(lastUpdate).toLocaleTimeString(lang)}`;
+    }
+  }
+
+  function css(name) {
+    return getComputedStyle(body).getPropertyValue(name).trim() || "#888";
+  }
+
+  function drawSparks(root) {
+    root.querySelectorAll(".spark[data-series]").forEach((el) => {
+      const ys = JSON.parse(el.dataset.series || "[]");
+      const before = JSON.parse(el.dataset.before || "[]");
+      el.replaceChildren();
+      if (!ys.length || ys.every((v) => v === null)) return;
+      const xs = ys.map((_, i) => i);
+      const prior = xs.map((i) => (i < before.length ? before[i] : null));
+      const status = el.dataset.status;
+      const stroke = status === "critical" ? css("--critical") : status === "warning" ? css("--warning") : css("--accent");
+      const width = el.clientWidth || 180, height = el.clientHeight || 34;
+      new uPlot({
+        width, height, cursor: { show: false }, legend: { show: false }, select: { show: false },
+        scales: { x: { time: false } }, axes: [{ show: false }, { show: false }],
+        series: [{}, { stroke, width: 1.5, spanGaps: true }, { stroke: css("--muted"), width: 1, dash: [3, 3], spanGaps: true }],
+      }, [xs, ys, prior], el);
+    });
+  }
+
+  let audio = null;
+  function beep() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      const o = audio.createOscillator(), g = audio.createGain();
+      o.frequency.value = 880; g.gain.value = 0.15;
+      o.connect(g); g.connect(audio.destination);
+      o.start(); o.stop(audio.currentTime + 0.35);
+    } catch (e) { /* no audio device: the colour and the word still say it */ }
+  }
+
+  function checkAlerts() {
+    const sound = localStorage.getItem("sqm-sound") === "1";
+    let fresh = false;
+    document.querySelectorAll('[data-alert-id][data-severity="critical"]').forEach((el) => {
+      const id = el.dataset.alertId;
+      if (!seenCritical.has(id)) { seenCritical.add(id); fresh = true; }
+    });
+    if (fresh && sound && !firstAlerts) beep();
+    firstAlerts = false;
+  }
+
+  document.body.addEventListener("htmx:sseMessage", () => { lastUpdate = Date.now(); tick(); });
+  document.body.addEventListener("htmx:afterSwap", (e) => {
+    drawSparks(e.target);
+    if (e.target.id === "alerts") checkAlerts();
+  });
+
+  const sound = document.getElementById("sound");
+  if (sound) {
+    sound.checked = localStorage.getItem("sqm-sound") === "1";
+    sound.addEventListener("change", () => localStorage.setItem("sqm-sound", sound.checked ? "1" : "0"));
+  }
+
+  const rotate = (body.dataset.rotate || "").split(",").filter(Boolean);
+  if (rotate.length) {
+    const url = new URL(location.href);
+    const next = rotate[(rotate.indexOf(url.searchParams.get("scope") || body.dataset.scope) + 1) % rotate.length];
+    ["team", "queue", "channel", "tier", "agent"].forEach((k) => url.searchParams.delete(k));
+    setTimeout(() => { url.searchParams.set("scope", next); location.replace(url.toString()); },
+      Number(body.dataset.every || 30) * 1000);
+  }
+
+  drawSparks(document);
+  checkAlerts();
+  setInterval(tick, 1000);
+})();
