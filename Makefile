@@ -5,10 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install peers run test test-unit test-integration lint bench clean
-# Debian packages the tests run for real: Alertmanager (a delivery peer), promtool, and PostgreSQL's
-# server binaries (tests start a throw-away server unless SQM_TEST_POSTGRES_URL names one)
-PEER_PACKAGES := prometheus-alertmanager prometheus postgresql
+.PHONY: help install peers run test test-unit test-integration test-e2e lint bench clean
+# Debian packages the tests run for real: Alertmanager (a delivery peer), promtool, PostgreSQL's server
+# binaries (tests start a throw-away server unless SQM_TEST_POSTGRES_URL names one), Chromium and a
+# CJK font for the board's browser tests (Playwright drives Debian's chromium; nothing is downloaded)
+PEER_PACKAGES := prometheus-alertmanager prometheus postgresql chromium fonts-wqy-microhei
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 help: ## list the targets
@@ -25,7 +26,8 @@ install: $(STAMP) ## create .venv and install the pinned dependencies
 
 peers: ## install the real peers the integration tests use (Debian packages), if missing
 	@command -v prometheus-alertmanager >/dev/null && command -v promtool >/dev/null \
-	  && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v chromium >/dev/null \
+	  && fc-list | grep -qi wenquanyi || { \
 	  echo "installing $(PEER_PACKAGES) (apt)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(PEER_PACKAGES) >/dev/null; }
 
@@ -42,8 +44,11 @@ test-unit: $(STAMP) peers ## pure tests, no broker (PostgreSQL: a throw-away ser
 test-integration: $(STAMP) peers ## tests against the real embedded broker and databases
 	$(PY) -m pytest -q tests/integration
 
+test-e2e: $(STAMP) peers ## the board in a real headless Chromium (screenshots in test-artifacts/)
+	$(PY) -m pytest -q tests/e2e
+
 test: $(STAMP) peers lint ## everything: lint, unit, integration
-	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration tests/e2e
 
 bench: $(STAMP) ## benchmarks; results in bench/results.json and bench/results.md
 	$(PY) -m bench.run

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from alerts.rules import Rule, Severity
+from stream.kpis import KPI_BY_NAME
 
 State = Literal["inactive", "pending", "firing"]
 Kind = Literal["pending", "cancelled", "firing", "severity_changed", "resolved"]
@@ -94,6 +95,14 @@ def render(template: str, **kw: Any) -> str:
         return template
 
 
+def shown(kpi: str, value: float | None) -> str:
+    """A reading as a person reads it in a default summary: ratios as percentages."""
+    if value is None:
+        return "n/a"
+    unit = KPI_BY_NAME[kpi].unit if kpi in KPI_BY_NAME else "count"
+    return f"{value:.1%}" if unit == "ratio" else f"{value:.4g}"
+
+
 def _emit(rule: Rule, scope: str, st: AlertState, kind: Kind, now: float, *,
           previous: Severity | None = None) -> Transition:
     st.seq += 1
@@ -109,7 +118,8 @@ def _emit(rule: Rule, scope: str, st: AlertState, kind: Kind, now: float, *,
         previous_severity=previous, value=st.value, count=st.count,
         threshold=rule.threshold(sev) if sev else None, ts=now, started_at=st.firing_since,
         labels=dict(rule.labels), summary=render(rule.summary, **kw) if rule.summary else
-        f"{rule.kpi} of {scope} is {st.value} over {rule.window_label} ({rule.op} {kw['threshold']})",
+        f"{rule.kpi} of {scope} is {shown(rule.kpi, st.value)} over {rule.window_label} "
+        f"({rule.op} {shown(rule.kpi, rule.threshold(sev) if sev else None)})",
         intervention=render(rule.intervention, **kw), runbook_url=rule.runbook_url,
     )
 

@@ -1,4 +1,4 @@
-"""Fixtures shared by unit and integration tests (helpers live in tests/support/)."""
+"""Fixtures shared by unit, integration and browser tests (helpers live in tests/support/)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from services.broker import EmbeddedBroker, free_port
 from tests.support.postgres import postgres_server
 
 
@@ -14,3 +15,12 @@ def postgres() -> Iterator[str]:
     """URL of a PostgreSQL server (SQM_TEST_POSTGRES_URL, or a throw-away one started here)."""
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """The embedded broker, one for the whole session (every test uses topics of its own)."""
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    b = EmbeddedBroker("127.0.0.1", free_port(), log_path=str(log)).start()
+    yield b
+    b.stop()

@@ -1,4 +1,4 @@
-"""Integration fixtures: the real embedded broker (one per session) and a Stack of processes per test."""
+"""Integration fixtures: a Stack of processes per test (the broker is tests/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.broker import EmbeddedBroker, free_port
+from services.broker import EmbeddedBroker
 from tests.support.stack import Stack
-
-
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    log = tmp_path_factory.mktemp("broker") / "broker.log"
-    b = EmbeddedBroker("127.0.0.1", free_port(), log_path=str(log)).start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture
