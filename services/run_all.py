@@ -81,8 +81,9 @@ def main() -> None:
         for c in children:
             c.start(env)
         base = f"http://{settings.api_host}:{settings.api_port}"
-        print(f"\n  sqm is starting. KPIs: {base}/v1/kpis?scope=all&window=1h   Alerts: {base}/v1/alerts"
-              f"   API docs: {base}/docs   Metrics: {base}/metrics\n  Ctrl-C stops everything.\n", flush=True)
+        print(f"\n  sqm is starting. Board: {base}/board   (wall screen: {base}/board?kiosk=1)\n"
+              f"  KPIs: {base}/v1/kpis?scope=all&window=1h   Alerts: {base}/v1/alerts   API docs: {base}/docs"
+              f"   Metrics: {base}/metrics\n  Ctrl-C stops everything.\n", flush=True)
         while not stop.is_set():
             time.sleep(0.5)
             for c in children:
