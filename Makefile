@@ -47,7 +47,7 @@ test-integration: $(STAMP) peers ## tests against the real embedded broker and d
 test-e2e: $(STAMP) peers ## the board in a real headless Chromium (screenshots in test-artifacts/)
 	$(PY) -m pytest -q tests/e2e
 
-test: $(STAMP) peers lint ## everything: lint, unit, integration
+test: $(STAMP) peers lint ## everything: lint, unit, integration, browser (e2e)
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration tests/e2e
 
 bench: $(STAMP) ## benchmarks; results in bench/results.json and bench/results.md

@@ -142,9 +142,18 @@ def principal_of(request: Request, token: str | None) -> Principal | None:
     return _keys(request).get(hash_key(token))
 
 
+def token_of(request: Request, creds: HTTPAuthorizationCredentials | None = None) -> str | None:
+    """The bearer token of the request, else the board's key cookie."""
+    if creds is None:
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip() or None
+    return creds.credentials if creds is not None else request.cookies.get(KEY_COOKIE)
+
+
 def _require(role: Role) -> Callable[[Request, HTTPAuthorizationCredentials | None], Principal]:
     def check(request: Request, creds: Credentials) -> Principal:
-        token = creds.credentials if creds is not None else request.cookies.get(KEY_COOKIE)
+        token = token_of(request, creds)
         who = principal_of(request, token)
         settings = get_settings(request)
         if role == "read" and settings.read_auth == "open":
@@ -154,11 +163,11 @@ def _require(role: Role) -> Callable[[Request, HTTPAuthorizationCredentials | No
         possible = any(getattr(settings, a) and LEVEL[r] >= LEVEL[role] for a, r in _TOKENS) or any(
             p.can(role) for p in _keys(request).values())
         if not possible:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"no {role} access is configured: set "
-                                f"{'SQM_ADMIN_TOKEN' if role == 'admin' else 'SQM_INGEST_TOKEN'} or create "
-                                f"a key (python -m services.keys create NAME --role {role})")
+            token = {"admin": "set SQM_ADMIN_TOKEN or ", "ingest": "set SQM_INGEST_TOKEN or "}.get(role, "")
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"no {role} access is configured: {token}create a key "
+                                f"(python -m services.keys create NAME --role {role})")
         if who is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"a {role} key or token is required",
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"a key with the role {role} (or a token) is required",
                                 headers={"WWW-Authenticate": "Bearer"})
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key has the role {who.role}; {role} is required")
 

@@ -17,10 +17,6 @@ import orjson
 Scope = dict[str, Any]
 
 
-class TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     def __init__(self, app: Any, default: int, limits: Mapping[str, int] | None = None) -> None:
         self.app = app
@@ -40,28 +36,29 @@ class BodyLimit:
             await _refuse(send, limit)
             return
         seen = 0
+        over = False
 
         async def counted() -> Any:
-            nonlocal seen
+            # Past the limit the app is told the body ended: whatever it answers is dropped for a 413
+            # (raising here would reach FastAPI's body parser, which turns any error into a 400).
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise TooLarge
+                    over = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
-        started = False
+        async def guarded_send(message: Any) -> None:
+            if not over:
+                await send(message)
 
-        async def tracked_send(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked_send)
-        except TooLarge:
-            if not started:
-                await _refuse(send, limit)
+        await self.app(scope, counted, guarded_send)
+        if over:
+            await _refuse(send, limit)
 
 
 async def _refuse(send: Any, limit: int) -> None:

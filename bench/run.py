@@ -130,8 +130,8 @@ async def watch_state(s: Settings, total: int, timeout: float = 600) -> tuple[fl
                     if not first:
                         first = m.timestamp / 1000
                     if isinstance(key, CountersKey) and m.value:
-                        c = Counters.from_bytes(m.value)
-                        counters[(key.topic, key.partition)] = sum(c.events.values()) + sum(c.dead.values()) + c.dup
+                        cn = Counters.from_bytes(m.value)
+                        counters[(key.topic, key.partition)] = sum(cn.events.values()) + sum(cn.dead.values()) + cn.dup
                         if sum(counters.values()) >= total:
                             return first, m.timestamp / 1000
         raise TimeoutError(f"pipeline reached {sum(counters.values())} of {total}")

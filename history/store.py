@@ -39,15 +39,18 @@ class HistoryStore:
 
     def upsert(self, rows: Iterable[Row], source: str = LIVE) -> int:
         """Write each row's accumulator (replacing what the row held). Returns the rows written."""
-        now = utcnow()
-        values = [{"resolution": r, "scope": s, "start": t, "source": source, "acc": acc.to_json(),
-                   "updated_at": now} for r, s, t, acc in rows]
         with Session(self.engine) as s, s.begin():
-            for i in range(0, len(values), CHUNK):
-                stmt = self._insert().values(values[i:i + CHUNK])
-                s.execute(stmt.on_conflict_do_update(
-                    index_elements=["resolution", "scope", "start", "source"],
-                    set_={"acc": stmt.excluded.acc, "updated_at": stmt.excluded.updated_at}))
+            return self._upsert(s, rows, source)
+
+    def _upsert(self, s: Session, rows: Iterable[Row], source: str) -> int:
+        now = utcnow()
+        values = [{"resolution": r, "scope": sc, "start": t, "source": source, "acc": acc.to_json(),
+                   "updated_at": now} for r, sc, t, acc in rows]
+        for i in range(0, len(values), CHUNK):
+            stmt = self._insert().values(values[i:i + CHUNK])
+            s.execute(stmt.on_conflict_do_update(
+                index_elements=["resolution", "scope", "start", "source"],
+                set_={"acc": stmt.excluded.acc, "updated_at": stmt.excluded.updated_at}))
         return len(values)
 
     def insert_missing(self, rows: Iterable[Row], source: str = LIVE) -> int:
@@ -61,10 +64,11 @@ class HistoryStore:
         return len(values)
 
     def replace_source(self, source: str, rows: Sequence[Row]) -> int:
-        """Make `source` hold exactly `rows` (a backfilled file written again replaces itself)."""
+        """Make `source` hold exactly `rows`, in one transaction (a backfilled file written again
+        replaces itself; a crash midway leaves the old rows)."""
         with Session(self.engine) as s, s.begin():
             s.execute(delete(KpiHistoryRow).where(KpiHistoryRow.source == source))
-        return self.upsert(rows, source)
+            return self._upsert(s, rows, source)
 
     def rollup(self, cutoff: int, batch: int = 5000) -> int:
         """Merge minute rows that start before `cutoff` into hour rows (per scope and source) and delete

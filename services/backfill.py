@@ -3,7 +3,9 @@
 Folds the file (JSON lines of contract events, any age) through the workers' folds into the history
 (history/backfill.py), so that comparisons with yesterday and last week work from the first day.
 Writing the same file again (same --name, default the file's name) replaces what it wrote before.
-Events from the first minute the live history writer recorded on are skipped (`--until` overrides).
+Events from the first minute the live history writer recorded on (or, before it has written any, of
+the last 24 h) are skipped: the live path counts those. `--until` (RFC 3339; UTC without an offset)
+overrides.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from history.backfill import fold_lines
 from history.series import minute_rows_to_keep
 from history.store import HistoryStore
 from services.config import Settings
+from stream.clock import aware
 from stream.windows import LONGEST
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -37,7 +40,10 @@ def backfill(
     settings = Settings()
     store = HistoryStore(connect(settings.database_url))
     now = time.time()
-    stop = until.timestamp() if until else store.live_since()
+    # events the live path counts are the history writer's: from its first minute on, or, before it
+    # ever wrote one, the last 24 h (the state topic holds those and the writer will write them)
+    live_since = store.live_since()
+    stop = aware(until).timestamp() if until else (live_since if live_since is not None else now - LONGEST)
     size = file.stat().st_size
 
     def lines(progress: Progress, task: TaskID) -> Iterator[bytes]:

@@ -44,6 +44,7 @@ class BoardConfig:
     rotate: tuple[str, ...] = ()  # scopes to cycle through
     every: int = 30  # seconds per rotated scope
     rank_kpi: str = "csat"
+    sound: bool = False  # a wall screen has nobody to tick the box: ?sound=1
 
     @classmethod
     def from_query(cls, q: Mapping[str, str], lang: str) -> BoardConfig:
@@ -66,11 +67,11 @@ class BoardConfig:
                    lang=lang if lang in LANGS else "en", kiosk=q.get("kiosk") in ("1", "true", "yes"),
                    theme=q.get("theme", "auto") if q.get("theme") in ("dark", "light") else "auto",
                    cards=cards, queues=split("queues"), rotate=rotate, every=max(5, min(every, 3600)),
-                   rank_kpi=rank if rank in KPI_BY_NAME else "csat")
+                   rank_kpi=rank if rank in KPI_BY_NAME else "csat", sound=q.get("sound") in ("1", "true", "yes"))
 
     def key(self) -> tuple[Any, ...]:
         """What makes two boards render the same sections (shared by every screen with this config)."""
-        return (self.scope, self.window, self.lang, self.cards, self.queues, self.rank_kpi)
+        return (self.scope, self.window, self.lang, self.cards, self.queues, self.rank_kpi, self.kiosk, self.theme)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,10 @@ def status_of(rules: Sequence[Rule], kpi: str, scope: str, value: float | None, 
     relevant = [r for r in rules if r.kpi == kpi and r.enabled and r.matches(scope)]
     if not relevant:
         return "none"
-    levels = {r.level(value) for r in relevant if count >= r.min_count}
+    judged = [r for r in relevant if count >= r.min_count]
+    if not judged:
+        return "none"  # too few samples for every line: not judged, so not "OK" either
+    levels = {r.level(value) for r in judged}
     return "critical" if "critical" in levels else "warning" if "warning" in levels else "ok"
 
 

@@ -27,6 +27,7 @@ from stream.clock import rfc3339, utcnow
 router = APIRouter(prefix="/board", include_in_schema=False)
 PUSH_EVERY_S = 0.5  # how often a stream looks for changed sections
 AS_OF_EVERY_S = 5.0  # a heartbeat the page counts as an update even when no figure changed
+REAUTH_EVERY_S = 10.0  # how soon an open stream notices that its key was revoked
 
 
 def board_of(request: Request) -> Board:
@@ -71,9 +72,15 @@ async def board_stream(request: Request) -> EventSourceResponse:
 
     async def events() -> AsyncIterator[dict[str, str]]:
         sent: dict[str, str] = {}
-        last_as_of = 0.0
+        last_as_of, last_auth = 0.0, time.time()
         while True:
             now = time.time()
+            if now - last_auth >= REAUTH_EVERY_S:  # a key revoked meanwhile ends the stream
+                last_auth = now
+                try:
+                    require_read(request, None)
+                except HTTPException:
+                    return
             sections = board.sections(cfg, now)
             changed = False
             for name in SECTIONS:
@@ -100,7 +107,9 @@ async def board_ack(alert_id: str, request: Request, history: HistoryDep) -> Res
     try:
         alert = await asyncio.to_thread(history.acknowledge, alert_id, by=who.name, note="from the board",
                                         now=utcnow())
-    except (NotFound, Conflict) as exc:
+    except NotFound as exc:
+        return HTMLResponse(_error_row(alert_id, str(exc)), status_code=404)
+    except Conflict as exc:
         return HTMLResponse(_error_row(alert_id, str(exc)), status_code=409)
     return HTMLResponse(board_of(request).alert_row(alert, config_of(request)))
 

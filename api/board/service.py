@@ -93,8 +93,9 @@ class Board:
             w = WINDOWS[window]
             out = {}
             for name, shift in COMPARE_SHIFT_S.items():
-                acc, _ = store.merged(scope, floor(now - shift - w, MINUTE), floor(now - shift, MINUTE) + MINUTE)
-                out[name] = compute(acc)
+                acc, rows = store.merged(scope, floor(now - shift - w, MINUTE), floor(now - shift, MINUTE) + MINUTE)
+                if rows:  # no history then is not "nothing happened"
+                    out[name] = compute(acc)
             start = model.spark_start(now - 86400)
             n = model.SPARK_MINUTES + model.SMOOTH_MINUTES - 1
             accs = model.rolling([acc for _, acc in store.series(scope, start, start + n * MINUTE, MINUTE)])
@@ -104,6 +105,8 @@ class Board:
         try:
             compare, spark = await asyncio.to_thread(read)
             self._compare[key] = (now, compare, spark)
+            if len(self._compare) > 1000:
+                self._compare = {k: v for k, v in self._compare.items() if now - v[0] < 10 * COMPARE_EVERY_S}
         finally:
             self._comparing.discard(key)
 
@@ -111,6 +114,7 @@ class Board:
         """The live-state KPIs sampled once a minute while the board runs (the view keeps no past of them)."""
         minute = floor(now, MINUTE)
         live = self.view.live_kpis(scope, now=now)
+        first = minute - (model.SPARK_MINUTES - 1) * MINUTE
         out = {}
         for k in model.TILES:
             if k not in LIVE_BY_NAME:
@@ -121,7 +125,10 @@ class Board:
                 d[-1] = (minute, value)
             else:
                 d.append((minute, value))
-            out[k] = [v for _, v in d]
+            by_minute = dict(d)
+            out[k] = [by_minute.get(t) for t in range(first, minute + 1, MINUTE)]  # minutes nobody watched: gaps
+        if len(self._samples) > 20 * len(model.TILES) * 50:  # scopes no board shows any more
+            self._samples = {k: v for k, v in self._samples.items() if v and v[-1][0] >= first}
         return out
 
     def sources(self, cfg: model.BoardConfig, now: float) -> model.Sources:

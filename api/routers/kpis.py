@@ -27,7 +27,7 @@ from api.schemas import (
 from api.targets import Targets
 from history.series import COMPARE_SHIFT_S, MINUTE, floor, parse_step, previous_window
 from history.store import HistoryStore
-from stream.clock import rfc3339
+from stream.clock import aware, rfc3339
 from stream.folds import Acc
 from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, Kpi, achievement, change, compute, ranks
 from stream.scopes import kind_of
@@ -52,10 +52,11 @@ def kpi_payload(view: View, targets: Targets, scope: str, window: str, now: floa
 
 def history_window(store: HistoryStore, scope: str, window: str, now: float, shift_s: int) -> dict[str, Kpi]:
     """Every windowed KPI of the same window `shift_s` earlier, from the minute history (the same
-    minute buckets the live window covers)."""
+    minute buckets the live window covers); empty when the history holds nothing for that time (no
+    history is not "nothing happened")."""
     start, end = previous_window(now, WINDOWS[window], shift_s)
-    acc, _ = store.merged(scope, floor(start, MINUTE), floor(end, MINUTE) + MINUTE)
-    return compute(acc)
+    acc, rows = store.merged(scope, floor(start, MINUTE), floor(end, MINUTE) + MINUTE)
+    return compute(acc) if rows else {}
 
 
 @router.get("/kpis", response_model=KpisResponse, response_model_exclude_unset=True,
@@ -103,8 +104,8 @@ async def get_history(history: KpiHistoryDep, kpi: str, scope: str = Query("all"
         step_s = parse_step(step)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    t1 = end.timestamp() if end else time.time()
-    t0 = start.timestamp() if start else t1 - LONGEST
+    t1 = aware(end).timestamp() if end else time.time()  # a time without an offset is UTC
+    t0 = aware(start).timestamp() if start else t1 - LONGEST
     if t1 <= t0 or (t1 - t0) / step_s > MAX_POINTS:
         raise HTTPException(422, f"`from` must be before `to`, with at most {MAX_POINTS} steps between")
     series = await asyncio.to_thread(history.series, scope, int(t0), int(t1), step_s)

@@ -6,7 +6,7 @@
   const body = document.body;
   const lang = body.dataset.lang || "en";
   const staleAfter = Number(body.dataset.staleAfter || 30) * 1000;
-  let lastUpdate = 0;
+  let lastUpdate = Date.now();  // the page itself was rendered now; a stream that never connects turns red
   const seenCritical = new Set();
   let firstAlerts = true;
 
@@ -35,7 +35,7 @@
       el.textContent = el.dataset.late ? duration(-left) : left >= 0 ? duration(left) : "−" + duration(-left);
     });
     const up = document.getElementById("updated");
-    if (up && lastUpdate) {
+    if (up) {
       const age = Date.now() - lastUpdate;
       const stale = age > staleAfter;
       up.classList.toggle("stale", stale);
@@ -72,6 +72,7 @@
   function beep() {
     try {
       audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      audio.resume();  // browsers start audio suspended until a person interacts with the page
       const o = audio.createOscillator(), g = audio.createGain();
       o.frequency.value = 880; g.gain.value = 0.15;
       o.connect(g); g.connect(audio.destination);
@@ -79,8 +80,12 @@
     } catch (e) { /* no audio device: the colour and the word still say it */ }
   }
 
+  function soundOn() {
+    return body.dataset.sound === "1" || localStorage.getItem("sqm-sound") === "1";
+  }
+
   function checkAlerts() {
-    const sound = localStorage.getItem("sqm-sound") === "1";
+    const sound = soundOn();
     let fresh = false;
     document.querySelectorAll('[data-alert-id][data-severity="critical"]').forEach((el) => {
       const id = el.dataset.alertId;
@@ -98,7 +103,7 @@
 
   const sound = document.getElementById("sound");
   if (sound) {
-    sound.checked = localStorage.getItem("sqm-sound") === "1";
+    sound.checked = soundOn();
     sound.addEventListener("change", () => localStorage.setItem("sqm-sound", sound.checked ? "1" : "0"));
   }
 
