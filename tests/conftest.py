@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
+from db.engine import connect
 from services.broker import EmbeddedBroker, free_port
-from tests.support.postgres import postgres_server
+from tests.support.postgres import postgres_server, schema_url
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +18,20 @@ def postgres() -> Iterator[str]:
     """URL of a PostgreSQL server (SQM_TEST_POSTGRES_URL, or a throw-away one started here)."""
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated database on SQLite and on PostgreSQL (a schema of its own), for each test."""
+    if request.param == "sqlite":
+        eng = connect(f"sqlite:///{tmp_path}/sqm.db")
+        yield eng
+        eng.dispose()
+        return
+    with schema_url(request.getfixturevalue("postgres")) as url:
+        eng = connect(url)
+        yield eng
+        eng.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,10 @@ series and comparisons against the oracle, idempotent rewrites, rollup to hours,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import orjson
 import pytest
 from sqlalchemy.engine import Engine
 
-from db.engine import connect
 from history.backfill import fold_lines
 from history.minutes import Minutes
 from history.series import HOUR, MINUTE, floor, previous_window
@@ -20,20 +16,8 @@ from stream.folds import KpiConfig
 from stream.kpis import compute
 from tests.support import oracle
 from tests.support.pipeline import NOW, run, to_messages
-from tests.support.postgres import schema_url
 
 SCOPES = ["all", "team:billing", "agent:a3", "channel:phone", "tier:vip", "queue:q1"]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        yield connect(f"sqlite:///{tmp_path}/h.db")
-        return
-    with schema_url(request.getfixturevalue("postgres")) as url:
-        eng = connect(url)
-        yield eng
-        eng.dispose()
 
 
 def as_kpis(acc: object) -> dict[str, dict[str, object]]:

@@ -5,13 +5,10 @@ retention. (Real targets: integration.)"""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -20,9 +17,7 @@ from alerts.engine import AlertState, Transition, step
 from alerts.notifier import Notifier
 from alerts.routing import NotifyConfig
 from alerts.rules import Rule
-from db.engine import connect
 from db.schema import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, SilenceRow
-from tests.support.postgres import schema_url
 
 T0 = 1_800_000_000.0
 RULE = Rule.model_validate({"id": "sl", "kpi": "service_level", "scope": "team:*", "op": "<", "warning": 0.8,
@@ -34,17 +29,6 @@ CONFIG = NotifyConfig.model_validate({
     "routes": [{"match": {"audience": "on-call"}, "targets": ["hook", "am"], "repeat_interval": "10m",
                 "escalation": [{"after": "5m", "targets": ["pager"]}]}],
 })
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        yield connect(f"sqlite:///{tmp_path}/n.db")
-        return
-    with schema_url(request.getfixturevalue("postgres")) as url:
-        eng = connect(url)
-        yield eng
-        eng.dispose()
 
 
 def transitions(readings: list[tuple[float, float]], scope: str = "team:a") -> list[dict[str, Any]]:

@@ -9,13 +9,34 @@ import pytest
 
 from services.loadgen import call, lifecycles, random_stream, survey, ticket
 from stream.folds import KpiConfig
-from stream.processor import Processor
+from stream.processor import Message, Processor
 from stream.view import View
 from tests.support import oracle
 from tests.support.fakes import MemorySink
 from tests.support.pipeline import NOW, run, to_messages, view_of
 
 SCOPES = ["all", "team:billing", "agent:a3", "channel:phone", "tier:vip", "queue:q1"]
+
+
+async def crash_mid_write_and_restart(messages: list[Message], rnd: random.Random) -> MemorySink:
+    """Process in batches of 40; at a random batch, apply it in memory and die after writing a random
+    part of its records; then a fresh processor reloads the state and replays from an earlier commit."""
+    sink = MemorySink()
+    proc = Processor(sink, KpiConfig(), 60, 7 * 86400)
+    batches = [messages[i:i + 40] for i in range(0, len(messages), 40)]
+    crash = rnd.randrange(2, len(batches) - 1)
+    for b in batches[:crash]:
+        await proc.process(b, now=NOW)
+    for m in batches[crash]:
+        (await proc.state_of(m.partition)).apply(m.topic, m.offset, m.value, now=NOW)
+    records = [(p, r) for p, st in proc.states.items() for r in st.drain().records]
+    for p, r in records[:rnd.randrange(0, len(records))]:
+        sink.log.setdefault(p, []).append(r)
+    committed = rnd.randrange(0, crash + 1)  # offsets were committed up to some earlier batch
+    proc2 = Processor(sink, KpiConfig(), 60, 7 * 86400)
+    for b in batches[committed:]:
+        await proc2.process(b, now=NOW)
+    return sink
 
 
 def assert_view_matches(view: View, events: list[dict[str, Any]]) -> None:
@@ -61,24 +82,7 @@ async def test_crash_mid_write_then_replay_is_exact(seed: int) -> None:
     messages = to_messages(events + [dict(e) for e in rnd.sample(events, 40)])
     clean = view_of(await run(messages))
 
-    sink = MemorySink()
-    proc = Processor(sink, KpiConfig(), 60, 7 * 86400)
-    batches = [messages[i:i + 40] for i in range(0, len(messages), 40)]
-    crash = rnd.randrange(2, len(batches) - 1)
-    for b in batches[:crash]:
-        await proc.process(b, now=NOW)
-    # batch `crash` is applied in memory, and the process dies after writing part of its records
-    for m in batches[crash]:
-        (await proc.state_of(m.partition)).apply(m.topic, m.offset, m.value, now=NOW)
-    records = [(p, r) for p, st in proc.states.items() for r in st.drain().records]
-    for p, r in records[:rnd.randrange(0, len(records))]:
-        sink.log.setdefault(p, []).append(r)
-    # restart: fresh processor, state reloaded, replay from an offset before the crash
-    committed = rnd.randrange(0, crash + 1)  # offsets were committed up to some earlier batch
-    proc2 = Processor(sink, KpiConfig(), 60, 7 * 86400)
-    for b in batches[committed:]:
-        await proc2.process(b, now=NOW)
-    restarted = view_of(sink)
+    restarted = view_of(await crash_mid_write_and_restart(messages, rnd))
     for scope in SCOPES:
         for window in ("5m", "1h", "24h"):
             got, want = restarted.kpis(scope, window, now=NOW), clean.kpis(scope, window, now=NOW)
@@ -153,21 +157,7 @@ async def test_live_state_is_exact_after_a_crash_mid_write(seed: int) -> None:
     """Kill the processor after a partial write at a random batch, restart from an earlier commit."""
     rnd = random.Random(seed)
     events = lifecycles(800, NOW, seed=seed)
-    messages = to_messages(events)
-    sink = MemorySink()
-    proc = Processor(sink, KpiConfig(), 60, 7 * 86400)
-    batches = [messages[i:i + 40] for i in range(0, len(messages), 40)]
-    crash = rnd.randrange(2, len(batches) - 1)
-    for b in batches[:crash]:
-        await proc.process(b, now=NOW)
-    for m in batches[crash]:
-        (await proc.state_of(m.partition)).apply(m.topic, m.offset, m.value, now=NOW)
-    records = [(p, r) for p, st in proc.states.items() for r in st.drain().records]
-    for p, r in records[:rnd.randrange(0, len(records))]:
-        sink.log.setdefault(p, []).append(r)
-    proc2 = Processor(sink, KpiConfig(), 60, 7 * 86400)
-    for b in batches[rnd.randrange(0, crash + 1):]:
-        await proc2.process(b, now=NOW)
+    sink = await crash_mid_write_and_restart(to_messages(events), rnd)
     assert_live_matches(view_of(sink), events)
 
 
