@@ -7,13 +7,13 @@ ago than the horizon. The live KPIs are derived from the open tickets at read ti
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from sortedcontainers import SortedList
 
 from stream.events import TicketCreated, TicketEvent, TicketFirstResponse, TicketReopened, TicketResolved
 
@@ -108,9 +108,9 @@ def live_counts(tickets: Iterable[Ticket], *, now: float) -> dict[str, LiveCount
 @dataclass(slots=True)
 class _ScopeIndex:
     backlog: int = 0
-    due: list[float] = field(default_factory=list)  # sorted due times of tickets awaiting a first response
-    risk: list[float] = field(default_factory=list)  # sorted times they become at risk
-    created: list[float] = field(default_factory=list)  # sorted created_at of the same tickets
+    due: SortedList = field(default_factory=SortedList)  # due times of tickets awaiting a first response
+    risk: SortedList = field(default_factory=SortedList)  # the times they become at risk
+    created: SortedList = field(default_factory=SortedList)  # created_at of the same tickets
 
 
 class LiveIndex:
@@ -132,13 +132,13 @@ class LiveIndex:
             ix.backlog += sign
             if not t.responded:
                 if sign > 0:
-                    bisect.insort(ix.due, due)
-                    bisect.insort(ix.risk, risk)
-                    bisect.insort(ix.created, t.created_at)
+                    ix.due.add(due)
+                    ix.risk.add(risk)
+                    ix.created.add(t.created_at)
                 else:
-                    del ix.due[bisect.bisect_left(ix.due, due)]
-                    del ix.risk[bisect.bisect_left(ix.risk, risk)]
-                    del ix.created[bisect.bisect_left(ix.created, t.created_at)]
+                    ix.due.remove(due)
+                    ix.risk.remove(risk)
+                    ix.created.remove(t.created_at)
             if ix.backlog == 0:
                 del self.scopes[s]
 
@@ -152,9 +152,9 @@ class LiveIndex:
         ix = self.scopes.get(scope)
         if ix is None:
             return LiveCounts()
-        overdue = bisect.bisect_right(ix.due, now)
-        return LiveCounts(ix.backlog, overdue, bisect.bisect_right(ix.risk, now) - overdue, len(ix.created),
-                          ix.created[0] if ix.created else None)
+        overdue = ix.due.bisect_right(now)
+        return LiveCounts(ix.backlog, overdue, ix.risk.bisect_right(now) - overdue, len(ix.created),
+                          float(ix.created[0]) if ix.created else None)
 
     def all(self, *, now: float) -> dict[str, LiveCounts]:
         return {s: self.counts(s, now=now) for s in self.scopes}
