@@ -54,6 +54,7 @@ class Board:
         self._rendered: dict[tuple[Any, ...], tuple[float, dict[str, str]]] = {}
         self._compare: dict[tuple[str, str], tuple[float, Compared, Series]] = {}
         self._comparing: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._samples: dict[tuple[str, str], deque[tuple[int, float | None]]] = {}
 
     def connect(self, rulebook: Rulebook, alert_history: AlertHistory, history: HistoryStore) -> None:
@@ -81,7 +82,9 @@ class Board:
         if (cached is None or now - cached[0] > COMPARE_EVERY_S) and self.history is not None \
                 and key not in self._comparing:
             self._comparing.add(key)
-            asyncio.get_running_loop().create_task(self._read_comparison(key, now))
+            task = asyncio.get_running_loop().create_task(self._read_comparison(key, now))
+            self._tasks.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self._tasks.discard)
         return (cached[1], cached[2]) if cached else ({}, {})
 
     async def _read_comparison(self, key: tuple[str, str], now: float) -> None:
