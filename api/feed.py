@@ -6,15 +6,14 @@ to each partition at start and is warm once it has read all of them (no trust in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream.background import BackgroundLoop
 from stream.records import SENTINEL_VALUE
-from stream.store import sentinel_key
+from stream.store import assign_from_beginning, sentinel_key
 from stream.view import View
 
 log = logging.getLogger(__name__)
@@ -50,15 +49,7 @@ class StateFeed(BackgroundLoop):
             await producer.stop()
 
     async def _follow(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
-        parts = None
-        while not parts:
-            parts = consumer.partitions_for_topic(self.state_topic)
-            if not parts:
-                await consumer._client.force_metadata_update()
-                await asyncio.sleep(0.5)
-        tps = [TopicPartition(self.state_topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        tps = await assign_from_beginning(consumer, self.state_topic)
         if not self.warm:
             for tp in tps:
                 key = sentinel_key()

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from db.schema import KpiHistoryRow
-from history.series import HOUR, floor
+from history.series import HOUR, MINUTE, floor, previous_window
 from stream.clock import utcnow
 from stream.folds import Acc
 
@@ -119,6 +119,12 @@ class HistoryStore:
         for _, _, acc in rows:
             out.merge(acc)
         return out, len(rows)
+
+    def window_before(self, scope: str, window_s: int, now: float, shift_s: int) -> tuple[Acc, int]:
+        """The accumulator of the window `window_s` that ended `shift_s` before `now` (the same minute
+        buckets a live window covers), and how many rows it merges (0: the history holds nothing then)."""
+        start, end = previous_window(now, window_s, shift_s)
+        return self.merged(scope, floor(start, MINUTE), floor(end, MINUTE) + MINUTE)
 
     def series(self, scope: str, start: int, end: int, step: int) -> list[tuple[int, Acc]]:
         """Per step of [start, end): the merge of the rows that start in it (empty steps included)."""

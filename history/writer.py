@@ -16,12 +16,13 @@ import asyncio
 import logging
 import time
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from history.minutes import Minutes
 from history.series import minute_rows_to_keep
 from history.store import HistoryStore
 from stream.background import BackgroundLoop
+from stream.store import assign_from_beginning
 from stream.windows import LONGEST
 
 log = logging.getLogger(__name__)
@@ -54,14 +55,7 @@ class HistoryWriter(BackgroundLoop):
                                     fetch_max_wait_ms=self.fetch_max_wait_ms)
         await consumer.start()
         try:
-            parts = consumer.partitions_for_topic(self.state_topic)
-            while not parts:
-                await asyncio.sleep(0.5)
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(self.state_topic)
-            tps = [TopicPartition(self.state_topic, p) for p in sorted(parts)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+            await assign_from_beginning(consumer, self.state_topic)
             last_maintain = 0.0
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=20000)

@@ -145,3 +145,17 @@ async def read_to_sentinel_at(producer: AIOKafkaProducer, bootstrap: str, topic:
     await producer.send(topic, key=sentinel, value=None, partition=partition)
     log.info("recovered %d records of %s[%d]", len(out), topic, partition)
     return out, stop_at
+
+
+async def assign_from_beginning(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Assign every partition of `topic` to `consumer`, positioned at the beginning (waits for the
+    topic's metadata)."""
+    parts = consumer.partitions_for_topic(topic)
+    while not parts:
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.5)
+        parts = consumer.partitions_for_topic(topic)
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    return tps

@@ -96,7 +96,7 @@ class Board:
             w = WINDOWS[window]
             out = {}
             for name, shift in COMPARE_SHIFT_S.items():
-                acc, rows = store.merged(scope, floor(now - shift - w, MINUTE), floor(now - shift, MINUTE) + MINUTE)
+                acc, rows = store.window_before(scope, w, now, shift)
                 if rows:  # no history then is not "nothing happened"
                     out[name] = compute(acc)
             start = model.spark_start(now - 86400)

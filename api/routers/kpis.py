@@ -25,10 +25,9 @@ from api.schemas import (
     Window,
 )
 from api.targets import Targets
-from history.series import COMPARE_SHIFT_S, MINUTE, floor, parse_step, previous_window
+from history.series import COMPARE_SHIFT_S, floor, parse_step, previous_window
 from history.store import HistoryStore
 from stream.clock import aware, rfc3339
-from stream.folds import Acc
 from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, Kpi, achievement, change, compute, ranks
 from stream.scopes import kind_of
 from stream.view import View
@@ -54,8 +53,7 @@ def history_window(store: HistoryStore, scope: str, window: str, now: float, shi
     """Every windowed KPI of the same window `shift_s` earlier, from the minute history (the same
     minute buckets the live window covers); empty when the history holds nothing for that time (no
     history is not "nothing happened")."""
-    start, end = previous_window(now, WINDOWS[window], shift_s)
-    acc, rows = store.merged(scope, floor(start, MINUTE), floor(end, MINUTE) + MINUTE)
+    acc, rows = store.window_before(scope, WINDOWS[window], now, shift_s)
     return compute(acc) if rows else {}
 
 
@@ -162,10 +160,6 @@ async def _previous_period(view: View, history: HistoryStore | None, scopes: lis
         return {}
 
     def read() -> dict[str, float | None]:
-        out = {}
-        for s in scopes:
-            acc: Acc = history.merged(s, floor(start, MINUTE), floor(end, MINUTE) + MINUTE)[0]
-            out[s] = fn(acc)[0]
-        return out
+        return {s: fn(history.window_before(s, w, now, w)[0])[0] for s in scopes}
 
     return await asyncio.to_thread(read)
