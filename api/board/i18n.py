@@ -20,7 +20,7 @@ KPI_LABELS: dict[str, dict[str, str]] = {
     "backlog": {"en": "Backlog", "zh-CN": "积压工单"},
     "first_response_at_risk": {"en": "At risk", "zh-CN": "即将超时"},
     "first_response_overdue": {"en": "Overdue", "zh-CN": "已超时"},
-    "fcr_rate": {"en": "First-contact resolution", "zh-CN": "首次解决率"},
+    "fcr_rate": {"en": "FCR (first contact)", "zh-CN": "首次解决率"},
     "csat": {"en": "CSAT", "zh-CN": "客户满意度"},
     "nps": {"en": "NPS", "zh-CN": "净推荐值"},
     "ces_mean": {"en": "Customer effort", "zh-CN": "客户费力度"},
