@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stream.events import is_clean_name, is_clean_text
 from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, LIVE_KPIS
 from stream.scopes import SCOPE_KINDS, is_valid_scope
 from stream.windows import WINDOWS
@@ -125,10 +126,26 @@ class Rule(BaseModel):
             raise ValueError(f"unknown window {v!r}; one of {', '.join(WINDOWS)}")
         return v
 
+    @field_validator("summary", "runbook_url")
+    @classmethod
+    def _one_line(cls, v: str | None) -> str | None:
+        if v is not None and not is_clean_name(v):
+            raise ValueError("must be one line without control characters, U+2028/U+2029 or bidi controls")
+        return v
+
+    @field_validator("intervention")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        if not is_clean_text(v):
+            raise ValueError("must not contain control characters other than tab and line breaks")
+        return v
+
     @field_validator("labels")
     @classmethod
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
-        for k in v:
+        for k, value in v.items():
+            if not is_clean_name(value):
+                raise ValueError(f"label {k!r}: the value must be one line without control characters")
             if not _LABEL.match(k):
                 raise ValueError(f"label name {k!r} is not [a-zA-Z_][a-zA-Z0-9_]*")
             if k in RESERVED_LABELS:

@@ -9,6 +9,7 @@ Pure: no I/O, no clock (the caller passes `now`). Bad input is data, never an ex
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -30,7 +31,18 @@ from pydantic import (
 
 MAX_BYTES = 64 * 1024
 FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_DURATION_S = 7 * 86400.0  # wait, talk, hold, wrap: a week is beyond any real call
+MAX_CONTACTS = 1000
+MAX_TICKET_AGE = timedelta(days=400)  # created_at at most this long before ts
 
+#: characters no id or dimension may contain: C0 and C1 controls (NUL, CR, LF, ESC ...), DEL, the
+#: line and paragraph separators (they break e-mail headers, logs and JSON-in-JS) and the bidi
+#: embedding/override/isolate controls (they make a name display as another). Written with escapes
+#: that Python's `re` and pydantic-core's Rust regex read alike, so validation stays in Rust.
+FORBIDDEN = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_NAME = f"^[^{FORBIDDEN}]+$"
+#: free text (survey comments) may also hold tab, LF and CR, nothing else of the above
+_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$"
 
 
 def _rfc3339_string(v: Any) -> Any:
@@ -41,15 +53,31 @@ def _rfc3339_string(v: Any) -> Any:
 
 
 _BCP47 = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"
-Dim = Annotated[str, Field(min_length=1, max_length=128)]
-NonNeg = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
+_BAD_NAME = re.compile(f"[{FORBIDDEN}]")
+_BAD_TEXT = re.compile(_TEXT.replace("^[^", "[").replace("]*$", "]"))
+
+
+def is_clean_name(value: str) -> bool:
+    """True when `value` holds none of the characters ids and dimensions may not contain."""
+    return _BAD_NAME.search(value) is None
+
+
+def is_clean_text(value: str) -> bool:
+    """True when free text holds none of them except tab, LF and CR."""
+    return _BAD_TEXT.search(value) is None
+
+
+Dim = Annotated[str, Field(min_length=1, max_length=128, pattern=_NAME)]
+Duration = Annotated[StrictFloat, Field(ge=0, le=MAX_DURATION_S, allow_inf_nan=False)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
 
 
 class _Envelope(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # leading and trailing white space is dropped from every text ("Billing " is "Billing"), so a
+    # value of spaces only is empty and refused
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
 
-    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    event_id: Dim
     ts: Timestamp
     schema_version: Annotated[StrictInt, Field(ge=1)] = 1
     customer_tier: Dim = "standard"
@@ -63,6 +91,14 @@ class _TicketBase(_Envelope):
     team: Dim
     channel: Dim
     agent: Dim | None = None
+
+    @model_validator(mode="after")
+    def _created_before_ts(self) -> _TicketBase:
+        if self.created_at - self.ts > FUTURE_TOLERANCE:
+            raise ValueError("created_at is after ts (by more than 5 minutes)")
+        if self.ts - self.created_at > MAX_TICKET_AGE:
+            raise ValueError("created_at is more than 400 days before ts")
+        return self
 
     @property
     def duration_s(self) -> float:
@@ -89,7 +125,7 @@ class TicketFirstResponse(_TicketBase):
 
 class TicketResolved(_TicketBase):
     type: Literal["ticket.resolved"]
-    contacts: Annotated[StrictInt, Field(ge=1)]
+    contacts: Annotated[StrictInt, Field(ge=1, le=MAX_CONTACTS)]
     by_bot: StrictBool = False
     is_complaint: StrictBool = False
 
@@ -119,20 +155,20 @@ class CallOffered(_CallBase):
 class CallAnswered(_CallBase):
     type: Literal["call.answered"]
     agent: Dim
-    wait_s: NonNeg
+    wait_s: Duration
 
 
 class CallAbandoned(_CallBase):
     type: Literal["call.abandoned"]
-    wait_s: NonNeg
+    wait_s: Duration
 
 
 class CallEnded(_CallBase):
     type: Literal["call.ended"]
     agent: Dim
-    talk_s: NonNeg
-    hold_s: NonNeg
-    wrap_s: NonNeg
+    talk_s: Duration
+    hold_s: Duration
+    wrap_s: Duration
     resolved: StrictBool
 
 
@@ -147,7 +183,7 @@ class SurveySubmitted(_Envelope):
     csat: Annotated[StrictInt, Field(ge=1, le=5)] | None = None
     nps: Annotated[StrictInt, Field(ge=0, le=10)] | None = None
     ces: Annotated[StrictInt, Field(ge=1, le=7)] | None = None
-    comment: Annotated[str, Field(max_length=4000)] | None = None
+    comment: Annotated[str, Field(max_length=4000, pattern=_TEXT)] | None = None
     language: Annotated[str, Field(max_length=35, pattern=_BCP47)] | None = None
 
     @model_validator(mode="after")
@@ -221,11 +257,15 @@ def validate(obj: Any, *, now: datetime, topic_kind: str | None = None) -> Event
     return event
 
 
+_PATTERN_MSG = "contains a control character, U+2028/U+2029 or a bidi control (not allowed)"
+
+
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err["loc"][1:]) or "(event)"
-        parts.append(f"{loc}: {err['msg']}")
+        msg = _PATTERN_MSG if err["type"] == "string_pattern_mismatch" else err["msg"]
+        parts.append(f"{loc}: {msg}")
     return "; ".join(parts)[:500]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import zlib
 
-from stream.events import Event
+from stream.events import Event, is_clean_name
 
 SCOPE_KINDS = ("all", "team", "agent", "channel", "tier", "queue")
 
@@ -31,7 +31,8 @@ def is_valid_scope(scope: str) -> bool:
     kind, _, name = scope.partition(":")
     if scope == "all":
         return True
-    return kind in SCOPE_KINDS and kind != "all" and 1 <= len(name) <= 128
+    return (kind in SCOPE_KINDS and kind != "all" and 1 <= len(name) <= 128 and name == name.strip()
+            and is_clean_name(name))
 
 
 @functools.lru_cache(maxsize=1 << 16)  # called per scope per record on the write and read paths

@@ -121,3 +121,62 @@ def test_arbitrary_json_never_raises(obj: object) -> None:
 def test_iso_helper_roundtrip() -> None:
     assert iso(0) == "1970-01-01T00:00:00.000Z"
     assert datetime.fromisoformat(iso(1.5)).timestamp() == 1.5
+
+
+# -- values that pass the types but not sense (hardening) -------------------------------------------
+HOSTILE = ["x\u0000", "a\nb", "a\rb", "tab\there", "\u001b[31mred", "a\u0085b", "a\u2028b", "a\u2029b",
+           "\u202eevil", "iso\u2066late", "del\u007f"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize("field", ["team", "agent", "queue", "event_id", "call_id", "customer_tier"])
+def test_ids_and_dimensions_refuse_controls_and_separators(field: str, value: str) -> None:
+    r = _dec({**call("call.answered", NOW, "c1", agent="a1", wait_s=3.0), field: value})
+    assert isinstance(r, Rejected) and r.reason == "invalid", (field, value, r)
+    assert field in r.detail and "control character" in r.detail
+
+
+@pytest.mark.parametrize("value", ["<!channel>", "😀 客服", "Équipe & co", "O'Brien \"QA\"", "*bold*", "a\u200db"])
+def test_printable_unicode_and_markup_are_data(value: str) -> None:
+    ev = _dec({**call("call.answered", NOW, "c1", agent="a1", wait_s=3.0), "team": value})
+    assert not isinstance(ev, Rejected) and ev.team == value
+
+
+def test_white_space_around_names_is_dropped_and_blank_names_refused() -> None:
+    ev = _dec({**call("call.offered", NOW, "c1"), "team": "  Billing "})
+    assert not isinstance(ev, Rejected) and ev.team == "Billing"
+    r = _dec({**call("call.offered", NOW, "c1"), "team": "   "})
+    assert isinstance(r, Rejected) and r.reason == "invalid"
+
+
+@pytest.mark.parametrize(("field", "value", "ok"), [
+    ("talk_s", 604800.0, True), ("talk_s", 604800.5, False), ("talk_s", 1e308, False),
+    ("hold_s", 10 ** 9, False), ("wrap_s", 7 * 86400 + 1, False)])
+def test_durations_are_bounded_by_a_week(field: str, value: float, ok: bool) -> None:
+    ev = {**call("call.ended", NOW, "c1", agent="a1", talk_s=60.0, hold_s=0.0, wrap_s=10.0, resolved=True),
+          field: value}
+    assert isinstance(_dec(ev), Rejected) is not ok
+
+
+def test_wait_and_contacts_are_bounded() -> None:
+    assert isinstance(_dec(call("call.abandoned", NOW, "c1", wait_s=8 * 86400.0)), Rejected)
+    assert not isinstance(_dec(ticket("ticket.resolved", NOW, NOW - 60, "t", agent="a1", contacts=1000)), Rejected)
+    assert isinstance(_dec(ticket("ticket.resolved", NOW, NOW - 60, "t", agent="a1", contacts=1001)), Rejected)
+
+
+@pytest.mark.parametrize(("created", "ok"), [
+    (NOW - 399 * 86400, True), (NOW - 401 * 86400, False), (NOW + 200, True), (NOW + 400, False)])
+def test_created_at_lies_within_400_days_before_ts(created: float, ok: bool) -> None:
+    assert isinstance(_dec(ticket("ticket.created", NOW, created, "t")), Rejected) is not ok
+
+
+def test_created_at_in_year_9999_is_refused() -> None:
+    r = _dec({**ticket("ticket.created", NOW, NOW, "t"), "created_at": "9999-12-31T23:59:59Z"})
+    assert isinstance(r, Rejected) and "created_at" in r.detail
+
+
+def test_comments_keep_line_breaks_but_not_other_controls() -> None:
+    ok = _dec(survey(NOW, "s1", csat=1, comment="slow.\r\nVery slow.\tReally"))
+    assert not isinstance(ok, Rejected) and "\n" in ok.comment
+    assert isinstance(_dec(survey(NOW, "s1", csat=1, comment="nul\u0000")), Rejected)
+    assert isinstance(_dec(survey(NOW, "s1", csat=1, comment="a\u2028b")), Rejected)

@@ -211,3 +211,18 @@ def test_a_live_kpi_is_refused_on_a_scope_kind_that_has_no_such_state() -> None:
         {"id": "oldest", "kpi": "oldest_unanswered_s", "scope": "tier:vip", "op": ">", "warning": 900}]}, "r.yaml")
     assert [r.id for r in good] == ["waiting", "oldest"]
     assert "calls_waiting is not kept for agent scopes" in bad[0].errors[0]
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("labels", {"team_lead": "x\u0000"}), ("labels", {"owner": "a\nb"}), ("summary", "line\u2028break"),
+    ("summary", "two\nlines"), ("intervention", "nul\u0000"), ("runbook_url", "https://x/\r\nX-Evil: 1"),
+    ("scope", "team:x\u0000"), ("scope", "team:a\u202eb"), ("scope", "team: padded")])
+def test_text_that_reaches_notifications_refuses_control_characters(field: str, value: object) -> None:
+    with pytest.raises(ValueError):
+        rule(**{field: value})
+
+
+def test_interventions_may_span_lines_and_names_may_be_any_script() -> None:
+    r = rule(intervention="Call the lead.\nThen open a bridge.", labels={"team_lead": "王芳 😀"},
+             summary="<!channel> & *bold* stay data", scope="team:客服")
+    assert r.labels["team_lead"] == "王芳 😀" and "\n" in r.intervention
