@@ -16,6 +16,7 @@ different subscriptions, which is not tested).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -27,12 +28,13 @@ import psutil
 from alerts.feed import RulesFeed
 from alerts.runner import AlertRunner
 from services.config import Settings
-from stream.processor import Message, Processor
+from stream.processor import BatchFailed, Message, Processor
 from stream.records import Heartbeat
 from stream.store import StateStore
 from stream.transport import app_class
 
 HEARTBEAT_S = 5.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -140,11 +142,24 @@ def _kpi_agent(app: faust.App, parts: Parts) -> None:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
             batch = [Message(kinds[e.message.topic], e.message.partition, e.message.offset,
                              e.message.key, e.message.value) for e in events]
-            # take_events acks the batch once this body returns, so `process` returns only once
-            # the batch's state is on the broker (it retries writes itself).
-            await processor.process(batch)
+            # take_events acks the batch once this body returns or raises (in a `finally`), so
+            # `process` returns only once the batch's state is on the broker, retrying by itself;
+            # when it gives up, the process ends here, before the acknowledgement.
+            try:
+                await processor.process(batch)
+            except BatchFailed:
+                _die("the KPI batch step keeps failing")
 
     app.agent(topics, name="kpis")(kpis)
+
+
+def _die(why: str) -> None:
+    """Stop at once, without running Faust's shutdown (which would acknowledge and commit the batch
+    in hand). The offsets stay uncommitted; the supervisor restarts the worker, which reloads its
+    state and processes the batch again."""
+    log.critical("%s: stopping the worker without committing the batch", why, exc_info=True)
+    logging.shutdown()
+    os._exit(70)
 
 
 async def _hold_assignment(stream: Any) -> None:

@@ -20,6 +20,11 @@ from stream.state import DeadLetter, PartitionState, Scoped
 
 log = logging.getLogger(__name__)
 EXPIRE_EVERY_S = 30.0
+BATCH_ATTEMPTS = 5  # a batch step that fails this often in a row stops the worker (BatchFailed)
+
+
+class BatchFailed(Exception):
+    """The batch step kept failing: the caller must stop before acknowledging the batch."""
 
 
 class StateSink(Protocol):
@@ -59,6 +64,32 @@ class Processor:
         return st
 
     async def process(self, batch: Iterable[Message], now: float | None = None) -> None:
+        """Apply `batch` and persist its state; return only once the state is on the broker.
+
+        The caller acknowledges the batch's offsets after this returns, so a failure anywhere inside
+        (loading a partition's state, applying an event, writing) must never return normally: the
+        in-memory state of the partitions is dropped (it may hold half the batch), reloaded from the
+        state topic and the whole batch applied again, which the watermarks make exact. After
+        BATCH_ATTEMPTS failures in a row it raises BatchFailed, and the worker must stop without
+        acknowledging (a bug that fails every time must not be committed past).
+        """
+        batch = list(batch)
+        delay = 0.2
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
+            try:
+                await self._process_once(batch, now)
+                self.processed += len(batch)
+                return
+            except Exception as exc:
+                self.states.clear()  # possibly half-applied: reload from the state topic
+                if attempt == BATCH_ATTEMPTS:
+                    raise BatchFailed(f"batch of {len(batch)} messages failed {attempt} times") from exc
+                log.exception("batch of %d messages failed (attempt %d of %d); reloading its state and "
+                              "retrying in %.1f s", len(batch), attempt, BATCH_ATTEMPTS, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 4, 10.0)
+
+    async def _process_once(self, batch: list[Message], now: float | None) -> None:
         now = time.time() if now is None else now
         now_dt = datetime.fromtimestamp(now, UTC)
         touched: dict[int, PartitionState] = {}
@@ -69,7 +100,6 @@ class Processor:
             out = st.apply(m.topic, m.offset, m.value, now=now, now_dt=now_dt)
             if isinstance(out, DeadLetter):
                 dead.append((out, m.key))
-            self.processed += 1
         if now - self._last_expire > EXPIRE_EVERY_S:
             self._last_expire = now
             for st in self.states.values():
