@@ -38,7 +38,7 @@ class AlertState:
     alert_id: str | None = None
     since: float | None = None  # pending since
     firing_since: float | None = None
-    seq: int = 0  # transitions of this alert so far
+    seq: int = 0  # the last transition's number: increasing, never reused (see _emit)
     value: float | None = None
     count: int = 0
     # the rule as it was when the alert started: a rule deleted while no worker ran still resolves
@@ -105,7 +105,11 @@ def shown(kpi: str, value: float | None) -> str:
 
 def _emit(rule: Rule, scope: str, st: AlertState, kind: Kind, now: float, *,
           previous: Severity | None = None) -> Transition:
-    st.seq += 1
+    # A transition id (alert id / seq) is never reused, even when a crash lost the alert's state
+    # write after its transition was published: the reloaded state then holds an older seq, and the
+    # next transition must still sort after the lost one (the notifier drops a seq it has seen).
+    # So seq counts tenths of a second since the alert began, and at least one more than the last.
+    st.seq = max(st.seq + 1, int((now - (st.since if st.since is not None else now)) * 10) + 1)
     assert st.alert_id is not None
     sev = st.severity
     state = {"pending": "pending", "cancelled": "inactive", "resolved": "resolved"}.get(kind, "firing")

@@ -3,6 +3,9 @@
 The API is the only writer: at start it publishes the rules of the rule file and of the database and
 tombstones any other id found on the topic; each API change publishes one record. Every worker
 follows the topic from the beginning (`RulesFeed`) and evaluates the latest version of each rule.
+The feed is `ready` only once it has read up to a sentinel it wrote itself: an empty fetch on a slow
+broker proves nothing, and evaluating a partial rule set would resolve the alerts of the rules not
+read yet and fire them again under new ids.
 A record that does not validate (a newer producer, a hand-written record) is logged and skipped;
 the other rules go on.
 """
@@ -20,7 +23,7 @@ from pydantic import ValidationError
 from alerts.rules import Rule
 from stream.background import BackgroundLoop
 from stream.records import SentinelKey, decode_key
-from stream.store import read_to_sentinel
+from stream.store import read_to_sentinel, read_to_sentinel_at
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,11 @@ class RulesFeed(BackgroundLoop):
         self.topic = topic
         self.rules: dict[str, Rule] = {}
         self.ready = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+
+    def use(self, producer: AIOKafkaProducer) -> None:
+        """Before `start`: the producer that writes the sentinel the first read goes up to."""
+        self._producer = producer
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         if not key or isinstance(decode_key(key), SentinelKey):
@@ -48,19 +56,25 @@ class RulesFeed(BackgroundLoop):
             self.rules.pop(rid, None)
 
     async def run_once(self) -> None:
+        if self._producer is None:
+            raise RuntimeError("RulesFeed.use() was not called before start()")
+        records, at = await read_to_sentinel_at(self._producer, self.bootstrap, self.topic, 0)
+        self.rules = {}  # rebuilt without an await in between: nobody sees half of it
+        for k, v in records:
+            self.apply(k, v)
+        self.ready.set()  # every record written before the sentinel is in: the rule set is complete
+        log.info("rules feed: %d rules loaded from %s", len(self.rules), self.topic)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
                                     client_id="sqm-rules-feed")
         try:
             await consumer.start()
             tp = TopicPartition(self.topic, 0)
             consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
+            consumer.seek(tp, at)
             while True:
                 batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
                 for msg in batch.get(tp, []):
                     self.apply(msg.key, msg.value)
-                if not batch.get(tp):
-                    self.ready.set()  # caught up (an empty fetch): the rule set is usable
         finally:
             await consumer.stop()
 

@@ -115,6 +115,7 @@ def _lifecycle(app: faust.App, parts: Parts, alert_role: bool) -> None:
         async def on_start(self) -> None:
             await parts.store.start()
             if alert_role:
+                parts.rules.use(parts.store.producer)
                 await parts.rules.start()
                 parts.alerting.use(parts.store.producer, owned_scope_partitions)
                 await parts.alerting.start()

@@ -116,7 +116,8 @@ def test_severity_change_updates_the_same_alert_and_resolves_once() -> None:
     assert kinds(out) == ["pending:warning", "firing:warning", "severity_changed:critical",
                           "severity_changed:warning", "resolved:warning"]
     assert len({t.alert_id for t in out}) == 1
-    assert [t.event_id.split("/")[1] for t in out] == ["1", "2", "3", "4", "5"]
+    seqs = [int(t.event_id.split("/")[1]) for t in out]
+    assert seqs == sorted(set(seqs)), "transition numbers increase and are never reused"
     assert out[2].previous_severity == "warning" and out[3].previous_severity == "critical"
     assert out[-1].state == "resolved" and out[-1].ts == 25
 
@@ -226,3 +227,19 @@ def test_interventions_may_span_lines_and_names_may_be_any_script() -> None:
     r = rule(intervention="Call the lead.\nThen open a bridge.", labels={"team_lead": "王芳 😀"},
              summary="<!channel> & *bold* stay data", scope="team:客服")
     assert r.labels["team_lead"] == "王芳 😀" and "\n" in r.intervention
+
+
+def test_a_transition_id_is_never_reused_after_a_lost_state_write() -> None:
+    """The worker published `severity_changed` but died before writing the alert's state: the reloaded
+    state is the one before it. The next transition must not reuse the lost one's id (the notifier
+    would drop it as a replay and the alert would stay firing in the database forever)."""
+    r = rule(scope="team:x", **{"for": 0})
+    st, out = step(r, AlertState(), 0.7, 50, 1000.0, "team:x")  # pending + firing (warning)
+    saved = AlertState.from_json(st.to_json())
+    st, lost = step(r, st, 0.5, 50, 1030.0, "team:x")  # critical: published, state write lost
+    assert [t.kind for t in lost] == ["severity_changed"]
+    again, after = step(r, saved, 0.95, 50, 1045.0, "team:x")  # restarted from the saved state: recovered
+    assert [t.kind for t in after] == ["resolved"]
+    seen = {t.event_id for t in out + lost}
+    assert after[0].event_id not in seen
+    assert int(after[0].event_id.split("/")[1]) > int(lost[0].event_id.split("/")[1])
