@@ -1,0 +1,99 @@
+"""Poison input through a running stack: 10,000 malformed messages of every kind mixed with 2,000 good
+events. No process restarts, every good event is counted, every bad one is dead-lettered with its
+reason (the reason each one must get is stated here, not computed by the code under test)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaConsumer
+
+from services.loadgen import call, iso, random_stream, survey, ticket
+from tests.support import oracle
+from tests.support.stack import Stack, produce, wait_for
+
+pytestmark = pytest.mark.integration
+DAY = 86400.0
+
+
+def poison_kinds(now: float) -> list[tuple[str, str, Callable[[int], bytes]]]:
+    """(expected reason, topic kind, message factory by index)."""
+    def j(ev: dict[str, Any]) -> bytes:
+        return orjson.dumps(ev)
+
+    def t(i: int, **kw: Any) -> dict[str, Any]:
+        return {**ticket("ticket.created", now, now - 60, f"pt{i}"), **kw}
+
+    def c(i: int, **kw: Any) -> dict[str, Any]:
+        return {**call("call.ended", now, f"pc{i}", agent="a1", talk_s=60.0, hold_s=0.0, wrap_s=5.0,
+                       resolved=True), **kw}
+
+    return [
+        ("not_json", "tickets", lambda i: b"\xff" + random.Random(i).randbytes(40)),
+        ("not_json", "calls", lambda i: j(c(i))[: 10 + i % 50]),
+        ("not_object", "surveys", lambda i: j([i, "x"])),
+        ("unknown_type", "calls", lambda i: j({**c(i), "type": "call.teleported"})),
+        ("wrong_topic", "tickets", lambda i: j(c(i))),
+        ("future_ts", "tickets", lambda i: j(t(i, ts=iso(now + 3600), created_at=iso(now)))),
+        ("oversize", "surveys", lambda i: j({**survey(now, f"ps{i}", csat=5), "pad": "p" * 70_000})),
+        ("invalid", "tickets", lambda i: j(t(i, team=f"team\u0000{i}"))),
+        ("invalid", "calls", lambda i: j(c(i, agent=f"a\u2028{i}"))),
+        ("invalid", "calls", lambda i: j(c(i, queue=f"q\u202e{i}"))),
+        ("invalid", "tickets", lambda i: j(t(i, event_id="e" * 129))),
+        ("invalid", "tickets", lambda i: j(t(i, team="   "))),
+        ("invalid", "calls", lambda i: j(c(i, talk_s=1e308))),
+        ("invalid", "calls", lambda i: j(c(i, wrap_s=8 * DAY))),
+        ("invalid", "calls", lambda i: j(c(i, hold_s="12"))),
+        ("invalid", "tickets", lambda i: j({**ticket("ticket.resolved", now, now - 60, f"pt{i}", agent="a1",
+                                                     contacts=5000)})),
+        ("invalid", "tickets", lambda i: j(t(i, created_at="9999-12-31T23:59:59Z"))),
+        ("invalid", "tickets", lambda i: j(t(i, created_at=iso(now - 500 * DAY)))),
+        ("invalid", "surveys", lambda i: j(survey(now, f"ps{i}", csat=9))),
+        ("invalid", "surveys", lambda i: j(survey(now, f"ps{i}", csat=1, comment="bad\u0000"))),
+    ]
+
+
+def test_ten_thousand_malformed_messages_among_good_ones(stack: Stack) -> None:
+    now = time.time()
+    rnd = random.Random(10)
+    good = random_stream(2000, now, seed=10)
+    kinds = poison_kinds(now)
+    bad = []
+    for i in range(10_000):
+        reason, kind, make = kinds[i % len(kinds)]
+        bad.append((reason, kind, make(i)))
+    mixed: list[Any] = list(good)
+    for reason, kind, raw in bad:
+        mixed.insert(rnd.randrange(len(mixed) + 1), (kind, raw))
+    stack.worker()
+    api = stack.api()
+    worker = stack.procs["w1"]
+    produce(stack, mixed)
+    wait_for(lambda: stack.seen_messages() >= len(mixed), 180, f"{len(mixed)} messages in the view", stack)
+    time.sleep(1.0)
+    assert worker.poll() is None and api.poll() is None, "no process died"
+
+    m = stack.metrics()
+    assert sum(v for k, v in m.items() if k.startswith("sqm_events_total")) == len(good)
+    dead = {k.split("reason=")[1].rstrip("}"): int(v) for k, v in m.items() if k.startswith("sqm_deadletter_total")}
+    want = Counter(reason for reason, _, _ in bad)
+    assert {k: v for k, v in dead.items() if v} == dict(want)
+    got = {k: {"value": v["value"], "count": v["count"]} for k, v in stack.kpis("all", "1h").items()}
+    oracle.assert_matches(got, oracle.kpis(good, "all", "1h", now), "all/1h")
+
+    consumer = KafkaConsumer(stack.settings.deadletter_topic, bootstrap_servers=stack.settings.kafka_bootstrap_servers,
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    letters = list(consumer)
+    consumer.close()
+    assert len(letters) == len(bad)
+    by_reason = Counter(dict(msg.headers)["sqm-reason"].decode() for msg in letters)
+    assert by_reason == want
+    assert all(dict(msg.headers)["sqm-detail"] for msg in letters)
+    details = [dict(msg.headers)["sqm-detail"].decode() for msg in letters]
+    assert any("control character" in d for d in details) and any("created_at" in d for d in details)
