@@ -1,17 +1,37 @@
 """Payloads per target type, and sending them (I/O edge: httpx, smtplib, a log file).
 
 `payload` is the alert as the notifier recorded it (the transition plus state, ack and escalation).
-The formatters are pure; `send` raises on any failure so that the outbox retries.
+Everything in it comes from event data and may hold anything (`<!channel>`, `&`, line breaks,
+U+2028, NUL, emoji, CJK), so each formatter escapes it for its medium:
+
+- Slack-compatible: `&`, `<` and `>` as entities in every text (`<!channel>` pings nobody); the link
+  to the alert is built here and stays a link.
+- E-mail: the subject on one line (CR, LF, U+2028/U+2029 and other control characters folded into
+  spaces; non-ASCII encoded by the email package); the plain-text body without control characters.
+- Webhook, log file, Alertmanager: the raw values (JSON escapes them); Alertmanager label names made
+  valid, as Alertmanager refuses a whole request over one bad name.
+
+`send` raises on any failure; `classify` says whether trying again can help:
+
+    DeliveryError
+     ├── BuildError        the message could not be built from the alert: permanent
+     └── HttpStatusError   the target answered 300 or more: 5xx, 408, 425, 429 transient, others permanent
+    and what the transports raise: httpx transport errors and OSError transient, smtplib by reply code
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.policy
+import re
 import smtplib
+from dataclasses import dataclass
 from datetime import timedelta
+from email.header import Header
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -21,14 +41,59 @@ from stream.clock import rfc3339
 
 WEBHOOK_VERSION = "1"
 COLORS = {"critical": "#d62728", "warning": "#ff9f1a", "resolved": "#2ca02c"}
+SUBJECT_MAX = 200
+TRANSIENT_HTTP = frozenset({408, 425, 429})
+# 7-bit transport: non-ASCII bodies go out quoted-printable or base64, for relays without 8BITMIME
+MAIL_POLICY = email.policy.default.clone(cte_type="7bit")
+
+_CONTROLS_RUN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_LINE_BREAK = re.compile(r"\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_LABEL_NAME = re.compile(r"[^a-zA-Z0-9_]")
 
 
+# -- escaping (pure) ------------------------------------------------------------------------------
+def one_line(text: object, limit: int | None = None) -> str:
+    """`text` on one line: each run of line breaks, tabs and control characters becomes one space.
+
+    >>> one_line("team:a\\r\\nBcc: x\\u2028y\\x00z")
+    'team:a Bcc: x y z'
+    """
+    s = _CONTROLS_RUN.sub(" ", str(text)).strip()
+    return s if limit is None or len(s) <= limit else s[: limit - 1] + "…"
+
+
+def text_block(text: object) -> str:
+    """Multi-line text: line breaks as `\\n` (CR LF, CR, U+2028...), other control characters dropped.
+
+    >>> text_block("a\\r\\nb\\u2029c\\x00d")
+    'a\\nb\\ncd'
+    """
+    return _CONTROL.sub("", _LINE_BREAK.sub("\n", str(text)))
+
+
+def slack_escape(text: str) -> str:
+    """Slack's three entities (api.slack.com "Escaping text"): `<!channel>` is then shown, not run.
+
+    >>> slack_escape("<!channel> & <@U123>")
+    '&lt;!channel&gt; &amp; &lt;@U123&gt;'
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def am_label_name(name: str) -> str:
+    """A valid Alertmanager label name, as Prometheus makes them: other characters become `_`."""
+    n = _LABEL_NAME.sub("_", name)
+    return f"_{n}" if not n or n[0].isdigit() else n
+
+
+# -- payloads (pure) ------------------------------------------------------------------------------
 def status_of(alert: dict[str, Any]) -> str:
     return "resolved" if alert.get("state") == "resolved" else "firing"
 
 
 def link(alert: dict[str, Any], base_url: str) -> str:
-    return f"{base_url}/v1/alerts/{alert['alert_id']}"
+    return f"{base_url}/v1/alerts/{quote(str(alert['alert_id']), safe='')}"
 
 
 def fmt_value(alert: dict[str, Any]) -> str:
@@ -51,57 +116,122 @@ def alertmanager_body(alert: dict[str, Any], base_url: str, resend_s: float | No
     (it is re-sent before that while it fires); a resolved one ends at its resolution."""
     resolved = status_of(alert) == "resolved"
     ends = alert["ts"] if resolved else now + 3 * (resend_s or ALERTMANAGER_RESEND_S)
-    annotations = {"summary": alert.get("summary") or "", "description": alert.get("intervention") or "",
+    annotations = {"summary": str(alert.get("summary") or ""), "description": str(alert.get("intervention") or ""),
                    "value": fmt_value(alert), "threshold": str(alert.get("threshold"))}
     if alert.get("runbook_url"):
-        annotations["runbook_url"] = alert["runbook_url"]
-    return [{"labels": alert_labels(alert), "annotations": annotations,
+        annotations["runbook_url"] = str(alert["runbook_url"])
+    labels = {am_label_name(k): v for k, v in alert_labels(alert).items()}
+    return [{"labels": labels, "annotations": annotations,
              "startsAt": rfc3339(alert.get("started_at") or alert["ts"]), "endsAt": rfc3339(ends),
              "generatorURL": link(alert, base_url)}]
+
+
+def headline(alert: dict[str, Any], reason: str) -> str:
+    """`[SEVERITY] rule on scope`, on one line (not escaped: each medium escapes it)."""
+    sev = "RESOLVED" if status_of(alert) == "resolved" else one_line(alert.get("severity") or "").upper()
+    return f"[{sev}] {one_line(alert['rule_id'])} on {one_line(alert['scope'])}"
 
 
 def slack_body(alert: dict[str, Any], reason: str, base_url: str) -> dict[str, Any]:
     """Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat): text plus one attachment."""
     status = status_of(alert)
     sev = alert.get("severity") or ""
-    head = f"[{'RESOLVED' if status == 'resolved' else sev.upper()}] {alert['rule_id']} on {alert['scope']}"
+    head = headline(alert, reason)
     if reason == "escalation":
         head = f"ESCALATED (not acknowledged) {head}"
     elif reason == "repeat":
         head = f"still firing: {head}"
-    text = f"{head}: {alert.get('summary') or ''}"
+    head = slack_escape(head)
+    text = f"{head}: {slack_escape(text_block(alert.get('summary') or ''))}"
     fields = [{"title": "Value", "value": fmt_value(alert), "short": True},
-              {"title": "Window", "value": alert.get("window", ""), "short": True}]
+              {"title": "Window", "value": slack_escape(one_line(alert.get("window", ""))), "short": True}]
     if alert.get("intervention") and status != "resolved":
-        fields.append({"title": "What to do", "value": alert["intervention"], "short": False})
-    return {"text": text, "attachments": [{"color": COLORS["resolved" if status == "resolved" else sev or "warning"],
-                                           "title": head, "title_link": link(alert, base_url),
+        fields.append({"title": "What to do", "value": slack_escape(text_block(alert["intervention"])),
+                       "short": False})
+    color = COLORS.get("resolved" if status == "resolved" else sev, COLORS["warning"])
+    return {"text": text, "attachments": [{"color": color, "title": head, "title_link": link(alert, base_url),
                                            "fields": fields}]}
 
 
 def email_message(alert: dict[str, Any], reason: str, base_url: str, target: Target) -> EmailMessage:
     status = status_of(alert)
-    sev = (alert.get("severity") or "").upper()
-    msg = EmailMessage()
-    prefix = "[RESOLVED]" if status == "resolved" else f"[{sev}]"
-    if reason == "escalation":
-        prefix = f"[ESCALATED] {prefix}"
-    msg["Subject"] = f"{prefix} {alert['rule_id']} on {alert['scope']}"
+    msg = EmailMessage(policy=MAIL_POLICY)
+    subject = headline(alert, reason)
+    subject = one_line(f"[ESCALATED] {subject}" if reason == "escalation" else subject, SUBJECT_MAX)
+    if subject.isascii():
+        msg["Subject"] = subject
+    else:  # encoded words made here: Python 3.11's folding drops the space between two of them
+        msg.set_raw("Subject", Header(subject, "utf-8", header_name="Subject").encode())
     msg["From"] = target.from_addr or ""
     msg["To"] = ", ".join(target.to)
-    lines = [alert.get("summary") or "", "",
-             f"Value: {fmt_value(alert)} (threshold {alert.get('op', '')} {alert.get('threshold')}) "
-             f"over {alert.get('window')}, {alert.get('count')} samples",
-             f"Scope: {alert['scope']}", f"Rule: {alert['rule_id']}"]
+    lines = [text_block(alert.get("summary") or ""), "",
+             f"Value: {fmt_value(alert)} (threshold {one_line(alert.get('op', ''))} {alert.get('threshold')}) "
+             f"over {one_line(alert.get('window'))}, {alert.get('count')} samples",
+             f"Scope: {one_line(alert['scope'])}", f"Rule: {one_line(alert['rule_id'])}"]
     if alert.get("intervention") and status != "resolved":
-        lines += ["", f"What to do: {alert['intervention']}"]
+        lines += ["", f"What to do: {text_block(alert['intervention'])}"]
     if alert.get("runbook_url"):
-        lines.append(f"Runbook: {alert['runbook_url']}")
+        lines.append(f"Runbook: {one_line(alert['runbook_url'])}")
     lines += ["", f"Acknowledge: POST {link(alert, base_url)}/ack", f"Details: {link(alert, base_url)}"]
     msg.set_content("\n".join(lines))
     return msg
 
 
+# -- failures ---------------------------------------------------------------------------------------
+class DeliveryError(Exception):
+    """A notification that did not go out."""
+
+
+class BuildError(DeliveryError):
+    """The message could not be built from the alert: sending it again would fail the same way."""
+
+
+class HttpStatusError(DeliveryError):
+    def __init__(self, target: str, status: int, body: str) -> None:
+        super().__init__(f"{target}: HTTP {status}: {body[:200]}")
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    permanent: bool  # no retry can help: park the notification at once
+    reason: str  # one line, at most 500 characters, safe to store and log
+
+
+def classify(error: BaseException) -> Failure:
+    """Transient (retry with backoff) or permanent (park) failure, with its reason.
+
+    >>> classify(HttpStatusError("hook", 410, "gone"))
+    Failure(permanent=True, reason='HttpStatusError: hook: HTTP 410: gone')
+    >>> classify(smtplib.SMTPDataError(451, b"try later")).permanent
+    False
+    """
+    return Failure(_permanent(error), one_line(f"{type(error).__name__}: {error}", 500))
+
+
+def _permanent(error: BaseException) -> bool:
+    if isinstance(error, BuildError):
+        return True
+    if isinstance(error, HttpStatusError):
+        return not (error.status >= 500 or error.status in TRANSIENT_HTTP)
+    if isinstance(error, (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)):
+        return True  # a URL or request this client can never send
+    if isinstance(error, httpx.TransportError):
+        return False  # connection refused or reset, timeouts, a proxy down
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        return bool(codes) and all(code >= 500 for code in codes)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 500 <= error.smtp_code < 600
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        return True  # e.g. STARTTLS configured, the relay has none
+    if isinstance(error, OSError):
+        return False  # network errors, timeouts, a disconnected relay (smtplib's errors are OSErrors)
+    # errors of the message itself, e.g. a header the relay's encoding cannot carry
+    return isinstance(error, (ValueError, TypeError, LookupError, AttributeError))
+
+
+# -- sending ------------------------------------------------------------------------------------------
 def _smtp_send(target: Target, msg: EmailMessage, timeout: float) -> None:
     assert target.smtp_host
     with smtplib.SMTP(target.smtp_host, target.smtp_port, timeout=timeout) as smtp:
@@ -112,29 +242,41 @@ def _smtp_send(target: Target, msg: EmailMessage, timeout: float) -> None:
         smtp.send_message(msg)
 
 
+def render(target: Target, alert: dict[str, Any], reason: str, base_url: str, now: float) -> bytes | EmailMessage:
+    """The message for `target`: a JSON body (a log line for `log`) or an e-mail. Raises BuildError."""
+    try:
+        if target.type == "email":
+            msg = email_message(alert, reason, base_url, target)
+            msg.as_bytes()  # serialise once: a message that cannot be is a build error, not a send error
+            return msg
+        if target.type == "log":
+            return orjson.dumps({"at": rfc3339(now), "reason": reason, **webhook_body(alert, reason, base_url)}) + b"\n"
+        if target.type == "alertmanager":
+            return orjson.dumps(alertmanager_body(alert, base_url, target.resend_s, now))
+        if target.type == "slack":
+            return orjson.dumps(slack_body(alert, reason, base_url))
+        return orjson.dumps(webhook_body(alert, reason, base_url))
+    except Exception as exc:
+        raise BuildError(f"{type(exc).__name__}: {exc}") from exc
+
+
 async def send(target: Target, alert: dict[str, Any], reason: str, *, client: httpx.AsyncClient, base_url: str,
                timeout: float, now: float) -> None:
     """Deliver one notification; raises on failure (HTTP status >= 300 included)."""
+    message = render(target, alert, reason, base_url, now)
+    if isinstance(message, EmailMessage):
+        await asyncio.to_thread(_smtp_send, target, message, timeout)
+        return
     if target.type == "log":
         assert target.path
-        line = orjson.dumps({"at": rfc3339(now), "reason": reason, **webhook_body(alert, reason, base_url)}) + b"\n"
-        await asyncio.to_thread(_append, Path(target.path), line)
-        return
-    if target.type == "email":
-        await asyncio.to_thread(_smtp_send, target, email_message(alert, reason, base_url, target), timeout)
+        await asyncio.to_thread(_append, Path(target.path), message)
         return
     assert target.url
-    if target.type == "alertmanager":
-        url = target.url.rstrip("/") + "/api/v2/alerts"
-        body: Any = alertmanager_body(alert, base_url, target.resend_s, now)
-    elif target.type == "slack":
-        url, body = target.url, slack_body(alert, reason, base_url)
-    else:
-        url, body = target.url, webhook_body(alert, reason, base_url)
-    r = await client.post(url, content=orjson.dumps(body), timeout=timeout,
+    url = target.url.rstrip("/") + "/api/v2/alerts" if target.type == "alertmanager" else target.url
+    r = await client.post(url, content=message, timeout=timeout,
                           headers={"content-type": "application/json", **target.headers})
     if r.status_code >= 300:
-        raise RuntimeError(f"{target.name}: HTTP {r.status_code}: {r.text[:200]}")
+        raise HttpStatusError(target.name, r.status_code, r.text)
 
 
 def _append(path: Path, line: bytes) -> None:

@@ -1,4 +1,5 @@
-"""The alert history repository: alerts, their events (transitions, acks, escalations) and silences.
+"""The alert history repository: alerts, their events (transitions, acks, escalations), silences,
+and for the API the notifications of the outbox (listing, retrying and discarding parked ones).
 
 The one place that builds and reads these rows; the notifier (within its own transactions) and the
 API (one call, one transaction) both go through it.
@@ -6,6 +7,7 @@ API (one call, one transaction) both go through it.
     history = AlertHistory(engine)
     rows, total = history.alerts(AlertQuery(state=["firing"]))
     history.acknowledge(alert_id, by="lead", note="on it", now=utcnow())
+    history.retry_parked(target="oncall-hook", now=utcnow())   # after fixing the target
 
 Errors: `NotFound` and `Conflict` (both `HistoryError`), which the API turns into 404 and 409.
 """
@@ -17,16 +19,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from alerts.routing import Matcher, alert_labels, silenced_by
-from db.schema import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, SilenceRow
+from db.schema import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, ParkedTransitionRow, SilenceRow
 from stream.clock import aware, utc
 
 Silences = list[tuple[str, list[Matcher]]]
 SilenceStatus = Literal["pending", "active", "expired"]
+NotificationStatus = Literal["pending", "parked", "delivered"]
 
 
 class HistoryError(Exception):
@@ -132,9 +135,23 @@ class AlertStats:
 
     firing: dict[str, int] = field(default_factory=dict)  # by severity
     pending: int = 0
-    outbox_depth: dict[str, int] = field(default_factory=dict)  # by target
+    outbox_depth: dict[str, int] = field(default_factory=dict)  # by target, parked ones not included
     outbox_oldest: datetime | None = None
     delivery: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # target -> attempts, failures, ok
+    parked: dict[str, int] = field(default_factory=dict)  # by target
+    parked_transitions: int = 0
+
+
+@dataclass(frozen=True)
+class NotificationQuery:
+    status: NotificationStatus | None = None
+    target: str | None = None
+    alert_id: str | None = None
+    limit: int = 100
+
+
+def status_of(row: OutboxRow) -> NotificationStatus:
+    return "delivered" if row.delivered_at else "parked" if row.parked_at else "pending"
 
 
 class AlertHistory:
@@ -225,15 +242,84 @@ class AlertHistory:
                 n += silenced_by(matchers, labels_of(a))
         return SilenceView(row, matchers, status, n)
 
+    # -- notifications (the outbox) -------------------------------------------------------------------
+    def notifications(self, q: NotificationQuery) -> tuple[list[OutboxRow], int]:
+        """Notifications matching `q`, newest first, and how many match before the limit."""
+        sel = select(OutboxRow)
+        if q.status == "delivered":
+            sel = sel.where(OutboxRow.delivered_at.is_not(None))
+        elif q.status == "parked":
+            sel = sel.where(OutboxRow.delivered_at.is_(None), OutboxRow.parked_at.is_not(None))
+        elif q.status == "pending":
+            sel = sel.where(OutboxRow.delivered_at.is_(None), OutboxRow.parked_at.is_(None))
+        if q.target:
+            sel = sel.where(OutboxRow.target == q.target)
+        if q.alert_id:
+            sel = sel.where(OutboxRow.alert_id == q.alert_id)
+        with Session(self.engine, expire_on_commit=False) as s:
+            total = s.scalar(select(func.count()).select_from(sel.subquery())) or 0
+            rows = list(s.scalars(sel.order_by(OutboxRow.id.desc()).limit(q.limit)))
+        return rows, total
+
+    def retry_parked(self, *, now: datetime, notification_id: int | None = None, target: str | None = None,
+                     alert_id: str | None = None) -> tuple[list[int], list[int]]:
+        """Queue parked notifications again (one, or all of a target or alert, or all): they are sent
+        at once, and park again only on a permanent failure or a day of failures. A parked one whose
+        alert has since reached the same target with a later notification is superseded and left
+        parked: sending it now would tell an old state (a resolved alert firing again). Returns the
+        ids retried and the ids superseded."""
+        later = aliased(OutboxRow)
+        superseded = exists().where(later.alert_id == OutboxRow.alert_id, later.target == OutboxRow.target,
+                                    later.id > OutboxRow.id, later.delivered_at.is_not(None))
+        sel = select(OutboxRow.id, superseded).where(OutboxRow.parked_at.is_not(None),
+                                                     OutboxRow.delivered_at.is_(None))
+        if notification_id is not None:
+            sel = sel.where(OutboxRow.id == notification_id)
+        if target:
+            sel = sel.where(OutboxRow.target == target)
+        if alert_id:
+            sel = sel.where(OutboxRow.alert_id == alert_id)
+        with Session(self.engine) as s, s.begin():
+            found = s.execute(sel.order_by(OutboxRow.id)).tuples().all()
+            retried = [i for i, old in found if not old]
+            if retried:
+                s.execute(update(OutboxRow).where(OutboxRow.id.in_(retried), OutboxRow.parked_at.is_not(None))
+                          .values(parked_at=None, retried_at=now, next_at=now, lease_owner=None, lease_until=None))
+        return retried, [i for i, old in found if old]
+
+    def notification(self, notification_id: int) -> OutboxRow:
+        with Session(self.engine, expire_on_commit=False) as s:
+            row = s.get(OutboxRow, notification_id)
+        if row is None:
+            raise NotFound(f"no notification {notification_id}")
+        return row
+
+    def discard_parked(self, notification_id: int) -> None:
+        """Delete a parked notification (one that is superseded, or that nobody needs any more)."""
+        with Session(self.engine) as s, s.begin():
+            row = s.get(OutboxRow, notification_id)
+            if row is None:
+                raise NotFound(f"no notification {notification_id}")
+            if status_of(row) != "parked":
+                raise Conflict(f"notification {notification_id} is {status_of(row)}; only parked ones are discarded")
+            s.execute(delete(OutboxRow).where(OutboxRow.id == notification_id))
+
     # -- metrics -----------------------------------------------------------------------------------
     def stats(self) -> AlertStats:
+        waiting = (OutboxRow.delivered_at.is_(None), OutboxRow.parked_at.is_(None))
         with Session(self.engine) as s:
             firing = dict(s.execute(select(AlertRow.severity, func.count()).where(AlertRow.state == "firing")
                                     .group_by(AlertRow.severity)).tuples().all())
             pending = s.scalar(select(func.count()).where(AlertRow.state == "pending")) or 0
-            depth = dict(s.execute(select(OutboxRow.target, func.count()).where(OutboxRow.delivered_at.is_(None))
+            depth = dict(s.execute(select(OutboxRow.target, func.count()).where(*waiting)
                                    .group_by(OutboxRow.target)).tuples().all())
-            oldest = s.scalar(select(func.min(OutboxRow.created_at)).where(OutboxRow.delivered_at.is_(None)))
+            oldest = s.scalar(select(func.min(OutboxRow.created_at)).where(*waiting))
             delivery = {r.target: (r.attempts, r.failures, r.delivered) for r in s.scalars(select(DeliveryStatRow))}
+            parked = dict(s.execute(select(OutboxRow.target, func.count()).where(
+                OutboxRow.parked_at.is_not(None), OutboxRow.delivered_at.is_(None))
+                .group_by(OutboxRow.target)).tuples().all())
+            refused = s.scalar(select(func.count()).select_from(ParkedTransitionRow)) or 0
         return AlertStats({str(k): int(v) for k, v in firing.items() if k}, int(pending),
-                          {str(k): int(v) for k, v in depth.items()}, aware(oldest) if oldest else None, delivery)
+                          {str(k): int(v) for k, v in depth.items()}, aware(oldest) if oldest else None, delivery,
+                          {str(k): int(v) for k, v in parked.items()}, int(refused))
+

@@ -5,20 +5,26 @@ Three steps, each safe to repeat and to run after a crash at any point:
 - `ingest(transitions)`: one DB transaction per batch of transitions read from the alerts topic
   (committed on Kafka only after it): update the alert, append the history row (an event id seen
   before is skipped), and put one outbox row per target the routes choose, unless a silence
-  matches (then the history row says which silence, and nothing is queued).
+  matches (then the history row says which silence, and nothing is queued). Each transition is
+  stored in a savepoint: one the database refuses (a NUL in a text on PostgreSQL, a malformed
+  message) is parked in `parked_transitions` with the reason and the others are stored. A database
+  that cannot be reached raises, and the whole batch is tried again.
 - `schedule(now)`: repeats of still-firing alerts after the repeat interval (for Alertmanager
   targets at least every re-send interval), and escalation of critical alerts not acknowledged
   within a level's delay.
-- `deliver(now)`: claim due outbox rows with a lease, send, mark delivered, or schedule the next
-  attempt with backoff. A notifier killed mid-delivery leaves the lease to expire; the row is sent
-  again (at-least-once). Rows of one alert and target are sent in order. Rows for a target no
-  longer in the notify file are held (never attempted, not counted as failures) and go out if the
-  target is put back; `held()` counts them.
+- `deliver(now)`: claim due outbox rows with a lease, send, mark delivered, or on failure
+  (`alerts.delivery.classify`) either schedule the next attempt with backoff (transient) or park
+  the row with the reason (permanent, or still failing `park_after_s` after it was queued or
+  retried). A notifier killed mid-delivery leaves the lease to expire; the row is sent again
+  (at-least-once). Rows of one alert and target are sent in order; a parked row no longer holds
+  up the later ones. Rows for a target no longer in the notify file are held (never attempted, not
+  counted as failures) and go out if the target is put back; `held()` counts them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import uuid
 from collections.abc import Iterable
@@ -26,23 +32,47 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from alerts.delivery import backoff, send
+from alerts.delivery import Failure, backoff, classify, one_line, send
 from alerts.history import active_silences, append_event, apply_transition, labels_of, payload, silence_for
 from alerts.routing import NotifyConfig, Route
-from db.schema import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, SilenceRow
+from db.engine import unavailable
+from db.schema import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, ParkedTransitionRow, SilenceRow
 from stream.clock import aware, utc, utcnow
 
 log = logging.getLogger(__name__)
 DELIVER_KINDS = ("firing", "severity_changed", "resolved")
+# A notification still failing a day after it was queued (or retried) is parked: a day rides out a
+# relay's or a chat service's outage overnight, while later a "firing" notice is history and holding
+# the alert's later notices (its resolution) behind it does more harm than good. A time, not a number
+# of attempts: it means the same to on-call whatever SQM_DELIVERY_BACKOFF_MAX_S is.
+PARK_AFTER_S = 24 * 3600.0
+Item = dict[str, Any] | bytes
+
+
+def decode_transition(item: Item) -> dict[str, Any]:
+    """A transition as a dict: a message of the alerts topic is decoded (JSON object)."""
+    t = orjson.loads(item) if isinstance(item, bytes) else item
+    if not isinstance(t, dict):
+        raise ValueError(f"not a JSON object: {type(t).__name__}")
+    return t
+
+
+def refusal(error: BaseException) -> str:
+    """Why a transition was not stored, on one line (the driver's message, without the SQL)."""
+    err = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    return one_line(f"{type(err).__name__}: {err}", 500)
 
 
 class Notifier:
     def __init__(self, engine: Engine, config: NotifyConfig, *, base_url: str, owner: str | None = None,
-                 lease_s: float = 30.0, backoff_max_s: float = 60.0, timeout_s: float = 5.0) -> None:
+                 lease_s: float = 30.0, backoff_max_s: float = 60.0, timeout_s: float = 5.0,
+                 park_after_s: float = PARK_AFTER_S) -> None:
         self.engine = engine
         self.config = config
         self.base_url = base_url
@@ -50,15 +80,60 @@ class Notifier:
         self.lease_s = lease_s
         self.backoff_max_s = backoff_max_s
         self.timeout_s = timeout_s
+        self.park_after_s = park_after_s
+        self._unrecorded: list[tuple[OutboxRow, Failure | None]] = []  # sent, not yet recorded
 
     # -- ingest ------------------------------------------------------------------------------
-    def ingest(self, transitions: Iterable[dict[str, Any]]) -> int:
-        """Record transitions; returns how many were new."""
+    def ingest(self, transitions: Iterable[Item]) -> int:
+        """Record transitions (dicts, or messages of the alerts topic); returns how many were new.
+        One the database refuses is parked with the reason; an unavailable database raises."""
         new = 0
+        refused: list[tuple[Item, str]] = []
         with Session(self.engine) as s, s.begin():
-            for t in transitions:
-                new += self._ingest_one(s, t)
+            for item in transitions:
+                try:
+                    item = decode_transition(item)
+                    with s.begin_nested():  # flushed when it ends: a refused row raises here
+                        stored = self._ingest_one(s, item)
+                    new += stored
+                except Exception as exc:
+                    if unavailable(exc):
+                        raise
+                    if isinstance(exc, IntegrityError) and self._known(s, item):
+                        continue  # another notifier stored it meanwhile (a rebalance replay)
+                    refused.append((item, refusal(exc)))
+            for item, why in refused:
+                try:
+                    with s.begin_nested():
+                        self._park_transition(s, item, why)
+                except Exception as exc:
+                    if unavailable(exc):
+                        raise
+                    log.error("a refused transition could not be parked either (%s): %s", why, refusal(exc))
         return new
+
+    @staticmethod
+    def _known(s: Session, item: Item) -> bool:
+        event_id = item.get("event_id") if isinstance(item, dict) else None
+        return isinstance(event_id, str) and s.scalar(
+            select(AlertEventRow.id).where(AlertEventRow.event_id == event_id)) is not None
+
+    @staticmethod
+    def _park_transition(s: Session, item: Item, why: str) -> None:
+        try:
+            text = orjson.dumps(item).decode() if isinstance(item, dict) else item.decode("utf-8", "backslashreplace")
+        except (TypeError, orjson.JSONEncodeError):
+            text = repr(item)
+        text = text.replace("\x00", "\\u0000")[:20000]  # JSON escapes NUL already; a raw message may not
+        t = item if isinstance(item, dict) else {}
+        event_id, alert_id = t.get("event_id"), t.get("alert_id")
+        key = one_line(event_id, 200) if isinstance(event_id, str) and event_id.strip() else \
+            "sha1:" + hashlib.sha1(text.encode()).hexdigest()
+        alert = one_line(alert_id, 200) if alert_id is not None else None
+        if s.scalar(select(ParkedTransitionRow.id).where(ParkedTransitionRow.key == key)) is not None:
+            return  # parked before (a replay of the batch)
+        log.error("transition %s of alert %s parked, not stored: %s", key, alert, why)
+        s.add(ParkedTransitionRow(key=key, alert_id=alert, reason=why, transition=text, received_at=utcnow()))
 
     def _ingest_one(self, s: Session, t: dict[str, Any]) -> int:
         a = apply_transition(s, t)
@@ -165,12 +240,13 @@ class Notifier:
     # -- retention -----------------------------------------------------------------------------
     def purge(self, now_ts: float, keep_s: float, batch: int = 2000) -> int:
         """Delete alerts that ended (resolved, or cancelled while pending) more than `keep_s` ago,
-        with their history and delivered notifications, and silences that ended before then. An
-        alert with a notification still undelivered is kept. Returns the number of alerts deleted
-        (at most `batch`: call again while it returns `batch`)."""
+        with their history and their delivered or parked notifications, and silences and parked
+        transitions older than that. An alert with a notification still to deliver is kept. Returns
+        the number of alerts deleted (at most `batch`: call again while it returns `batch`)."""
         cutoff = utc(now_ts - keep_s)
         with Session(self.engine) as s, s.begin():
-            undelivered = select(OutboxRow.alert_id).where(OutboxRow.delivered_at.is_(None))
+            undelivered = select(OutboxRow.alert_id).where(OutboxRow.delivered_at.is_(None),
+                                                           OutboxRow.parked_at.is_(None))
             old = list(s.scalars(select(AlertRow.id).where(
                 AlertRow.state.in_(("resolved", "inactive")), AlertRow.updated_at < cutoff,
                 AlertRow.id.not_in(undelivered)).limit(batch)))
@@ -179,6 +255,7 @@ class Notifier:
                 s.execute(delete(AlertEventRow).where(AlertEventRow.alert_id.in_(old)))
                 s.execute(delete(AlertRow).where(AlertRow.id.in_(old)))
             s.execute(delete(SilenceRow).where(SilenceRow.ends_at < cutoff))
+            s.execute(delete(ParkedTransitionRow).where(ParkedTransitionRow.received_at < cutoff))
         return len(old)
 
     # -- delivery ------------------------------------------------------------------------------
@@ -189,11 +266,12 @@ class Notifier:
             # rows for a target no longer in the notify file are held, not failed: they are
             # delivered if it comes back (see `held`)
             due = select(OutboxRow.id).where(
-                OutboxRow.delivered_at.is_(None), OutboxRow.next_at <= now,
+                OutboxRow.delivered_at.is_(None), OutboxRow.parked_at.is_(None), OutboxRow.next_at <= now,
                 OutboxRow.target.in_([t.name for t in self.config.targets]),
                 (OutboxRow.lease_until.is_(None)) | (OutboxRow.lease_until < now),
                 ~exists().where(and_(earlier.alert_id == OutboxRow.alert_id, earlier.target == OutboxRow.target,
-                                     earlier.delivered_at.is_(None), earlier.id < OutboxRow.id)),
+                                     earlier.delivered_at.is_(None), earlier.parked_at.is_(None),
+                                     earlier.id < OutboxRow.id)),
             ).order_by(OutboxRow.id).limit(limit)
             ids = list(s.scalars(due))
             if not ids:
@@ -211,18 +289,26 @@ class Notifier:
         with Session(self.engine) as s:
             return dict(s.execute(
                 select(OutboxRow.target, func.count())
-                .where(OutboxRow.delivered_at.is_(None), OutboxRow.target.not_in([t.name for t in self.config.targets]))
+                .where(OutboxRow.delivered_at.is_(None), OutboxRow.parked_at.is_(None),
+                       OutboxRow.target.not_in([t.name for t in self.config.targets]))
                 .group_by(OutboxRow.target)).tuples().all())
 
     async def deliver(self, client: httpx.AsyncClient, now_ts: float) -> int:
+        """One round: claim, send, record. Returns how many were delivered. Raises if the database
+        fails; what was sent by then is recorded first in the next round (no second send)."""
+        if self._unrecorded:
+            await asyncio.to_thread(self._finish, self._unrecorded, now_ts)
+            self._unrecorded = []
         rows = await asyncio.to_thread(self.claim, now_ts)
         if not rows:
             return 0
         results = await asyncio.gather(*(self._send(client, r, now_ts) for r in rows))
-        await asyncio.to_thread(self._finish, list(zip(rows, results, strict=True)))
+        self._unrecorded = list(zip(rows, results, strict=True))
+        await asyncio.to_thread(self._finish, self._unrecorded, now_ts)
+        self._unrecorded = []
         return sum(1 for e in results if e is None)
 
-    async def _send(self, client: httpx.AsyncClient, row: OutboxRow, now: float) -> str | None:
+    async def _send(self, client: httpx.AsyncClient, row: OutboxRow, now: float) -> Failure | None:
         target = self.config.target(row.target)
         assert target is not None, "claim() only returns rows of configured targets"
         try:
@@ -230,24 +316,38 @@ class Notifier:
                        timeout=self.timeout_s, now=now)
             return None
         except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"[:500]
+            return classify(exc)
 
-    def _finish(self, done: list[tuple[OutboxRow, str | None]]) -> None:
-        now = utcnow()
+    def _parking(self, row: OutboxRow, failure: Failure, now: datetime) -> str | None:
+        """The reason to park `row` after `failure`, or None to try it again later."""
+        if failure.permanent:
+            return failure.reason
+        since = aware(row.retried_at or row.created_at)
+        if (now - since).total_seconds() >= self.park_after_s:
+            return one_line(f"still failing {self.park_after_s / 3600:g} h after it was queued: {failure.reason}", 500)
+        return None
+
+    def _finish(self, done: list[tuple[OutboxRow, Failure | None]], now_ts: float) -> None:
+        now = utc(now_ts)
         with Session(self.engine) as s, s.begin():
-            for row, err in done:
+            for row, failure in done:
                 stat = s.get(DeliveryStatRow, row.target) or DeliveryStatRow(target=row.target, attempts=0,
                                                                              failures=0, delivered=0)
                 s.add(stat)
                 stat.attempts += 1
                 values: dict[str, Any] = {"attempts": row.attempts + 1, "lease_owner": None, "lease_until": None}
-                if err is None:
+                if failure is None:
                     stat.delivered += 1
                     values.update(delivered_at=now, last_error=None)
+                elif why := self._parking(row, failure, now):
+                    stat.failures += 1
+                    values.update(parked_at=now, last_error=why)
+                    log.error("delivery %d (%s of alert %s) to %s parked after attempt %d: %s", row.id, row.reason,
+                              row.alert_id, row.target, row.attempts + 1, why)
                 else:
                     stat.failures += 1
-                    values.update(last_error=err, next_at=now + backoff(row.attempts + 1, self.backoff_max_s))
+                    values.update(last_error=failure.reason, next_at=now + backoff(row.attempts + 1,
+                                                                                   self.backoff_max_s))
                     log.warning("delivery %d to %s failed (attempt %d): %s", row.id, row.target,
-                                row.attempts + 1, err)
+                                row.attempts + 1, failure.reason)
                 s.execute(update(OutboxRow).where(OutboxRow.id == row.id).values(**values))
-

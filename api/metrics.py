@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from alerts.delivery import one_line
 from alerts.history import AlertStats
 from stream.clock import utcnow
 from stream.kpis import KPIS, LIVE, compute
@@ -129,13 +130,15 @@ class AlertStatsCache:
     database the figures are current; with a slow or locked one the scrape gets the last snapshot
     (its age is `sqm_alert_stats_age_seconds`) and the KPI series are never held up. One read at a
     time: a scrape that comes while a read is under way waits for what is left of `max_wait` since
-    that read started (nothing, once the database is stuck).
+    that read started (nothing, once the database is stuck). A database that refuses connections
+    is logged once when the reads start failing and once when they succeed again.
     """
 
     def __init__(self, read: Callable[[], AlertStats]) -> None:
         self.read = read
         self.stats: AlertStats | None = None
         self.read_at = 0.0
+        self.failing_since: float | None = None
         self._reading: asyncio.Task[None] | None = None
         self._started = 0.0
 
@@ -143,8 +146,16 @@ class AlertStatsCache:
         try:
             self.stats = await asyncio.to_thread(self.read)
             self.read_at = time.time()
-        except Exception:  # the database is down: keep the last snapshot, say how old it is
-            log.warning("alert stats not read from the database", exc_info=True)
+        except Exception as exc:  # the database is away: keep the last snapshot, say how old it is
+            if self.failing_since is None:
+                self.failing_since = time.time()
+                log.warning("alert figures not read from the database (%s); /metrics serves the last ones with "
+                            "their age (sqm_alert_stats_age_seconds) until it answers again",
+                            one_line(f"{type(exc).__name__}: {exc}", 300))
+            return
+        if self.failing_since is not None:
+            log.warning("alert figures read from the database again after %.0f s", time.time() - self.failing_since)
+            self.failing_since = None
 
     async def refresh(self, max_wait: float) -> None:
         now = time.monotonic()
@@ -180,16 +191,24 @@ class AlertsCollector(Collector):
             g.add_metric([sev], st.firing.get(sev, 0))
         yield g
         yield GaugeMetricFamily("sqm_alerts_pending", "alerts waiting out their `for`", value=st.pending)
-        yield GaugeMetricFamily("sqm_alert_outbox_depth", "notifications not yet delivered",
+        yield GaugeMetricFamily("sqm_alert_outbox_depth", "notifications not yet delivered (parked ones apart)",
                                 value=sum(st.outbox_depth.values()))
-        per = GaugeMetricFamily("sqm_alert_outbox_target_depth", "notifications not yet delivered, by target",
-                                labels=["target"])
+        per = GaugeMetricFamily("sqm_alert_outbox_target_depth", "notifications not yet delivered (parked ones "
+                                "apart), by target", labels=["target"])
         for t, n in sorted(st.outbox_depth.items()):
             per.add_metric([t], n)
         yield per
         age = (utcnow() - st.outbox_oldest).total_seconds() if st.outbox_oldest else 0.0
-        yield GaugeMetricFamily("sqm_alert_outbox_oldest_age_seconds", "age of the oldest undelivered notification",
-                                value=age)
+        yield GaugeMetricFamily("sqm_alert_outbox_oldest_age_seconds", "age of the oldest undelivered notification "
+                                "(parked ones apart)", value=age)
+        parked = GaugeMetricFamily("sqm_alert_outbox_parked", "notifications parked (failed permanently, or for a "
+                                   "day): not retried until an admin asks (POST /v1/notifications/retry)",
+                                   labels=["target"])
+        for t, n in sorted(st.parked.items()):
+            parked.add_metric([t], n)
+        yield parked
+        yield GaugeMetricFamily("sqm_alert_transitions_parked", "transitions of the alerts topic the database "
+                                "refused (table parked_transitions)", value=st.parked_transitions)
         attempts = CounterMetricFamily("sqm_alert_delivery_attempts", "delivery attempts", labels=["target"])
         failures = CounterMetricFamily("sqm_alert_delivery_failures", "failed delivery attempts", labels=["target"])
         delivered = CounterMetricFamily("sqm_alert_deliveries", "notifications delivered", labels=["target"])

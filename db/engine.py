@@ -5,6 +5,8 @@
 
 `upgrade` runs at the start of the API, the notifier and the history writer, under a lock (an
 advisory lock on PostgreSQL, a file lock on SQLite) so that two processes never migrate at once.
+`unavailable(exc)` tells an unreachable or failing database (wait and retry) from an error about
+the data of one statement (retrying would fail the same way).
 """
 
 from __future__ import annotations
@@ -15,10 +17,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Engine, make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+CONNECT_TIMEOUT_S = 10  # PostgreSQL: an unreachable host fails within this instead of the TCP timeout
+
+
+def unavailable(error: BaseException) -> bool:
+    """True for a database that cannot be reached or does not answer (server down, connection lost,
+    pool exhausted, SQLite locked): the same work succeeds once it is back. False for an error about
+    the data (a refused value, a constraint), which fails again however often it is retried."""
+    if isinstance(error, (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)):
+        return True
+    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
 
 
 def make_engine(url: str) -> Engine:
@@ -39,7 +51,9 @@ def make_engine(url: str) -> Engine:
         return eng
     if u.drivername == "postgresql":
         url = u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True)
+    pg = u.get_backend_name() == "postgresql" and "connect_timeout" not in u.query
+    args = {"connect_timeout": CONNECT_TIMEOUT_S} if pg else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=args)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,5 @@
 """The database schema (SQLAlchemy 2 models; SQLite or PostgreSQL): rules, alerts and their history,
-silences, the delivery outbox, KPI targets, API keys and the KPI history.
+silences, the delivery outbox, parked transitions, KPI targets, API keys and the KPI history.
 
 Migrations are Alembic's (`db/migrations`), applied by `db.engine.connect` at the start of every
 process that uses the database.
@@ -127,11 +127,14 @@ class SilenceRow(Base):
 
 
 class OutboxRow(Base):
-    """One notification for one target. Delivered at least once; retried with backoff until then."""
+    """One notification for one target. Delivered at least once; retried with backoff until then, or
+    parked (`parked_at`, the reason in `last_error`) when it fails permanently or for too long: a
+    parked row is not retried until an admin asks (`retried_at`), and never holds up the alert's
+    later notifications."""
 
     __tablename__ = "outbox"
     __table_args__ = (UniqueConstraint("dedupe_key", "target", name="uq_outbox_dedupe_target"),
-                      Index("ix_outbox_due", "delivered_at", "next_at"))
+                      Index("ix_outbox_due", "delivered_at", "next_at"), Index("ix_outbox_parked", "parked_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     dedupe_key: Mapped[str] = mapped_column(String(120))  # transition event id, or alert/repeat/n ...
     alert_id: Mapped[str] = mapped_column(String(40), index=True)
@@ -145,6 +148,21 @@ class OutboxRow(Base):
     lease_until: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    parked_at: Mapped[datetime | None]
+    retried_at: Mapped[datetime | None]  # the last retry an admin asked for: the give-up clock starts again
+
+
+class ParkedTransitionRow(Base):
+    """A transition read from the alerts topic that could not be stored (bad data the database
+    refuses, a malformed message): kept here with the reason instead of blocking the topic."""
+
+    __tablename__ = "parked_transitions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # the event id, else a hash of the message
+    alert_id: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    transition: Mapped[str] = mapped_column(Text)  # the message as JSON text (NUL as \u0000)
+    received_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class DeliveryStatRow(Base):

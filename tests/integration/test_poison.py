@@ -69,7 +69,7 @@ def test_ten_thousand_malformed_messages_among_good_ones(stack: Stack) -> None:
         reason, kind, make = kinds[i % len(kinds)]
         bad.append((reason, kind, make(i)))
     mixed: list[Any] = list(good)
-    for reason, kind, raw in bad:
+    for _, kind, raw in bad:
         mixed.insert(rnd.randrange(len(mixed) + 1), (kind, raw))
     stack.worker()
     api = stack.api()
