@@ -1,8 +1,18 @@
-"""create_app(settings): the FastAPI app. Nothing connects at import time or in `create_app`; the
-lifespan connects the database and the broker.
+"""create_app(settings): the FastAPI app. Nothing connects at import time or in `create_app`.
 
 The resources routes depend on (api/deps.py) are put on `app.state` here: the view, its feed, the
-KPI targets, the metrics registry; and, once connected, `db`, `rulebook`, `history`, `producer`.
+KPI targets, the metrics registry, the database's status; once connected, `db`, `rulebook`,
+`history`, `kpi_history`, `target_book` (the database) and `producer` (the broker).
+
+The lifespan connects the broker and brings the database up in the background: connecting and
+migrating are retried (1 s, doubling to 15 s) until they succeed. It waits for that at most 5 s
+before serving, so a database that answers is ready before the first request, and one that is down
+costs the start 5 s: the API then serves the live figures without it. Until the database is there
+the routes that need it answer 503 with Retry-After, and so does any route whose database call fails
+later (`DATABASE_DOWN`): never a 500.
+
+Middlewares, outermost first: the Host header (SQM_API_ALLOWED_HOSTS), the body limit and the write
+rate limit (api/limits.py). All of them answer before a body is read.
 """
 
 from __future__ import annotations
@@ -10,102 +20,211 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.engine import Engine
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from alerts.feed import publish_rules
 from alerts.history import AlertHistory, AlertStats
 from alerts.rulebook import Rulebook
 from api.board.router import router as board_router
 from api.board.service import Board
-from api.deps import ReadAuthenticated
+from api.deps import DATABASE_DOWN, RETRY_AFTER_S, DatabaseStatus, ReadAuthenticated, principal_of, token_of
 from api.feed import StateFeed
 from api.keys import KeyStore, Principal
-from api.limits import BodyLimit
+from api.limits import BodyLimit, RateLimit, TokenBuckets
 from api.metrics import AlertStatsCache, build_registry
 from api.routers import ROUTERS
 from api.routers.events import MAX_BODY
-from api.snapshots import PeriodicSnapshot
+from api.snapshots import PeriodicSnapshot, Throttle, reason
 from api.targets import TargetBook, Targets, load_targets
-from db.engine import connect as connect_db
+from db.engine import make_engine, upgrade
 from history.store import HistoryStore
 from services.config import Settings
 from stream.view import View
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 METRICS_DB_WAIT_S = 0.05
 BOARD_STATIC = Path(__file__).with_name("board") / "static"
 BODY_LIMIT = 64 * 1024  # rules, targets, silences, acknowledgements
 INGEST_BODY_LIMIT = MAX_BODY  # POST /v1/events: up to 5000 events
+RETRY_FIRST_S, RETRY_MAX_S = 1.0, 15.0
+LOG_DOWN_EVERY_S = 10.0  # a failing database call is logged at most this often (every request answers 503)
+STARTUP_DB_WAIT_S = 5.0  # the longest the API waits for its database before serving without it
 
 
-def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
-    view = View(settings.bucket_s)
-    file_targets = load_targets(settings.kpi_targets_file)
-    targets = PeriodicSnapshot("targets", lambda: Targets(file_targets), Targets(file_targets))
-    feed = StateFeed(view, settings.kafka_bootstrap_servers, settings.state_topic, settings.fetch_max_wait_ms)
-    history: AlertHistory | None = None
-    stats = AlertStatsCache(lambda: history.stats() if history is not None else AlertStats())
-    registry, ingest = build_registry(view, feed, settings.metrics_agent_scopes, stats)
-    board = Board(view, lambda: targets.value)
-    keys: PeriodicSnapshot[dict[str, Principal]] = PeriodicSnapshot("api keys", dict, {}, every_s=10.0)
+async def retrying(what: str, step: Callable[[], Awaitable[T]], status: DatabaseStatus | None = None) -> T:
+    """`step()` until it succeeds, waiting 1 s, then twice as long each time up to 15 s."""
+    delay = RETRY_FIRST_S
+    while True:
+        try:
+            return await step()
+        except Exception as exc:
+            if status is not None:
+                status.since, status.retry_s = status.since or time.time(), delay
+            log.warning("%s failed (%s); trying again in %.0f s", what, reason(exc), delay)
+            await asyncio.sleep(delay)
+            delay = min(RETRY_MAX_S, delay * 2)
 
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("starting the database side failed", exc_info=task.exception())
+
+
+def client_of(scope: dict[str, Any]) -> str:
+    """Whom the write rate limit counts a request against: its API key or token, else its address."""
+    request = Request(scope)
+    who = principal_of(request, token_of(request))
+    if who is not None:
+        return f"key {who.name}"
+    client = scope.get("client")
+    return f"address {client[0] if client else 'unknown'}"
+
+
+@dataclass
+class Parts:
+    """What `create_app` builds and the lifespan starts, connects and stops."""
+
+    settings: Settings
+    view: View
+    feed: StateFeed
+    file_targets: dict[tuple[str, str], float]
+    targets: PeriodicSnapshot[Targets]
+    keys: PeriodicSnapshot[dict[str, Principal]]
+    board: Board
+    database: DatabaseStatus
+    history: AlertHistory | None = None  # once the database is connected
+    stats: AlertStatsCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stats = AlertStatsCache(lambda: self.history.stats() if self.history is not None else AlertStats())
+
+
+async def start_database(app: FastAPI, parts: Parts, engine: Engine, producer: AIOKafkaProducer) -> None:
+    """Migrate (retried until the database answers), put the database's resources in place, then
+    publish the rules (only once the database has been read: the file rules alone would tombstone the
+    API rules on the rules topic)."""
+    settings = parts.settings
+    book = Rulebook(engine, settings.rules_file)
+    await asyncio.to_thread(book.load_file)
+    for err in book.file_errors:
+        log.error("rule refused: %s", err)
+    await retrying("connecting to the database (the live figures are served meanwhile; routes that need it "
+                   "answer 503)", lambda: asyncio.to_thread(upgrade, engine), parts.database)
+    parts.history = AlertHistory(engine)
+    app.state.rulebook, app.state.history = book, parts.history
+    app.state.kpi_history = HistoryStore(engine)
+    app.state.target_book = TargetBook(engine, parts.file_targets)
+    parts.targets.read = app.state.target_book.snapshot
+    parts.keys.read = KeyStore(engine).snapshot
+    parts.board.connect(book, parts.history, app.state.kpi_history)
+    app.state.db = engine
+    if parts.database.since:
+        log.info("database connected after %.0f s", time.time() - parts.database.since)
+    await parts.targets.start()
+    await parts.keys.start()
+    await parts.board.start()
+
+    async def publish() -> int:
+        rules = [r for r, _ in await asyncio.to_thread(book.all)]
+        await publish_rules(producer, settings.kafka_bootstrap_servers, settings.rules_topic, rules)
+        return len(rules)
+
+    n = await retrying(f"publishing the rules to {settings.rules_topic}", publish)
+    log.info("published %d rules to %s", n, settings.rules_topic)
+
+
+def lifespan_of(parts: Parts, connect: bool) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nonlocal history
+        settings = parts.settings
         producer: AIOKafkaProducer | None = None
+        engine: Engine | None = None
+        starting: asyncio.Task[None] | None = None
         if connect:
-            db = await asyncio.to_thread(connect_db, settings.database_url)
-            book = Rulebook(db, settings.rules_file)
-            await asyncio.to_thread(book.load_file)
-            for err in book.file_errors:
-                log.error("rule refused: %s", err)
-            history = AlertHistory(db)
-            app.state.db, app.state.rulebook, app.state.history = db, book, history
-            app.state.kpi_history = HistoryStore(db)
-            app.state.target_book = TargetBook(db, file_targets)
-            targets.read = app.state.target_book.snapshot
-            await targets.start()
-            keys.read = KeyStore(db).snapshot
-            await keys.start()
-            board.connect(book, history, app.state.kpi_history)
-            await board.start()
             producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
                                         linger_ms=2, client_id="sqm-api")
             await producer.start()
             app.state.producer = producer
-            await feed.start()
-            rules = [r for r, _ in await asyncio.to_thread(book.all)]
-            await publish_rules(producer, settings.kafka_bootstrap_servers, settings.rules_topic, rules)
-            log.info("published %d rules to %s", len(rules), settings.rules_topic)
+            await parts.feed.start()
+            engine = make_engine(settings.database_url)
+            starting = asyncio.create_task(start_database(app, parts, engine, producer), name="database start")
+            starting.add_done_callback(_log_failure)
+            # a database that answers is connected before the first request, as if started in line
+            await asyncio.wait({starting}, timeout=STARTUP_DB_WAIT_S)
         try:
             yield
         finally:
-            await targets.stop()
-            await keys.stop()
-            await board.stop()
-            await feed.stop()
-            await stats.stop()
+            if starting is not None:
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+            await parts.targets.stop()
+            await parts.keys.stop()
+            await parts.board.stop()
+            await parts.feed.stop()
+            await parts.stats.stop()
             if producer is not None:
                 await producer.stop()
-            engine = getattr(app.state, "db", None)
             if engine is not None:
                 engine.dispose()
 
-    app = FastAPI(title="sqm — streaming service-quality monitor", version="0.1.0", lifespan=lifespan,
+    return lifespan
+
+
+_log_down = Throttle(LOG_DOWN_EVERY_S)
+
+
+async def database_down(request: Request, exc: Exception) -> Response:
+    """A database call failed because the database is down or unreachable: 503 to retry, not 500."""
+    if _log_down():
+        log.warning("%s %s answered 503: the database is unavailable (%s)", request.method, request.url.path,
+                    reason(exc))
+    return JSONResponse({"detail": "the database is unavailable; try again later"}, status_code=503,
+                        headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
+    hosts = settings.trusted_hosts  # refuses to start beyond loopback without SQM_API_ALLOWED_HOSTS
+    view = View(settings.bucket_s)
+    file_targets = load_targets(settings.kpi_targets_file)
+    targets = PeriodicSnapshot("targets", lambda: Targets(file_targets), Targets(file_targets))
+    parts = Parts(settings, view, StateFeed(view, settings.kafka_bootstrap_servers, settings.state_topic,
+                                            settings.fetch_max_wait_ms),
+                  file_targets, targets, PeriodicSnapshot("api keys", dict, {}, every_s=10.0, loaded=not connect),
+                  Board(view, lambda: targets.value), DatabaseStatus(connecting=connect))
+    registry, ingest = build_registry(view, parts.feed, settings.metrics_agent_scopes, parts.stats)
+
+    app = FastAPI(title="sqm — streaming service-quality monitor", version="0.1.0",
+                  lifespan=lifespan_of(parts, connect),
                   description="Live contact-center KPIs from Kafka events. See docs/api.md for the contract.")
+    if settings.api_write_rate > 0:
+        app.add_middleware(RateLimit, buckets=TokenBuckets(settings.api_write_rate, settings.api_write_burst),
+                           identify=client_of)
     app.add_middleware(BodyLimit, default=BODY_LIMIT, limits={"/v1/events": INGEST_BODY_LIMIT})
+    if hosts != ["*"]:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
+    for exc_type in DATABASE_DOWN:
+        app.add_exception_handler(exc_type, database_down)
     app.state.settings = settings
+    app.state.database = parts.database
     app.state.view = view
-    app.state.feed = feed
+    app.state.feed = parts.feed
     app.state.targets = targets
-    app.state.keys = keys
-    app.state.board = board
+    app.state.keys = parts.keys
+    app.state.board = parts.board
     app.state.ingest_metrics = ingest
     for r in ROUTERS:
         app.include_router(r)
@@ -118,8 +237,10 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
         """Prometheus exposition of the live KPIs and of the pipeline's health. The KPIs come from the
         in-memory view; the alert figures from the database, waited for at most 50 ms (else the last
         snapshot): a slow database never holds up a scrape."""
-        if history is not None:
-            await stats.refresh(max_wait=METRICS_DB_WAIT_S)
+        if parts.history is not None:
+            await parts.stats.refresh(max_wait=METRICS_DB_WAIT_S)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    if hosts == ["*"]:
+        log.info("answering any Host header (SQM_API_ALLOWED_HOSTS=*)")
     return app

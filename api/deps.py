@@ -5,19 +5,26 @@
 
 Resources live on `app.state` under the names below: `create_app` puts the in-memory ones there, the
 lifespan the connected ones (database, producer). A connected resource that is missing (a unit
-test without a broker, a database not reached yet) answers 503 with what is missing.
+test without a broker, a database not reached yet) answers 503 with what is missing and
+Retry-After; so does a route whose database call fails because the database is down
+(`DATABASE_DOWN`, turned into a 503 by the handler in api/app.py).
 """
 
 from __future__ import annotations
 
+import math
 import secrets
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, TypeVar, cast
 
 from aiokafka import AIOKafkaProducer
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from alerts.history import AlertHistory
 from alerts.rulebook import Rulebook
@@ -31,14 +38,48 @@ from services.config import Settings
 from stream.view import View
 
 T = TypeVar("T")
+# What a database call raises when the database is down or unreachable (refused, shut down, pool
+# exhausted, SQLite locked): a 503 to retry, never a 500.
+DATABASE_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
+RETRY_AFTER_S = 5
+
+
+def unavailable(detail: str, retry_after_s: float = RETRY_AFTER_S) -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail,
+                         headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
+
+
+@dataclass
+class DatabaseStatus:
+    """How the API stands with its database until it is connected (its resources are then on
+    `app.state`): the routes that need it say why they cannot answer."""
+
+    connecting: bool = False  # False: this app runs without a database (unit tests)
+    since: float = 0.0  # when the first attempt failed
+    retry_s: float = RETRY_AFTER_S  # the wait before the next attempt
+
+    def refusal(self) -> HTTPException:
+        if not self.connecting:
+            return unavailable("database not connected")
+        since = time.strftime("%H:%M:%S UTC", time.gmtime(self.since)) if self.since else "start"
+        return unavailable(f"the database is unavailable: not connected since {since}, retrying every "
+                           f"{self.retry_s:.0f} s", self.retry_s)
 
 
 def _state(request: Request, name: str, kind: type[T], missing: str | None = None) -> T:
     value = getattr(request.app.state, name, None)
     if value is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, missing or f"{name} not available")
+        raise unavailable(missing or f"{name} not available")
     assert isinstance(value, kind), f"app.state.{name} is a {type(value).__name__}, not a {kind.__name__}"
     return value
+
+
+def _database_state(request: Request, name: str, kind: type[T]) -> T:
+    """A resource that exists once the database is connected; until then a 503 that says why."""
+    if getattr(request.app.state, name, None) is None:
+        db = getattr(request.app.state, "database", None)
+        raise db.refusal() if isinstance(db, DatabaseStatus) else unavailable("database not connected")
+    return _state(request, name, kind)
 
 
 def get_settings(request: Request) -> Settings:
@@ -64,7 +105,7 @@ def get_target_snapshot(request: Request) -> PeriodicSnapshot[Targets]:
 
 
 def get_target_book(request: Request) -> TargetBook:
-    return _state(request, "target_book", TargetBook, "database not connected")
+    return _database_state(request, "target_book", TargetBook)
 
 
 def find_kpi_history(request: Request) -> HistoryStore | None:
@@ -74,7 +115,7 @@ def find_kpi_history(request: Request) -> HistoryStore | None:
 
 
 def get_kpi_history(request: Request) -> HistoryStore:
-    return _state(request, "kpi_history", HistoryStore, "database not connected")
+    return _database_state(request, "kpi_history", HistoryStore)
 
 
 def get_ingest_metrics(request: Request) -> IngestMetrics:
@@ -86,7 +127,7 @@ def get_producer(request: Request) -> AIOKafkaProducer:
 
 
 def get_db(request: Request) -> Engine:
-    return _state(request, "db", Engine, "database not connected")
+    return _database_state(request, "db", Engine)
 
 
 def find_db(request: Request) -> Engine | None:
@@ -95,11 +136,11 @@ def find_db(request: Request) -> Engine | None:
 
 
 def get_rulebook(request: Request) -> Rulebook:
-    return _state(request, "rulebook", Rulebook, "database not connected")
+    return _database_state(request, "rulebook", Rulebook)
 
 
 def get_history(request: Request) -> AlertHistory:
-    return _state(request, "history", AlertHistory, "database not connected")
+    return _database_state(request, "history", AlertHistory)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -128,6 +169,12 @@ _TOKENS: tuple[tuple[str, Role], ...] = (("admin_token", "admin"), ("ingest_toke
 def _keys(request: Request) -> dict[str, Principal]:
     snap = getattr(request.app.state, "keys", None)
     return snap.value if isinstance(snap, PeriodicSnapshot) else {}
+
+
+def _keys_known(request: Request) -> bool:
+    """Whether the API keys have been read (not yet while the database has been down since start)."""
+    snap = getattr(request.app.state, "keys", None)
+    return not isinstance(snap, PeriodicSnapshot) or snap.loaded
 
 
 def principal_of(request: Request, token: str | None) -> Principal | None:
@@ -162,6 +209,9 @@ def _require(role: Role) -> Callable[[Request, HTTPAuthorizationCredentials | No
             return who
         possible = any(getattr(settings, a) and LEVEL[r] >= LEVEL[role] for a, r in _TOKENS) or any(
             p.can(role) for p in _keys(request).values())
+        if ((who is None and token) or not possible) and not _keys_known(request):
+            raise unavailable("API keys cannot be checked yet: they are read from the database, which is "
+                              "unavailable (the tokens SQM_ADMIN_TOKEN and SQM_INGEST_TOKEN work)")
         if not possible:
             token = {"admin": "set SQM_ADMIN_TOKEN or ", "ingest": "set SQM_INGEST_TOKEN or "}.get(role, "")
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"no {role} access is configured: {token}create a key "

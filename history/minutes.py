@@ -11,11 +11,13 @@ because a partition may already have expired its part of that minute from the co
     m = Minutes()
     m.apply(key, value)            # every state record
     fresh, final = m.drain(now)    # rows to upsert, rows to insert where missing
+    m.again(fresh + final)         # the write failed (database down): drained again next time
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 from history.series import MINUTE, floor
 from stream.folds import Acc
@@ -58,6 +60,17 @@ class Minutes:
             (fresh if minute >= settled else final).append(("m", scope, minute, acc))
         self._dirty.clear()
         return fresh, final
+
+    def again(self, rows: Iterable[Row]) -> None:
+        """Mark the minutes of `rows` changed again, so that the next `drain` returns them (with
+        whatever else changed meanwhile)."""
+        for _, scope, minute, _ in rows:
+            if (scope, minute) in self._parts:
+                self._dirty.add((scope, minute))
+
+    def pending(self) -> int:
+        """Minutes changed since the last drain."""
+        return len(self._dirty)
 
     def expire(self, now: float) -> None:
         oldest = now - KEEP_S

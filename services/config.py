@@ -44,6 +44,15 @@ class Settings(BaseSettings):
                                     "writes (at least 16 characters); API keys with the admin role work beside it")
     read_auth: Literal["open", "key"] = Field("open", description="open: reads (API, board, live updates) need no "
                                               "key; key: a read key or better (a token, or an API key)")
+    api_allowed_hosts: str | None = Field(
+        None, description="Host header values the API answers, comma-separated (`sqm.example.com,*.example.com`; `*`: "
+        "any); other hosts get 400. Unset: `localhost,127.0.0.1,[::1]` when SQM_API_HOST is a loopback address; "
+        "required when it is not (the API refuses to start without it)")
+    api_write_rate: float = Field(20.0, ge=0, description="writes (POST, PUT, PATCH, DELETE) a second per API key or "
+                                  "token, or per client address without one; over it: 429 with Retry-After; 0: no "
+                                  "limit")
+    api_write_burst: int = Field(100, ge=1, description="writes a client may send at once before "
+                                 "SQM_API_WRITE_RATE applies")
 
     # KPI counting rules (kpis.md): first-response targets per tier, service level per queue
     fr_targets: dict[str, float] = Field({"vip": 1800.0}, description="first-response target per customer tier, "
@@ -109,6 +118,33 @@ class Settings(BaseSettings):
         if v is not None and (len(v) < 16 or v.lower() in {"changeme", "changethis", "secret", "token"}):
             raise ValueError("a token must be a real secret of at least 16 characters")
         return v
+
+    @field_validator("api_allowed_hosts")
+    @classmethod
+    def _host_patterns(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        for host in (h.strip() for h in v.split(",")):
+            if not host or (host != "*" and "*" in host and (not host.startswith("*.") or "*" in host[1:])):
+                raise ValueError(f"{host!r} is not a host name or pattern: use names, `*.example.com` or `*`")
+        return v
+
+    @property
+    def api_is_loopback(self) -> bool:
+        return _is_loopback(self.api_host.strip("[]"))
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """The Host header values the API answers (`["*"]`: any). Raises ValueError when the API listens
+        beyond loopback and SQM_API_ALLOWED_HOSTS is unset: which names clients use cannot be guessed."""
+        if self.api_allowed_hosts is not None:  # an IPv6 literal is compared with its brackets
+            return [f"[{h}]" if ":" in h and not h.startswith("[") else h
+                    for h in (h.strip() for h in self.api_allowed_hosts.split(","))]
+        if self.api_is_loopback:
+            return ["localhost", "127.0.0.1", "[::1]"]
+        raise ValueError(f"SQM_API_HOST={self.api_host} listens beyond loopback: set SQM_API_ALLOWED_HOSTS to the "
+                         "host names clients use (e.g. sqm.example.com,10.0.0.5), or to * to answer any Host "
+                         "header (behind a proxy that checks it)")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -1,6 +1,8 @@
 """The history writer process: `python -m services.history_writer` (state topic -> KPI history in SQL).
 
 One is enough (it reads every partition); a second one writes the same rows (harmless, wasted work).
+It starts while the database is down and waits for it: the migrations and the writes are retried
+(history/writer.py), and the minutes of the outage are written once it answers.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 import signal
 import time
 
-from db.engine import connect
+from db.engine import make_engine, upgrade
 from history.store import HistoryStore
 from history.writer import HistoryWriter
 from services.config import Settings
@@ -20,10 +22,10 @@ log = logging.getLogger("sqm.history")
 
 
 async def run(settings: Settings) -> None:
-    store = HistoryStore(await asyncio.to_thread(connect, settings.database_url))
-    writer = HistoryWriter(store, settings.kafka_bootstrap_servers, settings.state_topic,
+    engine = make_engine(settings.database_url)  # connects at the first write, not here
+    writer = HistoryWriter(HistoryStore(engine), settings.kafka_bootstrap_servers, settings.state_topic,
                            minute_days=settings.history_minute_days, keep_days=settings.history_days,
-                           fetch_max_wait_ms=settings.fetch_max_wait_ms)
+                           fetch_max_wait_ms=settings.fetch_max_wait_ms, prepare=lambda: upgrade(engine))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -33,7 +35,8 @@ async def run(settings: Settings) -> None:
              settings.history_days)
     await stop.wait()
     await writer.stop()
-    await writer.flush(time.time())  # what changed since the last flush
+    await writer.flush(time.time(), force=True)  # what changed since the last flush
+    engine.dispose()
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from alerts.history import Conflict, NotFound
 from api.board.i18n import pick_lang
 from api.board.model import BoardConfig
 from api.board.service import SECTIONS, Board
-from api.deps import KEY_COOKIE, HistoryDep, principal_of, require_admin, require_read
+from api.deps import DATABASE_DOWN, KEY_COOKIE, RETRY_AFTER_S, HistoryDep, principal_of, require_admin, require_read
 from stream.clock import rfc3339, utcnow
 
 router = APIRouter(prefix="/board", include_in_schema=False)
@@ -111,6 +111,9 @@ async def board_ack(alert_id: str, request: Request, history: HistoryDep) -> Res
         return HTMLResponse(_error_row(alert_id, str(exc)), status_code=404)
     except Conflict as exc:
         return HTMLResponse(_error_row(alert_id, str(exc)), status_code=409)
+    except DATABASE_DOWN:
+        return HTMLResponse(_error_row(alert_id, "not acknowledged: the database is unavailable; try again later"),
+                            status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
     return HTMLResponse(board_of(request).alert_row(alert, config_of(request)))
 
 

@@ -3,12 +3,15 @@
 Every screen with the same filters gets the same sections: `sections(cfg)` renders them at most
 every `RENDER_EVERY_S` per configuration and shares the result, so 200 wall screens cost one render
 per distinct board. The database (rules, alerts, history) is read in threads, into caches that the
-render reads: a slow database makes a section older, never a screen slower.
+render reads: a slow database makes a section older, never a screen slower, and a database that is
+down leaves the last comparisons in place (tried again every `COMPARE_RETRY_S`) while the live
+figures go on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,13 +20,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.history import AlertHistory, AlertQuery
 from alerts.rulebook import Rulebook
 from alerts.rules import Rule
 from api.board import model
 from api.board.i18n import WORDS, duration, kpi_label
-from api.snapshots import PeriodicSnapshot
+from api.snapshots import PeriodicSnapshot, reason
 from api.targets import Targets
 from history.series import COMPARE_SHIFT_S, MINUTE, floor
 from history.store import HistoryStore
@@ -36,6 +40,8 @@ from stream.windows import WINDOWS
 TEMPLATES = Path(__file__).with_name("templates")
 RENDER_EVERY_S = 0.5
 COMPARE_EVERY_S = 60.0
+COMPARE_RETRY_S = 10.0  # after a failed history read (the database is down)
+log = logging.getLogger(__name__)
 SECTIONS = ("tiles", "queues", "tickets", "rankings", "alerts", "comments")
 Compared = dict[str, dict[str, Kpi]]  # yesterday / last_week -> KPI -> (value, count)
 Series = dict[str, list[float | None]]  # KPI -> one value a minute
@@ -55,6 +61,7 @@ class Board:
         self._compare: dict[tuple[str, str], tuple[float, Compared, Series]] = {}
         self._comparing: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._history_down_since: float | None = None
         self._samples: dict[tuple[str, str], deque[tuple[int, float | None]]] = {}
 
     def connect(self, rulebook: Rulebook, alert_history: AlertHistory, history: HistoryStore) -> None:
@@ -107,11 +114,26 @@ class Board:
 
         try:
             compare, spark = await asyncio.to_thread(read)
-            self._compare[key] = (now, compare, spark)
-            if len(self._compare) > 1000:
-                self._compare = {k: v for k, v in self._compare.items() if now - v[0] < 10 * COMPARE_EVERY_S}
+        except SQLAlchemyError as exc:
+            self._history_failed(key, now, exc)
+            return
         finally:
             self._comparing.discard(key)
+        if self._history_down_since is not None:
+            log.info("board: the history is read again after %.0f s", time.time() - self._history_down_since)
+            self._history_down_since = None
+        self._compare[key] = (now, compare, spark)
+        if len(self._compare) > 1000:
+            self._compare = {k: v for k, v in self._compare.items() if now - v[0] < 10 * COMPARE_EVERY_S}
+
+    def _history_failed(self, key: tuple[str, str], now: float, exc: Exception) -> None:
+        """Keep the last comparison (or none) and try again in COMPARE_RETRY_S, not at every render."""
+        if self._history_down_since is None:
+            self._history_down_since = time.time()
+            log.warning("board: the history is not read (%s); comparisons stay as they were, trying again "
+                        "every %.0f s", reason(exc), COMPARE_RETRY_S)
+        _, compare, spark = self._compare.get(key, (now, {}, {}))
+        self._compare[key] = (now - COMPARE_EVERY_S + COMPARE_RETRY_S, compare, spark)
 
     def _live_samples(self, scope: str, now: float) -> dict[str, list[float | None]]:
         """The live-state KPIs sampled once a minute while the board runs (the view keeps no past of them)."""

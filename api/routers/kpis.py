@@ -1,19 +1,25 @@
 """GET /v1/kpis (with `compare`), /v1/scopes, /v1/kpis/history and /v1/rankings.
 
 Live figures come from the view, never from a database. The history (comparisons, charts, the
-previous period of a 24 h ranking) is read in a thread, so the event loop never waits for SQL.
+previous period of a 24 h ranking) is read in a thread, so the event loop never waits for SQL. When
+the history cannot be read (the database is down), `/v1/kpis` and `/v1/rankings` still answer with
+the live figures, leave the comparison out and say why in `compare_error`; `/v1/kpis/history`,
+which is nothing but the history, answers 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import Field
 
-from api.deps import KpiHistoryDep, MaybeKpiHistoryDep, ReadAuthenticated, TargetsDep, ViewDep
+from api.deps import DATABASE_DOWN, KpiHistoryDep, MaybeKpiHistoryDep, ReadAuthenticated, TargetsDep, ViewDep
 from api.schemas import (
     HistoryPoint,
     HistoryResponse,
@@ -24,6 +30,7 @@ from api.schemas import (
     ScopesResponse,
     Window,
 )
+from api.snapshots import Throttle, reason
 from api.targets import Targets
 from history.series import COMPARE_SHIFT_S, floor, parse_step, previous_window
 from history.store import HistoryStore
@@ -38,6 +45,35 @@ router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[ReadAuthenticated]
 # the view, and never see it half-updated (a sync handler would run in a thread pool).
 Compare = Literal["yesterday", "last_week"]
 MAX_POINTS = 1500
+HISTORY_WAIT_S = 3.0  # the longest a comparison waits for the history before answering without it
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+log_down = Throttle()
+COMPARE_ERROR = ("with `compare` (or the previous period of a 24 h ranking): why the comparison is missing "
+                 "(the KPI history could not be read); the live figures are current")
+
+
+class KpisOut(KpisResponse):
+    compare_error: str | None = Field(None, description=COMPARE_ERROR)
+
+
+class RankingsOut(RankingsResponse):
+    compare_error: str | None = Field(None, description=COMPARE_ERROR)
+
+
+async def from_history(history: HistoryStore | None, read: Callable[[HistoryStore], T]) -> T | str:
+    """`read(history)` in a thread, or why it could not be done (no database, a database error, or
+    no answer within HISTORY_WAIT_S): a comparison is an extra that never costs the live figures."""
+    if history is None:
+        return "the KPI history is not available: the database is not connected"
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(read, history), HISTORY_WAIT_S)
+    except TimeoutError:
+        return f"the KPI history did not answer within {HISTORY_WAIT_S:.0f} s"
+    except DATABASE_DOWN as exc:
+        if log_down():
+            log.warning("comparisons left out: the KPI history cannot be read (%s)", reason(exc))
+        return "the KPI history cannot be read: the database is unavailable"
 
 
 def kpi_payload(view: View, targets: Targets, scope: str, window: str, now: float) -> dict[str, KpiValue]:
@@ -57,25 +93,27 @@ def history_window(store: HistoryStore, scope: str, window: str, now: float, shi
     return compute(acc) if rows else {}
 
 
-@router.get("/kpis", response_model=KpisResponse, response_model_exclude_unset=True,
+@router.get("/kpis", response_model=KpisOut, response_model_exclude_unset=True,
             responses={404: {"description": "unknown scope"}})
 async def get_kpis(view: ViewDep, targets: TargetsDep, history: MaybeKpiHistoryDep,
                    scope: str = Query("all", max_length=140), window: Window = "1h",
                    compare: Compare | None = Query(None, description="add `previous` and `change`: the same "
-                                                   "window one day / one week earlier")) -> KpisResponse:
+                                                   "window one day / one week earlier")) -> KpisOut:
     """Every KPI of kpis.md for one scope and window, with its denominator (`count`)."""
     now = time.time()
     if not view.has_scope(scope, now=now):
         raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
-    kpis = kpi_payload(view, targets, scope, window, now)
+    out = KpisOut(scope=scope, window=window, as_of=rfc3339(now), kpis=kpi_payload(view, targets, scope, window, now))
     if compare is not None:
-        if history is None:
-            raise HTTPException(503, "the KPI history is not connected")
-        before = await asyncio.to_thread(history_window, history, scope, window, now, COMPARE_SHIFT_S[compare])
-        for name, k in kpis.items():
+        shift = COMPARE_SHIFT_S[compare]
+        before = await from_history(history, lambda h: history_window(h, scope, window, now, shift))
+        if isinstance(before, str):
+            out.compare_error = before
+            return out
+        for name, k in out.kpis.items():
             prev, n = before.get(name, (None, None))
             k.previous, k.previous_count, k.change = prev, n, change(k.value, prev)
-    return KpisResponse(scope=scope, window=window, as_of=rfc3339(now), kpis=kpis)
+    return out
 
 
 @router.get("/scopes", response_model=ScopesResponse)
@@ -112,12 +150,13 @@ async def get_history(history: KpiHistoryDep, kpi: str, scope: str = Query("all"
         HistoryPoint(t=rfc3339(t), value=v, count=n) for t, (v, n) in ((t, fn(acc)) for t, acc in series)])
 
 
-@router.get("/rankings", response_model=RankingsResponse, responses={422: {"description": "unknown KPI"}})
+@router.get("/rankings", response_model=RankingsOut, response_model_exclude_unset=True,
+            responses={422: {"description": "unknown KPI"}})
 async def get_rankings(view: ViewDep, targets: TargetsDep, history: MaybeKpiHistoryDep,
                        kind: Literal["team", "agent", "queue", "channel", "tier"] = "team",
                        kpi: str = "csat", window: Window = "1h",
                        min_count: int = Query(1, ge=0, description="leave out scopes with fewer samples"),
-                       limit: int = Query(100, ge=1, le=1000)) -> RankingsResponse:
+                       limit: int = Query(100, ge=1, le=1000)) -> RankingsOut:
     """Every scope of a kind ranked on one KPI, best first, with target, achievement and the change
     since the previous period (the same window just before this one)."""
     now = time.time()
@@ -129,6 +168,8 @@ async def get_rankings(view: ViewDep, targets: TargetsDep, history: MaybeKpiHist
     scopes = [s for s in view.scopes(now=now) if kind_of(s) == kind]
     rows: list[tuple[str, Kpi, float | None]] = []
     previous = await _previous_period(view, history, scopes, kpi, window, now) if live is None else {}
+    why = previous if isinstance(previous, str) else None
+    previous = {} if isinstance(previous, str) else previous
     for s in scopes:
         value, count = view.live_kpis(s, now=now)[kpi] if live else KPI_BY_NAME[kpi].compute(
             view.window_acc(s, window, now=now))
@@ -143,23 +184,24 @@ async def get_rankings(view: ViewDep, targets: TargetsDep, history: MaybeKpiHist
         out.append(Ranked(scope=s, name=s.split(":", 1)[1], value=value, count=count, target=target,
                           achievement=achievement(kpi, value, target) if target is not None else None, rank=rank,
                           previous=prev, change=change(value, prev)))
-    return RankingsResponse(kind=kind, kpi=kpi, window=window, as_of=rfc3339(now), rankings=out)
+    ranked_out = RankingsOut(kind=kind, kpi=kpi, window=window, as_of=rfc3339(now), rankings=out)
+    if why is not None:
+        ranked_out.compare_error = why
+    return ranked_out
 
 
 async def _previous_period(view: View, history: HistoryStore | None, scopes: list[str], kpi: str, window: str,
-                           now: float) -> dict[str, float | None]:
+                           now: float) -> dict[str, float | None] | str:
     """The KPI of each scope over the window just before the current one: from the view while both
-    fit in its 24 h, else from the history."""
+    fit in its 24 h, else from the history (or why the history could not be read)."""
     w = WINDOWS[window]
     fn = KPI_BY_NAME[kpi].compute
     start, end = previous_window(now, w, w)
     if 2 * w <= LONGEST:
         b = view.bucket_s
         return {s: fn(view.range_acc(s, floor(start, b), floor(end, b)))[0] for s in scopes}
-    if history is None:
-        return {}
 
-    def read() -> dict[str, float | None]:
-        return {s: fn(history.window_before(s, w, now, w)[0])[0] for s in scopes}
+    def read(h: HistoryStore) -> dict[str, float | None]:
+        return {s: fn(h.window_before(s, w, now, w)[0])[0] for s in scopes}
 
-    return await asyncio.to_thread(read)
+    return await from_history(history, read)

@@ -55,22 +55,26 @@ class ThrowawayPostgres:
     def start(self) -> ThrowawayPostgres:
         if self._as_root:
             shutil.chown(self.dir, "postgres", "postgres")
-        data = str(self.dir / "data")
-        self._run("initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
-        self._run("pg_ctl", "-D", data, "-l", str(self.dir / "server.log"), "-w", "-t", "60", "start", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                  "-c synchronous_commit=off -c full_page_writes=off")
+        self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
+        self._start()
         return self
 
+    def _start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "server.log"), "-w", "-t", "60",
+                  "start", "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                  "-c synchronous_commit=off -c full_page_writes=off")
+
     def stop(self, mode: str = "fast", *, remove: bool = True) -> None:
+        """Stop the server (`fast`: clients are disconnected); `remove=False` keeps the cluster for
+        `restart` (an outage, not an end)."""
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
             self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", mode, "-w", "stop")
         if remove:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def restart(self) -> None:
-        self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "server.log"), "-w", "start", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off")
+        """Start a server stopped with `remove=False` again, on the same port with the same data."""
+        self._start()
 
 
 @contextlib.contextmanager

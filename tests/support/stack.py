@@ -48,10 +48,16 @@ class Stack:
     def worker(self, name: str = "w1", role: str = "all") -> subprocess.Popen[bytes]:
         return self.start(name, "services.worker", SQM_WORKER_ID=name, SQM_WORKER_ROLE=role)
 
-    def api(self) -> subprocess.Popen[bytes]:
-        p = self.start("api", "services.api")
-        wait_for(lambda: _get(self.url + "/healthz") is not None, 30, "API up")
+    def api(self, name: str = "api", port: int | None = None) -> subprocess.Popen[bytes]:
+        """The API on the stack's port (another `port`: a second API, at `http://127.0.0.1:<port>`)."""
+        p = self.start(name, "services.api", SQM_API_PORT=str(port or self.port))
+        url = f"http://127.0.0.1:{port or self.port}"
+        wait_for(lambda: _get(url + "/healthz") is not None, 30, f"{name} up", self)
         return p
+
+    def exited(self) -> dict[str, int]:
+        """The processes that have exited, with their exit codes."""
+        return {name: code for name, p in self.procs.items() if (code := p.poll()) is not None}
 
     def notifier(self, name: str = "notifier") -> subprocess.Popen[bytes]:
         return self.start(name, "services.notifier")

@@ -19,6 +19,7 @@ from services.loadgen import random_stream
 from tests.support.pipeline import run, to_messages
 
 ADMIN = "admin-token-for-tests-0123456789"
+LOOPBACK = "http://127.0.0.1"  # the API answers loopback Host names only, bound to loopback
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def store(tmp_path: Path) -> KeyStore:
 def client_with(settings: Settings, keys: dict[str, Principal]) -> Iterator[TestClient]:
     app = create_app(settings, connect=False)
     app.state.keys.value = keys
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOOPBACK) as c:
         yield c
 
 
@@ -89,6 +90,22 @@ def test_reads_are_open_by_default_and_unconfigured_writes_say_why() -> None:
         assert r.status_code == 403 and "SQM_INGEST_TOKEN" in r.json()["detail"]
 
 
+def test_keys_not_read_yet_answer_503_and_the_tokens_work() -> None:
+    """The database has been down since the API started: keys cannot be checked (503, not 401), the
+    tokens from the settings can."""
+    app = create_app(Settings(read_auth="key", admin_token=ADMIN), connect=False)
+    app.state.keys.loaded = False
+    with TestClient(app, base_url=LOOPBACK) as c:
+        r = c.get("/v1/kpis", headers={"Authorization": "Bearer sqm_abcd_efgh"})
+        assert r.status_code == 503 and r.headers["retry-after"] and "API keys cannot be checked" in r.text
+        assert c.get("/v1/kpis", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+        assert c.get("/v1/kpis").status_code == 401
+    app = create_app(Settings(), connect=False)
+    app.state.keys.loaded = False
+    with TestClient(app, base_url=LOOPBACK) as c:  # no token: whether an ingest key exists is unknown yet
+        assert c.post("/v1/events", content=b"[]").status_code == 503
+
+
 def test_bodies_are_limited_before_they_are_read() -> None:
     for c in client_with(Settings(admin_token=ADMIN), {}):
         t0 = time.perf_counter()
@@ -117,7 +134,7 @@ async def test_rankings_and_tickets_from_the_view(tmp_path: Path) -> None:
     sink = await run(to_messages(random_stream(900, now, seed=6)), now=now)
     for k, v in sink.all_records():
         app.state.view.apply(k, v)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOOPBACK) as c:
         body = c.get("/v1/rankings", params={"kind": "team", "kpi": "csat", "window": "24h"}).json()
         rows = body["rankings"]
         assert [r["rank"] for r in rows] == sorted(r["rank"] for r in rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
@@ -9,8 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from alerts.history import AlertHistory
+from alerts.rulebook import Rulebook
 from api.app import create_app
+from api.deps import DatabaseStatus
 from api.metrics import metric_name
+from db.engine import make_engine
+from history.store import HistoryStore
+from services.broker import free_port
 from services.config import Settings
 from services.loadgen import random_stream
 from stream.kpis import KPIS, LIVE_KPIS
@@ -18,6 +25,7 @@ from tests.support.fakes import MemorySink
 from tests.support.pipeline import run, to_messages
 
 TOKEN = "t0k3n-for-tests-0123456789"
+LOOPBACK = "http://127.0.0.1"  # the API answers loopback Host names only, bound to loopback
 
 
 @pytest.fixture
@@ -29,7 +37,7 @@ async def client(tmp_path):  # type: ignore[no-untyped-def]
     sink: MemorySink = await run(to_messages(random_stream(400, time.time(), seed=2)))
     for k, v in sink.all_records():
         app.state.view.apply(k, v)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOOPBACK) as c:
         yield c
 
 
@@ -106,3 +114,42 @@ def test_openapi(client: TestClient) -> None:
     assert {"/v1/kpis", "/v1/scopes", "/v1/events", "/metrics", "/healthz", "/readyz", "/v1/rules",
             "/v1/rules/{rule_id}", "/v1/alerts", "/v1/alerts/{alert_id}", "/v1/alerts/{alert_id}/ack",
             "/v1/silences", "/v1/silences/{silence_id}"} <= set(paths)
+
+
+def test_a_database_that_is_down_costs_the_comparison_not_the_figures(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A real database that refuses connections: live figures answer 200, the comparison is left out
+    with the reason, database routes answer 503 with Retry-After (never 500)."""
+    app = create_app(Settings(admin_token=TOKEN * 2), connect=False)
+    down = make_engine(f"postgresql://sqm@127.0.0.1:{free_port()}/sqm")  # nothing listens there
+    app.state.kpi_history, app.state.rulebook = HistoryStore(down), Rulebook(down, "")
+    app.state.history = AlertHistory(down)
+    app.state.db = down
+    sink = asyncio.run(run(to_messages(random_stream(200, time.time(), seed=3))))
+    for k, v in sink.all_records():
+        app.state.view.apply(k, v)
+    with TestClient(app, base_url=LOOPBACK) as c:
+        r = c.get("/v1/kpis", params={"compare": "yesterday"})
+        assert r.status_code == 200 and "database is unavailable" in r.json()["compare_error"]
+        assert "previous" not in r.json()["kpis"]["csat"] and r.json()["kpis"]["csat"]["count"] > 0
+        r = c.get("/v1/rankings", params={"window": "24h"})
+        assert r.status_code == 200 and r.json()["compare_error"] and r.json()["rankings"]
+        assert "compare_error" not in c.get("/v1/kpis").json()
+        for path in ("/v1/kpis/history?kpi=csat", "/v1/rules", "/v1/alerts", "/v1/silences"):
+            r = c.get(path)
+            assert r.status_code == 503 and r.headers["retry-after"] == "5", path
+            assert r.json()["detail"] == "the database is unavailable; try again later"
+        r = c.put("/v1/targets", json={"kpi": "csat", "scope": "all", "target": 0.9},
+                  headers={"Authorization": f"Bearer {TOKEN * 2}"})
+        assert r.status_code == 503  # not connected: no target book at all
+        assert c.get("/board").status_code == 200
+    down.dispose()
+
+
+def test_not_connected_yet_says_since_when_and_how_often_it_retries() -> None:
+    app = create_app(Settings(), connect=False)
+    app.state.database = DatabaseStatus(connecting=True, since=time.time() - 30, retry_s=8)
+    with TestClient(app, base_url=LOOPBACK) as c:
+        r = c.get("/v1/rules")
+        assert r.status_code == 503 and r.headers["retry-after"] == "8"
+        assert r.json()["detail"].startswith("the database is unavailable: not connected since ")
+        assert c.get("/v1/kpis", params={"compare": "last_week"}).json()["compare_error"].endswith("not connected")
