@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.integration
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
@@ -18,13 +19,27 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, cwd=DEPLOY)
 
 
+def alert_names() -> list[str]:
+    rules = yaml.safe_load((DEPLOY / "sqm-rules.yml").read_text())
+    return [rule["alert"] for group in rules["groups"] for rule in group["rules"]]
+
+
 def test_rules_are_valid_and_named_by_convention() -> None:
     out = promtool("check", "rules", "sqm-rules.yml")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "SUCCESS: 8 rules found" in out.stdout
+    assert f"SUCCESS: {len(alert_names())} rules found" in out.stdout
 
 
 def test_rules_fire_when_they_should() -> None:
     out = promtool("test", "rules", "sqm-rules.test.yml")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS" in out.stdout
+
+
+def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
+    tests = yaml.safe_load((DEPLOY / "sqm-rules.test.yml").read_text())["tests"]
+    cases = [case for t in tests for case in t["alert_rule_test"]]
+    for name in alert_names():
+        expected = [case["exp_alerts"] for case in cases if case["alertname"] == name]
+        assert any(expected), f"sqm-rules.test.yml has no case where {name} fires"
+        assert not all(expected), f"sqm-rules.test.yml has no case where {name} stays quiet"
