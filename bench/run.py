@@ -30,6 +30,7 @@ from rich.console import Console
 
 from alerts.rules import DEFAULT_RULE_FILE
 from bench.board import board_latency, sse_cost
+from bench.dedupe import dedupe_bench
 from bench.process_set import process_set_rate
 from services.broker import EmbeddedBroker, free_port
 from services.config import Settings
@@ -375,6 +376,7 @@ def main() -> None:
             p.terminate()
             p.wait(15)
         broker.stop()
+    dedupe = dedupe_bench(console.print)  # no broker: memory, restart and fold throughput of dedupe alone
     results = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": f"{platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}", "events": N,
@@ -391,8 +393,9 @@ def main() -> None:
                                                    if k not in ("sse", "boards")}, "boards": BOARDS},
         "api_with_open_boards": boards["sse"],
         "memory": {k: round(v, 1) for k, v in mem.items()},
+        "dedupe": dedupe,
         "targets": {"full_over_bare_faust": ">= 0.70", "p99_s": "<= 1.0", "worker_rss_mb": "<= 300",
-                    "alert_p99_s_beyond_for": "<= 2.0", "board_p99_s": "<= 2.0"},
+                    "alert_p99_s_beyond_for": "<= 2.0", "board_p99_s": "<= 2.0", "dedupe_bytes_per_id": "< 16"},
     }
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (OUT / "results.md").write_text(render(results))
@@ -405,6 +408,9 @@ def render(r: dict[str, Any]) -> str:
     runs, ps = r["throughput_runs"], r["make_run_process_set"]
     wp = al["produce_to_firing_in_worker"]
     bo, sse = r["board_event_to_figure_at_2000_per_s"], r["api_with_open_boards"]
+    dm, dp, dt = r["dedupe"]["memory_2m"], r["dedupe"]["previous_design_2m"], r["dedupe"]["throughput"]
+    load_ms = " / ".join(f"{v['load_s'] * 1000:.0f}" for v in r["dedupe"]["restart"].values())
+    old_ms = " / ".join(f"{v['load_s'] * 1000:.0f}" for v in r["dedupe"]["previous_restart"].values())
     ok = lambda b: "met" if b else "NOT met"  # noqa: E731
     return f"""# Benchmark results ({r['when']}, {r['machine']}, {r['events']} events)
 
@@ -438,6 +444,14 @@ def render(r: dict[str, Any]) -> str:
  | {sse['cpu_percent_of_one_core']} % of a core, {sse['rss_mb']:.0f} MB ({sse['events_per_s']} SSE events/s) | |
 | worker RSS with {me['agents_live']:,.0f} agents live | {me['worker_rss_mb']:.0f} MB\
  | <= 300 MB: {ok(me['worker_rss_mb'] <= 300)} |
+| dedupe: memory per remembered id with 2 M ids, structures / RSS delta (after malloc_trim;\
+ with MALLOC_MMAP_THRESHOLD_=131072) | {dm['nbytes_per_id']:.1f} B / {dm['rss_bytes_per_id']:.0f} B\
+ ({dm['trimmed_rss_bytes_per_id']:.0f} B; {dm['rss_bytes_per_id_low_mmap_threshold']:.0f} B);\
+ previous design {dp['rss_bytes_per_id']:.0f} B | < 16 B: {ok(dm['nbytes_per_id'] < 16)} |
+| dedupe: process RSS after 2 M distinct ids | {dm['rss_mb']:.0f} MB (previous design {dp['rss_mb']:.0f} MB) | |
+| dedupe: restart, load of the records of 0.5 M / 1 M / 2 M ids | {load_ms} ms (previous design {old_ms} ms) | |
+| dedupe: `Processor.process` with it / with the previous design (CPU time, paired)\
+ | {dt['events_per_s']:,} / {dt['previous_events_per_s']:,} events/s: ratio {dt['ratio']:.2f} | |
 """
 
 

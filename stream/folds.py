@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.caps import DEFAULT_CAPS
 from stream.events import (
     CallAbandoned,
     CallAnswered,
@@ -58,6 +59,8 @@ class KpiConfig:
     short_abandon: dict[str, float] = field(default_factory=dict)  # per queue
     short_abandon_default: float = 5.0
     call_horizon_s: float = 4 * 3600.0  # a call offered longer ago and never closed leaves the live state
+    # distinct values kept per dimension and source partition (stream/caps.py); the rest count as `other`
+    scope_caps: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CAPS))
 
     def fr_target(self, tier: str) -> float:
         return self.fr_targets.get(tier, self.fr_default_target)

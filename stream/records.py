@@ -11,7 +11,7 @@ bucket and ticket records again, partition = scope's hash) and the alert-state t
 | `TicketKey` | `["t", p, ticket_id]` | `Ticket` (stream/tickets.py), or a tombstone when it left the state |
 | `CallKey` | `["k", p, call_id]` | `Call` (stream/calls.py): a call waiting now; tombstone once it is not |
 | `CommentKey` | `["m", p, survey_id]` | `Comment`: a recent low-score survey comment; tombstone once evicted |
-| `DedupeKey` | `["d", topic, p, first_offset]` | `DedupeBatch`: event ids first seen in one batch |
+| `DedupeKey` | `["d", topic, p, base, run, chunk]` | `DedupeChunk`: part of a run of remembered ids (stream/dedupe) |
 | `CountersKey` | `["c", topic, p]` | `Counters`: events by type, dead letters by reason, late, duplicates |
 | `HeartbeatKey` | `["w", worker]` | `Heartbeat` (partition 0 of the state topic) |
 | `AlertKey` | `["a", rule_id, scope]` | the alert state (alerts/engine.py `AlertState.to_json()`) |
@@ -28,9 +28,10 @@ foreign writer) decodes to None and is skipped:
 
 from __future__ import annotations
 
+import struct
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -68,9 +69,15 @@ class CommentKey:
 
 @dataclass(frozen=True, slots=True)
 class DedupeKey:
+    """One chunk record of a dedupe run (stream/dedupe.py): `run` is a digest of the run's content and
+    `first_offset` its lowest offset. `run == ""` names a batch record of the previous format
+    (`["d", topic, p, first_offset]`, JSON ids), read once and tombstoned when it expires."""
+
     topic: str
     partition: int
     first_offset: int
+    run: str = ""
+    chunk: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +119,12 @@ def encode_key(key: Key) -> bytes:
             return orjson.dumps(["k", p, cid])
         case CommentKey(p, sid):
             return orjson.dumps(["m", p, sid])
-        case DedupeKey(topic, p, first):
-            return orjson.dumps(["d", topic, p, first])
+        case DedupeKey(topic, p, first, run, chunk):
+            if not run:
+                if chunk:
+                    raise ValueError("a dedupe key of the previous format has no chunk")
+                return orjson.dumps(["d", topic, p, first])
+            return orjson.dumps(["d", topic, p, first, run, chunk])
         case CountersKey(topic, p):
             return orjson.dumps(["c", topic, p])
         case HeartbeatKey(worker):
@@ -146,6 +157,8 @@ def decode_key(raw: bytes | None) -> Key | None:
             return CallKey(p, cid)
         case ["m", p, str(sid)] if _int(p):
             return CommentKey(p, sid)
+        case ["d", str(topic), p, first, str(run), chunk] if _int(p) and _int(first) and _int(chunk) and run:
+            return DedupeKey(topic, p, first, run, chunk)
         case ["d", str(topic), p, first] if _int(p) and _int(first):
             return DedupeKey(topic, p, first)
         case ["c", str(topic), p] if _int(p):
@@ -217,9 +230,50 @@ class Comment:
                    d["text"], d.get("language"), int(d["o"]))
 
 
+#: no record sqm writes is larger (key + value): the contract's field limits bound every other record
+#: to a few kilobytes, and dedupe chunks are split at DEDUPE_RECORD_MAX. Far below Kafka's default
+#: message.max.bytes (about 1 MB) and the producer batch (512 KiB).
+MAX_RECORD_BYTES = 256 * 1024
+DEDUPE_RECORD_MAX = 128 * 1024  # bytes of a dedupe chunk's value: far below any broker's message limit
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeChunk:
+    """Part of a dedupe run: `n` fingerprints (sorted, little-endian uint64), then their offsets from
+    `base` (little-endian uint32). Each chunk repeats the run's newest event time `exp`, its `base`,
+    its number of chunks and its merge level, so that any subset of a run's chunks is a valid run.
+
+    Binary, 12 bytes an id: `to_bytes()` is the 28-byte header then `body`; `from_bytes` does not copy.
+    """
+
+    exp: float
+    base: int
+    chunks: int
+    level: int
+    body: bytes | memoryview  # n*8 bytes of fingerprints, then n*4 bytes of offsets
+
+    HEADER: ClassVar[struct.Struct] = struct.Struct("<4sdqII")
+    MAGIC: ClassVar[bytes] = b"sqd1"
+
+    def __len__(self) -> int:
+        return len(self.body) // 12
+
+    def to_bytes(self) -> bytes:
+        return self.HEADER.pack(self.MAGIC, self.exp, self.base, self.chunks, self.level) + bytes(self.body)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> DedupeChunk:
+        magic, exp, base, chunks, level = cls.HEADER.unpack_from(raw)
+        body = memoryview(raw)[cls.HEADER.size:]
+        if magic != cls.MAGIC or len(body) % 12:
+            raise ValueError(f"not a dedupe chunk ({len(raw)} bytes)")
+        return cls(exp, base, chunks, level, body)
+
+
 @dataclass(slots=True)
 class DedupeBatch:
-    """The event ids first seen in one batch, with their offsets; `exp` is the newest event time."""
+    """The previous format of dedupe records (JSON, read only to load them): the event ids first seen
+    in one batch, with their offsets; `exp` is the newest event time."""
 
     exp: float
     ids: dict[str, int]
@@ -242,15 +296,17 @@ class Counters:
     dead: dict[str, int] = field(default_factory=dict)
     late: int = 0
     dup: int = 0
+    over: dict[str, int] = field(default_factory=dict)  # events counted under `<kind>:other`, by kind
 
     def to_bytes(self) -> bytes:
         return orjson.dumps({"o": self.wm, "events": self.events, "dead": self.dead, "late": self.late,
-                             "dup": self.dup})
+                             "dup": self.dup, "over": self.over})
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Counters:
         d = orjson.loads(raw)
-        return cls(int(d["o"]), dict(d["events"]), dict(d["dead"]), int(d["late"]), int(d["dup"]))
+        return cls(int(d["o"]), dict(d["events"]), dict(d["dead"]), int(d["late"]), int(d["dup"]),
+                   dict(d.get("over", {})))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """Per-partition processing state and its records on the state topic. Pure: no I/O, no clock.
 
 One `PartitionState` holds everything a worker knows about source partition `p` of the three input
-topics: KPI buckets per (topic, scope, bucket), open tickets, the `event_id`s seen in the last 24 h,
-and the partition's pipeline counters. Each piece carries the source offset of the last event applied
-to it (its watermark), which makes replay after a crash exact:
+topics: KPI buckets per (topic, scope, bucket), open tickets, the `event_id`s seen in the last 24 h
+(as fingerprints, `stream/dedupe.py`), and the partition's pipeline counters. Each piece carries the
+source offset of the last event applied to it (its watermark), which makes replay after a crash exact:
 
 - an event whose offset is <= a piece's watermark is already in that piece and is skipped for it;
 - an `event_id` seen at offset o is the original at o and a duplicate anywhere else.
@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 
 from stream.calls import Call
 from stream.calls import transition as call_transition
+from stream.caps import ScopeIndex
+from stream.dedupe import DedupeIndex
 from stream.events import CallEvent, Event, Rejected, SurveySubmitted, TicketEvent, decode
 from stream.folds import Acc, KpiConfig, contribution
 from stream.records import (
@@ -31,7 +33,6 @@ from stream.records import (
     CommentKey,
     Counters,
     CountersKey,
-    DedupeBatch,
     DedupeKey,
     Record,
     TicketKey,
@@ -90,9 +91,7 @@ class PartitionState:
         self.calls: dict[str, Call] = {}
         self.comments: dict[str, Comment] = {}
         self.counters: dict[str, Counters] = {}
-        self.seen: dict[str, dict[str, int]] = {}
-        self.dedupe_batches: dict[tuple[str, int], DedupeBatch] = {}
-        self._open_batch: dict[str, tuple[int, DedupeBatch]] = {}
+        self.seen: dict[str, DedupeIndex] = {}  # per topic: event ids within DEDUPE_HORIZON_S
         self._dirty_buckets: set[tuple[str, str, int]] = set()
         self._dirty_tickets: set[str] = set()
         self._dirty_calls: dict[str, tuple[str, ...]] = {}  # call id -> its scopes
@@ -100,6 +99,7 @@ class PartitionState:
         self._ticket_scopes_before: dict[str, list[str]] = {}
         self._dirty_counters: set[str] = set()
         self._tombstones: list[tuple[bytes, tuple[str, ...]]] = []
+        self.index = ScopeIndex(cfg.scope_caps)  # distinct values per dimension (stream/caps.py)
 
     # -- processing -------------------------------------------------------------------------
     def apply(self, topic: str, offset: int, raw: bytes, *, now: float,
@@ -123,18 +123,19 @@ class PartitionState:
             c.dead[result.reason] = c.dead.get(result.reason, 0) + 1
             return DeadLetter(topic, self.p, offset, result.reason, result.detail, raw)
         ev = result
-        seen = self.seen.setdefault(topic, {})
-        first = seen.get(ev.event_id)
-        if first is not None and first != offset:
+        seen = self.seen.get(topic)
+        if seen is None:
+            seen = self.seen[topic] = DedupeIndex(topic, self.p)
+        ts = ev.ts.timestamp()
+        if seen.first(ev.event_id, offset, ts) != offset:  # the original is at another offset
             if fresh:
                 c.dup += 1
             return None
-        ts = ev.ts.timestamp()
-        if first is None:
-            seen[ev.event_id] = offset
-            self._remember(topic, ev.event_id, offset, ts)
+        ev, over = self.index.admit(ev)  # values beyond a dimension's cap count as `other`
         if fresh:
             c.events[ev.type] = c.events.get(ev.type, 0) + 1
+            for kind in over:
+                c.over[kind] = c.over.get(kind, 0) + 1
         if topic == "tickets":
             self._apply_ticket(ev, offset, now)  # type: ignore[arg-type]
         elif topic == "calls":
@@ -153,6 +154,7 @@ class PartitionState:
             bucket = buckets.get(k)
             if bucket is None:
                 bucket = buckets[k] = Bucket()
+                self.index.add(scope)
             if offset > bucket.wm:
                 bucket.acc.add(contrib)
                 bucket.wm = offset
@@ -210,15 +212,6 @@ class PartitionState:
             del self.comments[oldest]
             self._dirty_comments.add(oldest)
 
-    def _remember(self, topic: str, event_id: str, offset: int, ts: float) -> None:
-        opened = self._open_batch.get(topic)
-        if opened is None:
-            opened = self._open_batch[topic] = (offset, DedupeBatch(ts, {}))
-            self.dedupe_batches[(topic, offset)] = opened[1]
-        batch = opened[1]
-        batch.ids[event_id] = offset
-        batch.exp = max(batch.exp, ts)
-
     # -- records ------------------------------------------------------------------------------
     def drain(self) -> Drained:
         """Records for everything changed since the last drain (one per touched key)."""
@@ -250,8 +243,8 @@ class PartitionState:
         for sid in self._dirty_comments:
             m = self.comments.get(sid)
             out.append((encode_key(CommentKey(p, sid)), m.to_bytes() if m else None))
-        for topic, (first, batch) in self._open_batch.items():
-            out.append((encode_key(DedupeKey(topic, p, first)), batch.to_bytes()))
+        for seen in self.seen.values():
+            out.extend(seen.flush())
         for topic in self._dirty_counters:
             out.append((encode_key(CountersKey(topic, p)), self.counters[topic].to_bytes()))
         self._dirty_buckets.clear()
@@ -259,7 +252,6 @@ class PartitionState:
         self._dirty_calls.clear()
         self._dirty_comments.clear()
         self._dirty_counters.clear()
-        self._open_batch.clear()
         return Drained(out, scoped)
 
     def expire(self, *, now: float) -> None:
@@ -270,15 +262,11 @@ class PartitionState:
         oldest = bucket_of(now - LONGEST, self.bucket_s)
         for k in [k for k in self.buckets if k[2] < oldest]:
             del self.buckets[k]
+            self.index.remove(k[1])
             self._dirty_buckets.discard(k)
             self._tombstones.append((encode_key(BucketKey(k[0], self.p, k[1], k[2])), (k[1],)))
-        for (topic, first), batch in list(self.dedupe_batches.items()):
-            if batch.exp < now - DEDUPE_HORIZON_S and self._open_batch.get(topic, (None,))[0] != first:
-                seen = self.seen.get(topic, {})
-                for eid in batch.ids:
-                    seen.pop(eid, None)
-                del self.dedupe_batches[(topic, first)]
-                self._tombstones.append((encode_key(DedupeKey(topic, self.p, first)), ()))
+        for seen in self.seen.values():
+            self._tombstones.extend((k, ()) for k in seen.expire(now - DEDUPE_HORIZON_S))
         horizon = now - self.ticket_horizon_s
         for tid in [tid for tid, t in self.tickets.items() if t.created_at < horizon]:
             self._ticket_scopes_before.setdefault(tid, self.tickets[tid].scopes())
@@ -298,6 +286,7 @@ class PartitionState:
         just lost the partition can never roll the state back.
         """
         p = self.p
+        dedupe: dict[str, list[tuple[DedupeKey, bytes, bytes | None]]] = {}
         for kraw, vraw in records:
             match decode_key(kraw):
                 case BucketKey(topic, kp, scope, b) if kp == p:
@@ -329,20 +318,17 @@ class PartitionState:
                     m = Comment.from_bytes(vraw)
                     if sid not in self.comments or m.wm > self.comments[sid].wm:
                         self.comments[sid] = m
-                case DedupeKey(topic, kp, first) if kp == p:
-                    self._load_dedupe(topic, first, DedupeBatch.from_bytes(vraw) if vraw is not None else None)
+                case DedupeKey(topic=topic, partition=kp) as key if kp == p:
+                    dedupe.setdefault(topic, []).append((key, kraw, vraw))
                 case CountersKey(topic, kp) if kp == p and vraw is not None:
                     c = Counters.from_bytes(vraw)
                     if c.wm > self.counters.get(topic, Counters()).wm:
                         self.counters[topic] = c
-
-    def _load_dedupe(self, topic: str, first: int, batch: DedupeBatch | None) -> None:
-        bk = (topic, first)
-        old = self.dedupe_batches.pop(bk, None)
-        seen = self.seen.setdefault(topic, {})
-        if old is not None:
-            for eid in old.ids:
-                seen.pop(eid, None)
-        if batch is not None:
-            self.dedupe_batches[bk] = batch
-            seen.update(batch.ids)
+        for topic, recs in dedupe.items():
+            seen = self.seen.get(topic)
+            if seen is None:
+                seen = self.seen[topic] = DedupeIndex(topic, p)
+            seen.load(recs)
+        self.index = ScopeIndex(self.cfg.scope_caps)
+        for k in self.buckets:
+            self.index.add(k[1])

@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from stream.calls import Call, CallIndex, Waiting
+from stream.caps import DEFAULT_CAPS, OTHER
 from stream.folds import Acc
 from stream.kpis import CALL_KINDS, TICKET_KINDS, Kpi, compute
 from stream.records import (
@@ -46,8 +47,9 @@ class _Contribution:
 
 
 class View:
-    def __init__(self, bucket_s: int) -> None:
+    def __init__(self, bucket_s: int, caps: dict[str, int] | None = None) -> None:
         self.bucket_s = bucket_s
+        self.caps = dict(DEFAULT_CAPS if caps is None else caps)
         # scope -> bucket -> (topic, partition) -> contribution
         self._buckets: dict[str, dict[int, dict[tuple[str, int], _Contribution]]] = defaultdict(dict)
         self._merged: dict[tuple[str, int], Acc] = {}
@@ -231,12 +233,27 @@ class View:
         return out
 
     def scopes(self, *, now: float) -> list[str]:
+        """The scopes with figures, at most `caps[kind]` values per kind (plus `<kind>:other`).
+
+        Each source partition admits up to the cap (stream/caps.py), so partitions flooded with
+        different values can together hold `cap x partitions`; the list keeps the most active of
+        them (most minutes with events in the last 24 h). The others stay reachable by name.
+        """
         oldest = bucket_of(now - LONGEST, self.bucket_s)
-        found = {s for s, bs in self._buckets.items() if any(b >= oldest for b in bs)}
-        found.update(self._live.scopes)
-        found.update(self._calls.scopes)
-        found.add("all")
-        return sorted(found)
+        active = {s: n for s, bs in self._buckets.items() if (n := sum(1 for b in bs if b >= oldest))}
+        found = {*active, *self._live.scopes, *self._calls.scopes}
+        by_kind: dict[str, list[str]] = defaultdict(list)
+        for scope in found:
+            by_kind[kind_of(scope)].append(scope)
+        out = ["all"]
+        for kind, scopes in by_kind.items():
+            cap = self.caps.get(kind)
+            if kind == "all":
+                continue
+            if cap is not None and len(scopes) > cap + 1:
+                scopes = sorted(scopes, key=lambda s: (not s.endswith(f":{OTHER}"), -active.get(s, 0), s))[:cap + 1]
+            out.extend(scopes)
+        return sorted(out)
 
     def has_scope(self, scope: str, *, now: float) -> bool:
         return scope == "all" or scope in self._buckets or scope in self._live.scopes or scope in self._calls.scopes
@@ -276,6 +293,8 @@ class View:
                 out.events[k] = out.events.get(k, 0) + n
             for k, n in c.dead.items():
                 out.dead[k] = out.dead.get(k, 0) + n
+            for k, n in c.over.items():
+                out.over[k] = out.over.get(k, 0) + n
             out.late += c.late
             out.dup += c.dup
         return out

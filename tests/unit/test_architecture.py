@@ -22,7 +22,8 @@ FORBIDDEN = {"stream": {"db", "alerts", "history", "api", "services"}, "db": {"a
              "alerts": {"history", "api", "services"}, "history": {"alerts", "api", "services"},
              "api": {"services"}}
 ALLOWED = {"api": frozenset({"services.config"})}
-PURE = ["stream/events.py", "stream/folds.py", "stream/windows.py", "stream/scopes.py", "stream/kpis.py",
+PURE = ["stream/events.py", "stream/dedupe.py", "stream/caps.py", "stream/folds.py", "stream/windows.py",
+        "stream/scopes.py", "stream/kpis.py",
         "stream/tickets.py", "stream/state.py", "stream/records.py", "stream/view.py", "stream/sketch.py",
         "stream/clock.py", "stream/calls.py", "alerts/rules.py", "alerts/engine.py", "alerts/evaluator.py",
         "alerts/routing.py"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import struct
+
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,6 +20,7 @@ from stream.records import (
     Counters,
     CountersKey,
     DedupeBatch,
+    DedupeChunk,
     DedupeKey,
     Heartbeat,
     HeartbeatKey,
@@ -37,7 +41,8 @@ keys = st.one_of(
     st.builds(TicketKey, ints, text),
     st.builds(CallKey, ints, text),
     st.builds(CommentKey, ints, text),
-    st.builds(DedupeKey, text, ints, ints),
+    st.builds(DedupeKey, text, ints, ints),  # the previous format's key
+    st.builds(DedupeKey, text, ints, ints, text.filter(bool), ints),
     st.builds(CountersKey, text, ints),
     st.builds(HeartbeatKey, text),
     st.builds(AlertKey, text, text),
@@ -77,6 +82,25 @@ def test_values_round_trip(ids: dict[str, int], ts: float) -> None:
     assert Comment.from_bytes(m.to_bytes()) == m
     hb = Heartbeat(ts=ts, pid=1, role="kpis", assigned=(0, 2), alerts_firing={"warning": 1}, alert_partitions=(1,))
     assert Heartbeat.from_bytes(hb.to_bytes()) == hb
+
+
+@given(st.floats(allow_nan=False), st.integers(-2**63, 2**63 - 1), st.integers(0, 2**32 - 1),
+       st.integers(0, 2**32 - 1), st.binary(max_size=60).map(lambda b: b[:len(b) - len(b) % 12]))
+def test_dedupe_chunks_round_trip(exp: float, base: int, chunks: int, level: int, body: bytes) -> None:
+    raw = DedupeChunk(exp, base, chunks, level, body).to_bytes()
+    assert len(raw) == DedupeChunk.HEADER.size + len(body)
+    c = DedupeChunk.from_bytes(raw)
+    assert (c.exp, c.base, c.chunks, c.level, bytes(c.body)) == (exp, base, chunks, level, body)
+    assert len(c) == len(body) // 12
+
+
+def test_a_dedupe_chunk_is_refused_unless_it_is_one() -> None:
+    good = DedupeChunk(1.0, 2, 1, 0, b"x" * 12).to_bytes()
+    for raw in (b"", b"{}", good[:-1], b"sqd2" + good[4:]):
+        with pytest.raises((ValueError, struct.error)):
+            DedupeChunk.from_bytes(raw)
+    with pytest.raises(ValueError):
+        encode_key(DedupeKey("t", 1, 2, "", 3))  # the previous format had no chunks
 
 
 def test_heartbeat_freshness_and_unknown_fields() -> None:
