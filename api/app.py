@@ -198,7 +198,7 @@ async def database_down(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     hosts = settings.trusted_hosts  # refuses to start beyond loopback without SQM_API_ALLOWED_HOSTS
-    view = View(settings.bucket_s)
+    view = View(settings.bucket_s, settings.effective_scope_caps)
     file_targets = load_targets(settings.kpi_targets_file)
     targets = PeriodicSnapshot("targets", lambda: Targets(file_targets), Targets(file_targets))
     parts = Parts(settings, view, StateFeed(view, settings.kafka_bootstrap_servers, settings.state_topic,

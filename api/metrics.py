@@ -97,6 +97,12 @@ class ViewCollector(Collector):
         yield CounterMetricFamily("sqm_late_events", "events older than the longest window (not counted)",
                                   value=t.late)
         yield CounterMetricFamily("sqm_duplicate_events", "events whose event_id was already counted", value=t.dup)
+        over = CounterMetricFamily("sqm_scope_overflow_events",
+                                   "events counted under <kind>:other because their partition already holds the "
+                                   "cap of distinct values of that dimension", labels=["dimension"])
+        for kind in sorted(self.view.caps):
+            over.add_metric([kind], t.over.get(kind, 0))
+        yield over
         workers = GaugeMetricFamily("sqm_worker_up", "1 for a worker whose heartbeat is fresh", labels=["worker"])
         rss = GaugeMetricFamily("sqm_worker_resident_memory_bytes", "worker RSS", labels=["worker"])
         parts = GaugeMetricFamily("sqm_worker_assigned_partitions", "source partitions assigned", labels=["worker"])

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 from functools import cached_property
 from typing import Literal
@@ -14,6 +15,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream.caps import DEFAULT_CAPS
 from stream.folds import KpiConfig
 
 
@@ -66,6 +68,24 @@ class Settings(BaseSettings):
     call_horizon_s: float = Field(4 * 3600.0, gt=0, description="a call offered longer ago and never answered "
                                   "or abandoned leaves the live state (calls_waiting), seconds")
     kpi_targets_file: str | None = Field(None, description="YAML file of KPI targets per scope; unset: none")
+    scope_caps: dict[str, int] = Field({}, description="distinct values kept per dimension and source partition, "
+                                       "beyond which events count under <kind>:other (JSON map over team, queue, "
+                                       "channel, tier, agent; unset kinds keep their defaults: "
+                                       f"{json.dumps(DEFAULT_CAPS)})")
+
+    @field_validator("scope_caps")
+    @classmethod
+    def _caps(cls, v: dict[str, int]) -> dict[str, int]:
+        unknown = set(v) - set(DEFAULT_CAPS)
+        if unknown:
+            raise ValueError(f"unknown kinds {sorted(unknown)}; caps apply to {', '.join(DEFAULT_CAPS)}")
+        if any(n < 1 for n in v.values()):
+            raise ValueError("each cap must be at least 1")
+        return v
+
+    @property
+    def effective_scope_caps(self) -> dict[str, int]:
+        return {**DEFAULT_CAPS, **self.scope_caps}
 
     # alerts (alerts.md)
     rules_file: str | None = Field(None, description="YAML rule file; unset: the packaged default rules; empty: "
@@ -186,7 +206,7 @@ class Settings(BaseSettings):
     def kpi_config(self) -> KpiConfig:
         return KpiConfig(dict(self.fr_targets), self.fr_default_target, dict(self.sl_thresholds),
                          self.sl_default_threshold, dict(self.short_abandon), self.short_abandon_default,
-                         self.call_horizon_s)
+                         self.call_horizon_s, self.effective_scope_caps)
 
     @property
     def bootstrap_is_loopback(self) -> bool:

@@ -31,6 +31,9 @@ from services.topics import ensure_topics
 
 log = logging.getLogger("sqm")
 LOG_DIR = Path("var")
+# glibc: return large freed blocks (the dedupe index's merge temporaries) to the system at once
+# instead of keeping them in the heap; measured 16.5 bytes per remembered id instead of 28-31
+WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_", "131072")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +182,8 @@ def main() -> None:
         ensure_topics(Settings(kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS",
                                                                settings.kafka_bootstrap_servers)))
         # the KPI fold and the alert evaluation in two workers (docs/operations.md: worker roles)
-        children = [Child.module("worker", "services.worker", {"SQM_WORKER_ROLE": "kpis", "SQM_WORKER_ID": "worker"}),
+        children = [Child.module("worker", "services.worker", {"SQM_WORKER_ROLE": "kpis", "SQM_WORKER_ID": "worker",
+                                                                  **WORKER_MALLOC}),
                     Child.module("alert-worker", "services.worker",
                                  {"SQM_WORKER_ROLE": "alerts", "SQM_WORKER_ID": "alert-worker"}),
                     Child.module("api", "services.api"), Child.module("notifier", "services.notifier"),
