@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -64,7 +64,7 @@ class ViewCollector(Collector):
         scopes = [s for s in view.scopes(now=now) if self.include_agents or kind_of(s) != "agent"]
         fams = {k.name: GaugeMetricFamily(metric_name(k.name), f"{k.help} (rolling window)",
                                           labels=["scope", "kind", "window"]) for k in KPIS}
-        counts = GaugeMetricFamily("sqm_kpi_sample_count", "denominator of each KPI (events behind the value)",
+        counts = GaugeMetricFamily("sqm_kpi_samples", "denominator of each KPI (events behind the value)",
                                    labels=["kpi", "scope", "kind", "window"])
         live = {d.name: GaugeMetricFamily(metric_name(d.name), f"{d.help} (live state)", labels=["scope", "kind"])
                 for d in LIVE}
@@ -233,6 +233,9 @@ class IngestMetrics:
 
 def build_registry(view: View, feed: FeedState, include_agents: bool,
                    alert_stats: AlertStatsCache | None = None) -> tuple[CollectorRegistry, IngestMetrics]:
+    # no `<name>_created` gauge beside each counter: Prometheus' text format shows it as a family of
+    # its own, which dashboards and `promtool check metrics` stumble on
+    disable_created_metrics()
     registry = CollectorRegistry()
     registry.register(ViewCollector(view, feed, include_agents))
     registry.register(AlertsCollector(alert_stats))

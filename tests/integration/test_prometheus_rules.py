@@ -43,3 +43,29 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
         expected = [case["exp_alerts"] for case in cases if case["alertname"] == name]
         assert any(expected), f"sqm-rules.test.yml has no case where {name} fires"
         assert not all(expected), f"sqm-rules.test.yml has no case where {name} stays quiet"
+
+
+async def test_metrics_exposition_passes_promtool_check_metrics() -> None:
+    """`promtool check metrics` on a /metrics with figures of every kind: no `_count` suffix on a
+    gauge, no `<counter>_created` gauges beside the counters."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from services.config import Settings
+    from services.loadgen import lifecycles, random_stream
+    from tests.support.pipeline import run, to_messages
+
+    now = time.time()
+    sink = await run(to_messages(random_stream(400, now, seed=2) + lifecycles(200, now, seed=2)), now=now)
+    app = create_app(Settings(metrics_agent_scopes=True), connect=False)
+    for k, v in sink.all_records():
+        app.state.view.apply(k, v)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        text = client.get("/metrics").text
+    binary = shutil.which("promtool")
+    assert binary
+    out = subprocess.run([binary, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "sqm_ingest_accepted_total" in text and "sqm_ingest_accepted_created" not in text
