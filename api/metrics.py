@@ -235,7 +235,7 @@ def build_registry(view: View, feed: FeedState, include_agents: bool,
                    alert_stats: AlertStatsCache | None = None) -> tuple[CollectorRegistry, IngestMetrics]:
     # no `<name>_created` gauge beside each counter: Prometheus' text format shows it as a family of
     # its own, which dashboards and `promtool check metrics` stumble on
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
     registry = CollectorRegistry()
     registry.register(ViewCollector(view, feed, include_agents))
     registry.register(AlertsCollector(alert_stats))
