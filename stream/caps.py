@@ -53,17 +53,15 @@ class ScopeIndex:
     def admit(self, event: E) -> tuple[E, tuple[str, ...]]:
         """The event with every value beyond its kind's cap replaced by `other`, and those kinds."""
         update: dict[str, str] = {}
+        kinds: list[str] = []
         for kind, field in FIELDS.items():
             value = getattr(event, field, None)
-            if value is None or value == OTHER:
-                continue
             refs = self.refs.get(kind)
-            if refs is not None and value not in refs and len(refs) >= self.caps[kind]:
+            if value is None or value == OTHER or refs is None:
+                continue
+            if value not in refs and len(refs) >= self.caps[kind]:
                 update[field] = OTHER
+                kinds.append(kind)
         if not update:
             return event, ()
-        kinds = tuple(k for k, f in FIELDS.items() if f in update)
-        return event.model_copy(update=update), kinds
-
-    def __len__(self) -> int:
-        return sum(len(r) for r in self.refs.values())
+        return event.model_copy(update=update), tuple(kinds)

@@ -245,13 +245,13 @@ class View:
         by_kind: dict[str, list[str]] = defaultdict(list)
         for scope in found:
             by_kind[kind_of(scope)].append(scope)
+        by_kind.pop("all", None)
         out = ["all"]
         for kind, scopes in by_kind.items():
             cap = self.caps.get(kind)
-            if kind == "all":
-                continue
-            if cap is not None and len(scopes) > cap + 1:
-                scopes = sorted(scopes, key=lambda s: (not s.endswith(f":{OTHER}"), -active.get(s, 0), s))[:cap + 1]
+            if cap is not None and len(scopes) > cap + 1:  # `other` first, then the most active
+                scopes = heapq.nsmallest(cap + 1, scopes, key=lambda s: (not s.endswith(f":{OTHER}"),
+                                                                        -active.get(s, 0), s))
             out.extend(scopes)
         return sorted(out)
 
