@@ -22,12 +22,14 @@ from prometheus_client.registry import Collector
 from alerts.delivery import one_line
 from alerts.history import AlertStats
 from stream.clock import utcnow
+from stream.folds import FIELDS, FIELDS_OF
 from stream.kpis import KPIS, LIVE, compute
 from stream.scopes import kind_of
 from stream.view import View
 from stream.windows import WINDOWS
 
 log = logging.getLogger(__name__)
+FIELD_TOPIC = {f: topic for topic, fields in FIELDS_OF.items() for f in fields}
 
 
 class FeedState(Protocol):
@@ -50,6 +52,43 @@ def metric_name(kpi: str) -> str:
     if kpi.endswith("_rate"):
         return f"sqm_{kpi[:-5]}_ratio"
     return f"sqm_{kpi}"
+
+
+#: The monotonic counters behind every KPI (`sqm_kpi_<name>_total`), per accumulator field: what
+#: Grafana needs for any range, `sum(increase(num[7d])) / sum(increase(den[7d]))`, where the windowed
+#: gauges only give their fixed windows. Percentiles have no numerator: they stay gauges.
+TOTALS: dict[str, tuple[str, str]] = {
+    "created": ("tickets_created", "ticket.created events counted"),
+    "complaints": ("complaints_created", "ticket.created events with is_complaint"),
+    "fr_n": ("first_responses", "ticket.first_response events counted"),
+    "fr_sum": ("first_response_seconds", "sum of first-response durations (ts - created_at)"),
+    "fr_sla": ("first_responses_within_target", "first responses within the target of the ticket's tier"),
+    "res_n": ("tickets_resolved", "ticket.resolved events counted"),
+    "res_sum": ("resolution_seconds", "sum of resolution durations (ts - created_at)"),
+    "res_one_contact": ("tickets_resolved_one_contact", "tickets resolved with contacts == 1"),
+    "res_bot": ("tickets_resolved_by_bot", "tickets resolved by_bot"),
+    "res_complaint": ("complaints_resolved", "complaints resolved"),
+    "res_complaint_24h": ("complaints_resolved_within_24h", "complaints resolved within 86400 s"),
+    "reopened": ("tickets_reopened", "ticket.reopened events counted"),
+    "offered": ("calls_offered", "call.offered events counted"),
+    "answered": ("calls_answered", "call.answered events counted"),
+    "answered_in_sl": ("calls_answered_within_threshold", "calls answered within the queue's service-level "
+                       "threshold"),
+    "wait_sum": ("answer_wait_seconds", "sum of wait_s of answered calls"),
+    "abandoned": ("calls_abandoned", "call.abandoned events counted (short ones included)"),
+    "abandoned_long": ("calls_abandoned_after_cutoff", "calls abandoned after the queue's short-abandon cut-off"),
+    "ended": ("calls_ended", "call.ended events counted"),
+    "ended_resolved": ("calls_ended_resolved", "call.ended events with resolved"),
+    "handle_sum": ("handle_seconds", "sum of talk_s + hold_s + wrap_s of ended calls"),
+    "surveys": ("survey_responses", "survey.submitted events counted"),
+    "csat_n": ("csat_responses", "survey responses with a csat score"),
+    "csat_ok": ("csat_satisfied_responses", "survey responses with csat >= 4"),
+    "nps_n": ("nps_responses", "survey responses with an nps score"),
+    "promoters": ("nps_promoters", "survey responses with nps >= 9"),
+    "detractors": ("nps_detractors", "survey responses with nps <= 6"),
+    "ces_n": ("ces_responses", "survey responses with a ces score"),
+    "ces_sum": ("ces_score_points", "sum of ces scores"),
+}
 
 
 class ViewCollector(Collector):
@@ -81,9 +120,32 @@ class ViewCollector(Collector):
         yield from fams.values()
         yield counts
         yield from live.values()
+        if self.feed.warm:
+            # counters only once the view has read the whole state topic: while it catches up, a
+            # partial sum followed by the full one would read as events to `increase()`
+            yield from self._totals(scopes)
         yield from self._pipeline(now)
 
+    def _totals(self, scopes: list[str]) -> Iterator[Metric]:
+        fams = [CounterMetricFamily(f"sqm_kpi_{TOTALS[f][0]}", f"{TOTALS[f][1]}, since the scope first counted "
+                                    "(KPI numerator or denominator)", labels=["scope", "kind"]) for f in FIELDS]
+        for scope in scopes:
+            found = self.view.kpi_totals(scope)
+            if found is None:
+                continue
+            values, topics = found
+            kind = kind_of(scope)
+            for i, f in enumerate(FIELDS):
+                if FIELD_TOPIC[f] in topics:  # a scope without calls has no call counters, not zeros
+                    fams[i].add_metric([scope, kind], values[i])
+        yield from fams
+
     def _pipeline(self, now: float) -> Iterator[Metric]:
+        if self.feed.warm:  # like the KPI counters: a partial sum while catching up would read as events
+            yield from self._pipeline_counters()
+        yield from self._workers(now)
+
+    def _pipeline_counters(self) -> Iterator[Metric]:
         t = self.view.totals()
         events = CounterMetricFamily("sqm_events", "valid input events processed, by type", labels=["type"])
         for k, n in sorted(t.events.items()):
@@ -103,6 +165,8 @@ class ViewCollector(Collector):
         for kind in sorted(self.view.caps):
             over.add_metric([kind], t.over.get(kind, 0))
         yield over
+
+    def _workers(self, now: float) -> Iterator[Metric]:
         workers = GaugeMetricFamily("sqm_worker_up", "1 for a worker whose heartbeat is fresh", labels=["worker"])
         rss = GaugeMetricFamily("sqm_worker_resident_memory_bytes", "worker RSS", labels=["worker"])
         parts = GaugeMetricFamily("sqm_worker_assigned_partitions", "source partitions assigned", labels=["worker"])

@@ -34,16 +34,14 @@ from stream.sketch import Sketch
 
 COMPLAINT_RESOLUTION_S = 86400.0
 
-FIELDS = (
-    # tickets
-    "created", "complaints", "fr_n", "fr_sum", "fr_sla", "res_n", "res_sum", "res_one_contact", "res_bot",
-    "res_complaint", "res_complaint_24h", "reopened",
-    # calls
-    "offered", "answered", "answered_in_sl", "wait_sum", "abandoned", "abandoned_long", "ended", "ended_resolved",
-    "handle_sum",
-    # surveys
-    "surveys", "csat_n", "csat_ok", "nps_n", "promoters", "detractors", "ces_n", "ces_sum",
-)
+FIELDS_OF = {  # the counters of an accumulator, by the source topic whose events feed them
+    "tickets": ("created", "complaints", "fr_n", "fr_sum", "fr_sla", "res_n", "res_sum", "res_one_contact", "res_bot",
+                "res_complaint", "res_complaint_24h", "reopened"),
+    "calls": ("offered", "answered", "answered_in_sl", "wait_sum", "abandoned", "abandoned_long", "ended",
+              "ended_resolved", "handle_sum"),
+    "surveys": ("surveys", "csat_n", "csat_ok", "nps_n", "promoters", "detractors", "ces_n", "ces_sum"),
+}
+FIELDS = tuple(f for fields in FIELDS_OF.values() for f in fields)
 IX = {name: i for i, name in enumerate(FIELDS)}
 _N = len(FIELDS)
 
@@ -61,6 +59,9 @@ class KpiConfig:
     call_horizon_s: float = 4 * 3600.0  # a call offered longer ago and never closed leaves the live state
     # distinct values kept per dimension and source partition (stream/caps.py); the rest count as `other`
     scope_caps: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CAPS))
+    # keep the monotonic KPI totals (records.TotalValue) of agent scopes too: one record per agent and
+    # source topic, kept for good, so only when /metrics serves agent series (SQM_METRICS_AGENT_SCOPES)
+    agent_totals: bool = False
 
     def fr_target(self, tier: str) -> float:
         return self.fr_targets.get(tier, self.fr_default_target)

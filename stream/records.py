@@ -13,6 +13,7 @@ bucket and ticket records again, partition = scope's hash) and the alert-state t
 | `CommentKey` | `["m", p, survey_id]` | `Comment`: a recent low-score survey comment; tombstone once evicted |
 | `DedupeKey` | `["d", topic, p, base, run, chunk]` | `DedupeChunk`: part of a run of remembered ids (stream/dedupe) |
 | `CountersKey` | `["c", topic, p]` | `Counters`: events by type, dead letters by reason, late, duplicates |
+| `TotalKey` | `["r", topic, p, scope]` | `TotalValue`: watermark + the KPI counters since the scope first counted |
 | `HeartbeatKey` | `["w", worker]` | `Heartbeat` (partition 0 of the state topic) |
 | `AlertKey` | `["a", rule_id, scope]` | the alert state (alerts/engine.py `AlertState.to_json()`) |
 | `SentinelKey` | `["s", token]` | `{}`: a reader reads up to it (stream/store.py); tombstoned after |
@@ -35,7 +36,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from stream.folds import Acc
+from stream.folds import FIELDS, IX, Acc
 
 Record = tuple[bytes, bytes | None]
 HEARTBEAT_FRESH_S = 20.0  # a worker whose last heartbeat is older counts as gone
@@ -87,6 +88,13 @@ class CountersKey:
 
 
 @dataclass(frozen=True, slots=True)
+class TotalKey:
+    topic: str
+    partition: int
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatKey:
     worker: str
 
@@ -106,7 +114,8 @@ class SentinelKey:
         return cls(uuid.uuid4().hex)
 
 
-Key = BucketKey | TicketKey | CallKey | CommentKey | DedupeKey | CountersKey | HeartbeatKey | AlertKey | SentinelKey
+Key = (BucketKey | TicketKey | CallKey | CommentKey | DedupeKey | CountersKey | TotalKey | HeartbeatKey | AlertKey
+       | SentinelKey)
 
 
 def encode_key(key: Key) -> bytes:
@@ -127,6 +136,8 @@ def encode_key(key: Key) -> bytes:
             return orjson.dumps(["d", topic, p, first, run, chunk])
         case CountersKey(topic, p):
             return orjson.dumps(["c", topic, p])
+        case TotalKey(topic, p, scope):
+            return orjson.dumps(["r", topic, p, scope])
         case HeartbeatKey(worker):
             return orjson.dumps(["w", worker])
         case AlertKey(rule_id, scope):
@@ -163,6 +174,8 @@ def decode_key(raw: bytes | None) -> Key | None:
             return DedupeKey(topic, p, first)
         case ["c", str(topic), p] if _int(p):
             return CountersKey(topic, p)
+        case ["r", str(topic), p, str(scope)] if _int(p):
+            return TotalKey(topic, p, scope)
         case ["w", str(worker)]:
             return HeartbeatKey(worker)
         case ["a", str(rule_id), str(scope)]:
@@ -195,6 +208,29 @@ class BucketValue:
     def from_bytes(cls, raw: bytes) -> BucketValue:
         d = orjson.loads(raw)
         return cls(int(d["o"]), Acc.from_json(d["a"]))
+
+
+@dataclass(slots=True)
+class TotalValue:
+    """The KPI counters of one (source topic, partition, scope) since the scope first counted there, with
+    the source offset of the last event added (watermark). Monotonic: counters only grow, and a replay
+    skips what the watermark says is in. What /metrics serves as `sqm_kpi_*_total` (api/metrics.py)."""
+
+    wm: int
+    v: list[float]  # indexed like stream.folds.FIELDS
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"o": self.wm, "v": {n: x for n, x in zip(FIELDS, self.v, strict=True) if x}})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> TotalValue:
+        d = orjson.loads(raw)
+        v: list[float] = [0] * len(FIELDS)
+        for k, x in d["v"].items():
+            i = IX.get(k)
+            if i is not None:
+                v[i] = x
+        return cls(int(d["o"]), v)
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from stream.calls import transition as call_transition
 from stream.caps import ScopeIndex
 from stream.dedupe import DedupeIndex
 from stream.events import CallEvent, Event, Rejected, SurveySubmitted, TicketEvent, decode
-from stream.folds import Acc, KpiConfig, contribution
+from stream.folds import FIELDS, Acc, KpiConfig, contribution
 from stream.records import (
     BucketKey,
     BucketValue,
@@ -36,6 +36,8 @@ from stream.records import (
     DedupeKey,
     Record,
     TicketKey,
+    TotalKey,
+    TotalValue,
     decode_key,
     encode_key,
 )
@@ -98,6 +100,10 @@ class PartitionState:
         self._dirty_comments: set[str] = set()
         self._ticket_scopes_before: dict[str, list[str]] = {}
         self._dirty_counters: set[str] = set()
+        # (topic, scope) -> the scope's KPI counters since it first counted here: monotonic, never
+        # expired, what Prometheus' `increase()` needs for any range (records.TotalValue)
+        self.totals: dict[tuple[str, str], TotalValue] = {}
+        self._dirty_totals: set[tuple[str, str]] = set()
         self._tombstones: list[tuple[bytes, tuple[str, ...]]] = []
         self.index = ScopeIndex(cfg.scope_caps)  # distinct values per dimension (stream/caps.py)
 
@@ -149,6 +155,7 @@ class PartitionState:
         b = bucket_of(ts, self.bucket_s)
         contrib = contribution(ev, self.cfg)
         buckets, dirty = self.buckets, self._dirty_buckets
+        totals, agent_totals = self.totals, self.cfg.agent_totals
         for scope in scopes_of(ev):
             k = (topic, scope, b)
             bucket = buckets.get(k)
@@ -159,6 +166,17 @@ class PartitionState:
                 bucket.acc.add(contrib)
                 bucket.wm = offset
                 dirty.add(k)
+            if agent_totals or not scope.startswith("agent:"):
+                tk = (topic, scope)
+                total = totals.get(tk)
+                if total is None:
+                    total = totals[tk] = TotalValue(-1, [0] * len(FIELDS))
+                if offset > total.wm:
+                    v = total.v
+                    for i, inc in contrib.incs:
+                        v[i] += inc
+                    total.wm = offset
+                    self._dirty_totals.add(tk)
         return ev
 
     def _apply_ticket(self, ev: TicketEvent, offset: int, now: float) -> None:
@@ -247,6 +265,9 @@ class PartitionState:
             out.extend(seen.flush())
         for topic in self._dirty_counters:
             out.append((encode_key(CountersKey(topic, p)), self.counters[topic].to_bytes()))
+        for topic, scope in self._dirty_totals:
+            out.append((encode_key(TotalKey(topic, p, scope)), self.totals[(topic, scope)].to_bytes()))
+        self._dirty_totals.clear()
         self._dirty_buckets.clear()
         self._dirty_tickets.clear()
         self._dirty_calls.clear()
@@ -320,6 +341,10 @@ class PartitionState:
                         self.comments[sid] = m
                 case DedupeKey(topic=topic, partition=kp) as key if kp == p:
                     dedupe.setdefault(topic, []).append((key, kraw, vraw))
+                case TotalKey(topic, kp, scope) if kp == p and vraw is not None:
+                    total = TotalValue.from_bytes(vraw)
+                    if total.wm > self.totals.get((topic, scope), TotalValue(-1, [])).wm:
+                        self.totals[(topic, scope)] = total
                 case CountersKey(topic, kp) if kp == p and vraw is not None:
                     c = Counters.from_bytes(vraw)
                     if c.wm > self.counters.get(topic, Counters()).wm:

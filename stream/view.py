@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from stream.calls import Call, CallIndex, Waiting
 from stream.caps import DEFAULT_CAPS, OTHER
-from stream.folds import Acc
+from stream.folds import FIELDS, Acc
 from stream.kpis import CALL_KINDS, TICKET_KINDS, Kpi, compute
 from stream.records import (
     BucketKey,
@@ -31,6 +31,8 @@ from stream.records import (
     HeartbeatKey,
     Key,
     TicketKey,
+    TotalKey,
+    TotalValue,
     decode_key,
 )
 from stream.scopes import kind_of
@@ -58,6 +60,8 @@ class View:
         self._closed: dict[tuple[str, str], tuple[int, int, Acc]] = {}
         self.tickets: dict[tuple[int, str], Ticket] = {}
         self.counters: dict[tuple[str, int], Counters] = {}
+        # scope -> (topic, partition) -> the monotonic KPI counters of that source partition (TotalValue)
+        self._totals: dict[str, dict[tuple[str, int], TotalValue]] = defaultdict(dict)
         self.workers: dict[str, Heartbeat] = {}
         self.comments: dict[tuple[int, str], Comment] = {}
         self.records = 0
@@ -93,6 +97,12 @@ class View:
                 cur = self.counters.get((topic, p))
                 if cur is None or c.wm >= cur.wm:
                     self.counters[(topic, p)] = c
+            case TotalKey(topic, p, scope) if vraw is not None:
+                total = TotalValue.from_bytes(vraw)
+                per = self._totals[scope]
+                held = per.get((topic, p))
+                if held is None or total.wm >= held.wm:  # a zombie's late write never rolls a total back
+                    per[(topic, p)] = total
             case HeartbeatKey(worker) if vraw is not None:
                 self.workers[worker] = Heartbeat.from_bytes(vraw)
         return ()
@@ -284,6 +294,24 @@ class View:
         """The newest low-score survey comments of the scope."""
         found = (m for m in self.comments.values() if scope == "all" or scope in m.scopes())
         return heapq.nlargest(limit, found, key=lambda m: m.ts)
+
+    def kpi_totals(self, scope: str) -> tuple[list[float], frozenset[str]] | None:
+        """The scope's KPI counters since it first counted (indexed like stream.folds.FIELDS), summed
+        over the source partitions, and the source topics they come from; None for a scope without.
+
+        Monotonic from scrape to scrape and across restarts of any process: each partition's total only
+        grows, and the sum runs in a fixed order (sorted keys; IEEE addition is monotonic), so a sum
+        of float durations never dips by a rounding error, which Prometheus would read as a reset.
+        """
+        per = self._totals.get(scope)
+        if not per:
+            return None
+        out = [0.0] * len(FIELDS)
+        for k in sorted(per):
+            for i, x in enumerate(per[k].v):
+                if x:
+                    out[i] += x
+        return out, frozenset(t for t, _ in per)
 
     def totals(self) -> Counters:
         """Pipeline counters summed over every topic and partition."""

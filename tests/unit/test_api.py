@@ -69,6 +69,7 @@ def test_scopes(client: TestClient) -> None:
 
 
 def test_metrics_exposition(client: TestClient) -> None:
+    client.app.state.feed.warm = True  # the view has read every record (/metrics serves counters only then)
     text = client.get("/metrics").text
     fams = {f.name: f for f in text_string_to_metric_families(text)}
     assert metric_name("first_response_mean_s") == "sqm_first_response_mean_seconds"

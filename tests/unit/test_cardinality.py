@@ -26,6 +26,7 @@ async def test_a_flood_of_distinct_values_stays_bounded() -> None:
     app = create_app(Settings(), connect=False)
     for k, v in sink.all_records():
         app.state.view.apply(k, v)
+    app.state.feed.warm = True  # every record read: /metrics serves its counters too
     with TestClient(app, base_url="http://127.0.0.1") as client:
         scopes = client.get("/v1/scopes").json()["scopes"]
         by_kind: dict[str, int] = {}
