@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from alerts.rules import Rule
 from stream.background import BackgroundLoop
+from stream.kafka import KafkaClientConfig
 from stream.records import SentinelKey, decode_key
 from stream.store import read_to_sentinel, read_to_sentinel_at
 
@@ -31,8 +32,8 @@ log = logging.getLogger(__name__)
 class RulesFeed(BackgroundLoop):
     name = "rules feed"
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaClientConfig, topic: str) -> None:
+        self.kafka = kafka
         self.topic = topic
         self.rules: dict[str, Rule] = {}
         self.ready = asyncio.Event()
@@ -58,13 +59,13 @@ class RulesFeed(BackgroundLoop):
     async def run_once(self) -> None:
         if self._producer is None:
             raise RuntimeError("RulesFeed.use() was not called before start()")
-        records, at = await read_to_sentinel_at(self._producer, self.bootstrap, self.topic, 0)
+        records, at = await read_to_sentinel_at(self._producer, self.kafka, self.topic, 0)
         self.rules = {}  # rebuilt without an await in between: nobody sees half of it
         for k, v in records:
             self.apply(k, v)
         self.ready.set()  # every record written before the sentinel is in: the rule set is complete
         log.info("rules feed: %d rules loaded from %s", len(self.rules), self.topic)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
+        consumer = AIOKafkaConsumer(**self.kafka.aiokafka(), enable_auto_commit=False, group_id=None,
                                     client_id="sqm-rules-feed")
         try:
             await consumer.start()
@@ -79,9 +80,10 @@ class RulesFeed(BackgroundLoop):
             await consumer.stop()
 
 
-async def publish_rules(producer: AIOKafkaProducer, bootstrap: str, topic: str, rules: Iterable[Rule]) -> None:
+async def publish_rules(producer: AIOKafkaProducer, kafka: KafkaClientConfig, topic: str,
+                        rules: Iterable[Rule]) -> None:
     """Make the topic hold exactly `rules`: write each, tombstone ids that are no longer there."""
-    present = {k for k, v in await read_to_sentinel(producer, bootstrap, topic, 0)
+    present = {k for k, v in await read_to_sentinel(producer, kafka, topic, 0)
                if k and not isinstance(decode_key(k), SentinelKey)}
     wanted = {r.id.encode(): orjson.dumps(r.to_doc()) for r in rules}
     futs = [await producer.send(topic, key=k, value=v, partition=0) for k, v in wanted.items()]

@@ -37,6 +37,7 @@ from alerts.engine import Transition
 from alerts.evaluator import ScopeEvaluator, Touched
 from alerts.feed import RulesFeed
 from stream.background import BackgroundLoop
+from stream.kafka import KafkaClientConfig
 from stream.store import read_to_sentinel, read_to_sentinel_at
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,10 @@ log = logging.getLogger(__name__)
 class AlertRunner(BackgroundLoop):
     name = "alert runner"
 
-    def __init__(self, *, bootstrap: str, scopes_topic: str, alert_state_topic: str, alerts_topic: str,
+    def __init__(self, *, kafka: KafkaClientConfig, scopes_topic: str, alert_state_topic: str, alerts_topic: str,
                  partitions: int, bucket_s: int, rules: RulesFeed, tick_s: float = 0.5, full_every_s: float = 10.0,
                  coalesce_s: float = 0.1, fetch_max_wait_ms: int = 100) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.scopes_topic = scopes_topic
         self.alert_state_topic = alert_state_topic
         self.alerts_topic = alerts_topic
@@ -85,7 +86,7 @@ class AlertRunner(BackgroundLoop):
         self.evaluator.forget(list(self.evaluator.parts))  # reloaded from the topics on the next round
 
     async def run_once(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+        consumer = AIOKafkaConsumer(**self.kafka.aiokafka(), group_id=None, enable_auto_commit=False,
                                     client_id="sqm-alert-runner", fetch_max_wait_ms=self.fetch_max_wait_ms,
                                     max_partition_fetch_bytes=8 * 1024 * 1024)
         await consumer.start()
@@ -122,10 +123,10 @@ class AlertRunner(BackgroundLoop):
         positions = {q: await consumer.position(TopicPartition(self.scopes_topic, q)) for q in keep}
         self.evaluator.forget(set(self.evaluator.parts) - keep)
         for q in sorted(want - keep):
-            records, at = await read_to_sentinel_at(self.producer, self.bootstrap, self.scopes_topic, q)
+            records, at = await read_to_sentinel_at(self.producer, self.kafka, self.scopes_topic, q)
             # the alert state is read after the KPI records: it overrides any left on the scope
             # topic by an older version, which kept the two together
-            records += await read_to_sentinel(self.producer, self.bootstrap, self.alert_state_topic, q)
+            records += await read_to_sentinel(self.producer, self.kafka, self.alert_state_topic, q)
             self.evaluator.load(q, records)
             self._touched.pop(q, None)
             positions[q] = at

@@ -139,7 +139,7 @@ async def start_database(app: FastAPI, parts: Parts, engine: Engine, producer: A
 
     async def publish() -> int:
         rules = [r for r, _ in await asyncio.to_thread(book.all)]
-        await publish_rules(producer, settings.kafka_bootstrap_servers, settings.rules_topic, rules)
+        await publish_rules(producer, settings.kafka, settings.rules_topic, rules)
         return len(rules)
 
     n = await retrying(f"publishing the rules to {settings.rules_topic}", publish)
@@ -154,8 +154,7 @@ def lifespan_of(parts: Parts, connect: bool) -> Callable[[FastAPI], contextlib.A
         engine: Engine | None = None
         starting: asyncio.Task[None] | None = None
         if connect:
-            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all",
-                                        linger_ms=2, client_id="sqm-api")
+            producer = AIOKafkaProducer(**settings.kafka.aiokafka(), acks="all", linger_ms=2, client_id="sqm-api")
             await producer.start()
             app.state.producer = producer
             await parts.feed.start()
@@ -201,7 +200,7 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     view = View(settings.bucket_s, settings.effective_scope_caps)
     file_targets = load_targets(settings.kpi_targets_file)
     targets = PeriodicSnapshot("targets", lambda: Targets(file_targets), Targets(file_targets))
-    parts = Parts(settings, view, StateFeed(view, settings.kafka_bootstrap_servers, settings.state_topic,
+    parts = Parts(settings, view, StateFeed(view, settings.kafka, settings.state_topic,
                                             settings.fetch_max_wait_ms),
                   file_targets, targets, PeriodicSnapshot("api keys", dict, {}, every_s=10.0, loaded=not connect),
                   Board(view, lambda: targets.value), DatabaseStatus(connecting=connect))

@@ -12,6 +12,7 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream.background import BackgroundLoop
+from stream.kafka import KafkaClientConfig
 from stream.records import SENTINEL_VALUE
 from stream.store import assign_from_beginning, sentinel_key
 from stream.view import View
@@ -22,10 +23,10 @@ log = logging.getLogger(__name__)
 class StateFeed(BackgroundLoop):
     name = "state feed"
 
-    def __init__(self, view: View, bootstrap: str, state_topic: str, fetch_max_wait_ms: int = 100) -> None:
+    def __init__(self, view: View, kafka: KafkaClientConfig, state_topic: str, fetch_max_wait_ms: int = 100) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.view = view
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.state_topic = state_topic
         self.warm = False
         self.last_poll_ok = 0.0
@@ -36,8 +37,8 @@ class StateFeed(BackgroundLoop):
         self.last_poll_ok = 0.0
 
     async def run_once(self) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", client_id="sqm-api-feed")
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+        producer = AIOKafkaProducer(**self.kafka.aiokafka(), acks="all", client_id="sqm-api-feed")
+        consumer = AIOKafkaConsumer(**self.kafka.aiokafka(), group_id=None, enable_auto_commit=False,
                                     client_id="sqm-api-feed", max_partition_fetch_bytes=8 * 1024 * 1024,
                                     fetch_max_wait_ms=self.fetch_max_wait_ms)
         await producer.start()

@@ -30,6 +30,7 @@ from history.minutes import Minutes
 from history.series import minute_rows_to_keep
 from history.store import HistoryStore
 from stream.background import BackgroundLoop
+from stream.kafka import KafkaClientConfig
 from stream.store import assign_from_beginning
 from stream.windows import LONGEST
 
@@ -46,12 +47,12 @@ def _reason(exc: BaseException) -> str:
 class HistoryWriter(BackgroundLoop):
     name = "history writer"
 
-    def __init__(self, store: HistoryStore, bootstrap: str, state_topic: str, *, minute_days: float,
+    def __init__(self, store: HistoryStore, kafka: KafkaClientConfig, state_topic: str, *, minute_days: float,
                  keep_days: float, flush_s: float = 5.0, maintain_s: float = 3600.0,
                  fetch_max_wait_ms: int = 100, prepare: Callable[[], None] | None = None,
                  retry_max_s: float = 10.0) -> None:
         self.store = store
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.state_topic = state_topic
         self.minute_days = minute_days
         self.keep_days = keep_days
@@ -72,7 +73,7 @@ class HistoryWriter(BackgroundLoop):
         self.minutes = Minutes()  # read again from the beginning
 
     async def run_once(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+        consumer = AIOKafkaConsumer(**self.kafka.aiokafka(), group_id=None, enable_auto_commit=False,
                                     client_id="sqm-history", max_partition_fetch_bytes=8 * 1024 * 1024,
                                     fetch_max_wait_ms=self.fetch_max_wait_ms)
         await consumer.start()

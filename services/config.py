@@ -10,30 +10,60 @@ import ipaddress
 import json
 import socket
 from functools import cached_property
+from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.caps import DEFAULT_CAPS
 from stream.folds import KpiConfig
+from stream.kafka import KafkaClientConfig
 
 
 class Settings(BaseSettings):
     """Every setting of every process. Each field's description is its documentation: the table in
     docs/configuration.md is generated from them (`python -m services.docgen`)."""
 
-    model_config = SettingsConfigDict(env_prefix="SQM_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a refused setting's message names the setting; the input it echoes
+    # otherwise would print SQM_KAFKA_SASL_PASSWORD or a token into the logs
+    model_config = SettingsConfigDict(env_prefix="SQM_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SQM_KAFKA_BOOTSTRAP_SERVERS"),
         description="the Kafka cluster every component uses, comma-separated host:port")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how every Kafka client (workers, API, notifier, history writer, producers, topic "
+        "admin) connects: PLAINTEXT; SSL (TLS; with a client certificate: mutual TLS); SASL_PLAINTEXT; SASL_SSL "
+        "(SASL over TLS, what managed Kafka offers). Examples: [deploy/kafka.md](deploy/kafka.md)")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism; required with SASL_PLAINTEXT and SASL_SSL, refused with the others")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name (the principal the ACLs name)")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password; never logged or shown")
+    kafka_ssl_cafile: str | None = Field(None, description="PEM file of the CAs that sign the brokers' certificates "
+                                         "(SSL, SASL_SSL); unset: the system's CAs")
+    kafka_ssl_certfile: str | None = Field(None, description="PEM client certificate for mutual TLS (with "
+                                           "SQM_KAFKA_SSL_KEYFILE)")
+    kafka_ssl_keyfile: str | None = Field(None, description="PEM private key of SQM_KAFKA_SSL_CERTFILE (unencrypted)")
+    kafka_ssl_check_hostname: bool = Field(True, description="check that a broker's certificate names the host "
+                                           "connected to (the certificate chain is verified either way)")
     embedded_broker: Literal["auto", "on", "off"] = Field(
         "auto", description="auto: start the embedded broker when the bootstrap address is on loopback and nothing "
         "listens there; on; off")
     topic_prefix: str = Field("sqm.", description="prefix of every topic")
-    partitions: int = Field(6, ge=1, le=256, description="partitions of the topics sqm creates (the three input "
-                            "topics must have the same count)")
+    partitions: int = Field(6, ge=1, le=256, description="partitions of the topics sqm creates; topics that exist "
+                            "must have this many (the rules topic: 1), or every process refuses to start")
+    topic_replication_factor: int | None = Field(
+        None, ge=1, description="replicas of each topic sqm creates; unset: 1 when the bootstrap address is on "
+        "loopback and PLAINTEXT (the embedded broker), else 3")
+    topic_min_insync_replicas: int | None = Field(
+        None, ge=1, description="`min.insync.replicas` of each topic sqm creates (every write waits for all in-sync "
+        "replicas, acks=all, and fails when fewer than this are in sync); unset: 1 where the replication factor "
+        "defaults to 1, else 2 (at most the replication factor)")
+    compacted_segment_ms: int = Field(
+        3_600_000, ge=60_000, description="`segment.ms` of the compacted topics (state, scopes, alert-state, "
+        "rules): compaction never cleans the open segment, so this bounds the superseded records a starting "
+        "worker, API or history writer reads back (Kafka's default is 7 days); 1 h: an hour of writes at most")
     database_url: str = Field("sqlite:///var/sqm.db", description="SQLAlchemy URL of rules, alerts, history, "
                               "silences and the outbox; postgresql://... in production")
     api_host: str = Field("127.0.0.1", description="where the API and board listen")
@@ -123,13 +153,21 @@ class Settings(BaseSettings):
     worker_id: str = Field(default_factory=lambda: socket.gethostname(),
                            description="worker name in heartbeats and metrics; default: the host name")
     metrics_agent_scopes: bool = Field(False, description="per-agent series in /metrics (one series per agent "
-                                       "and KPI: mind the cardinality)")
+                                       "and KPI: mind the cardinality); set it on the workers too, which then "
+                                       "keep the per-agent `sqm_kpi_*_total` counters")
     uvloop: bool = Field(True, description="run the worker on uvloop")
     fetch_max_wait_ms: int = Field(100, ge=0, le=5000, description="consumer long-poll wait; Faust's own 1500 ms "
                                    "adds up to 1.5 s of latency on brokers that hold a fetch (stream/transport.py)")
     rebalance_timeout_s: float | None = Field(None, description="Faust broker_rebalance_timeout; default 5 s on "
                                               "a loopback broker (the embedded one waits it out on every join), "
                                               "else 60 s")
+    health_port: int | None = Field(
+        None, ge=1, le=65535, description="port of the health probes of the workers, the notifier and the history "
+        "writer, on every address: GET /livez (200 while the process's event loop runs; 503 once it has "
+        "stalled for 30 s) and GET /readyz (200 once a worker holds its partitions with their state loaded, "
+        "the notifier and history writer their database; 503 with the reason otherwise; never from lag). "
+        "Unset: no probe server. The API has its own, on SQM_API_PORT "
+        "([deploy/kubernetes.md](deploy/kubernetes.md#probes))")
 
 
     @field_validator("ingest_token", "admin_token")
@@ -138,6 +176,13 @@ class Settings(BaseSettings):
         if v is not None and (len(v) < 16 or v.lower() in {"changeme", "changethis", "secret", "token"}):
             raise ValueError("a token must be a real secret of at least 16 characters")
         return v
+
+    @model_validator(mode="after")
+    def _kafka_combinations(self) -> Settings:
+        problems = kafka_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("api_allowed_hosts")
     @classmethod
@@ -206,7 +251,7 @@ class Settings(BaseSettings):
     def kpi_config(self) -> KpiConfig:
         return KpiConfig(dict(self.fr_targets), self.fr_default_target, dict(self.sl_thresholds),
                          self.sl_default_threshold, dict(self.short_abandon), self.short_abandon_default,
-                         self.call_horizon_s, self.effective_scope_caps)
+                         self.call_horizon_s, self.effective_scope_caps, agent_totals=self.metrics_agent_scopes)
 
     @property
     def bootstrap_is_loopback(self) -> bool:
@@ -216,12 +261,71 @@ class Settings(BaseSettings):
         return [s.strip().rsplit(":", 1)[0].strip("[]") for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
 
     @property
+    def kafka(self) -> KafkaClientConfig:
+        """How every Kafka client connects (stream/kafka.py turns it into each library's options)."""
+        password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password is not None else None
+        return KafkaClientConfig(self.kafka_bootstrap_servers, self.kafka_security_protocol,
+                                 self.kafka_sasl_mechanism, self.kafka_sasl_username, password,
+                                 self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile,
+                                 self.kafka_ssl_check_hostname)
+
+    @property
+    def kafka_is_local(self) -> bool:
+        """A single local broker (the embedded one, a laptop's): loopback and unsecured. A secured
+        loopback address is a tunnel to a real cluster."""
+        return self.bootstrap_is_loopback and self.kafka_security_protocol == "PLAINTEXT"
+
+    @property
+    def effective_replication_factor(self) -> int:
+        # One broker cannot hold three replicas; a cluster that loses a broker must not lose a partition.
+        if self.topic_replication_factor is not None:
+            return self.topic_replication_factor
+        return 1 if self.kafka_is_local else 3
+
+    @property
+    def effective_min_insync_replicas(self) -> int:
+        # 2 of 3: a write is on two brokers before it is acknowledged, and one broker may be down
+        # (a rolling restart) without stopping the writes.
+        if self.topic_min_insync_replicas is not None:
+            return self.topic_min_insync_replicas
+        return min(1 if self.kafka_is_local else 2, self.effective_replication_factor)
+
+    @property
     def effective_rebalance_timeout(self) -> float:
         # A short timeout only matters for brokers that wait it out on join (the embedded one);
         # production Kafka keeps the Faust default.
         if self.rebalance_timeout_s is not None:
             return self.rebalance_timeout_s
         return 5.0 if self.bootstrap_is_loopback else 60.0
+
+
+def kafka_problems(s: Settings) -> list[str]:
+    """What is wrong with the Kafka connection and topic settings taken together, each with the fix."""
+    out = []
+    protocol = f"SQM_KAFKA_SECURITY_PROTOCOL={s.kafka_security_protocol}"
+    sasl = {"SQM_KAFKA_SASL_MECHANISM": s.kafka_sasl_mechanism, "SQM_KAFKA_SASL_USERNAME": s.kafka_sasl_username,
+            "SQM_KAFKA_SASL_PASSWORD": s.kafka_sasl_password}
+    if s.kafka_security_protocol.startswith("SASL_"):
+        if missing := [name for name, v in sasl.items() if not v]:
+            out.append(f"{protocol} needs {', '.join(missing)} (mechanisms: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")
+    elif given := [name for name, v in sasl.items() if v]:
+        out.append(f"{', '.join(given)} set, but {protocol} does not authenticate: use SASL_SSL (or "
+                   "SASL_PLAINTEXT), or unset them")
+    files = {"SQM_KAFKA_SSL_CAFILE": s.kafka_ssl_cafile, "SQM_KAFKA_SSL_CERTFILE": s.kafka_ssl_certfile,
+             "SQM_KAFKA_SSL_KEYFILE": s.kafka_ssl_keyfile}
+    if s.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        if given := [name for name, v in files.items() if v]:
+            out.append(f"{', '.join(given)} set, but {protocol} does not use TLS: use SSL or SASL_SSL, or unset them")
+    else:
+        if bool(s.kafka_ssl_certfile) != bool(s.kafka_ssl_keyfile):
+            out.append("mutual TLS needs both SQM_KAFKA_SSL_CERTFILE and SQM_KAFKA_SSL_KEYFILE (a PEM file that holds "
+                       "both: give it as both)")
+        out += [f"{name}={path}: no such file" for name, path in files.items() if path and not Path(path).is_file()]
+    if s.effective_min_insync_replicas > s.effective_replication_factor:
+        out.append(f"min.insync.replicas {s.effective_min_insync_replicas} exceeds the replication factor "
+                   f"{s.effective_replication_factor}: every write would fail (set SQM_TOPIC_MIN_INSYNC_REPLICAS at "
+                   "most SQM_TOPIC_REPLICATION_FACTOR)")
+    return out
 
 
 def _is_loopback(host: str) -> bool:

@@ -15,6 +15,7 @@ import time
 from db.engine import make_engine, upgrade
 from history.store import HistoryStore
 from history.writer import HistoryWriter
+from services import health
 from services.config import Settings
 from services.topics import ensure_topics
 
@@ -23,9 +24,11 @@ log = logging.getLogger("sqm.history")
 
 async def run(settings: Settings) -> None:
     engine = make_engine(settings.database_url)  # connects at the first write, not here
-    writer = HistoryWriter(HistoryStore(engine), settings.kafka_bootstrap_servers, settings.state_topic,
+    writer = HistoryWriter(HistoryStore(engine), settings.kafka, settings.state_topic,
                            minute_days=settings.history_minute_days, keep_days=settings.history_days,
                            fetch_max_wait_ms=settings.fetch_max_wait_ms, prepare=lambda: upgrade(engine))
+    health.watch(settings.health_port, lambda: health.ready_unless(migrations_pending=writer.prepare is not None,
+                                                                   database_down=writer.down_since is not None))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -30,8 +30,9 @@ from alerts.delivery import one_line
 from alerts.notifier import Notifier
 from alerts.routing import load_notify_file
 from db.engine import make_engine, unavailable, upgrade
+from services import health
 from services.config import Settings
-from services.topics import ensure_topics
+from services.topics import TopicLayoutError, ensure_topics
 
 log = logging.getLogger("sqm.notifier")
 PURGE_EVERY_S = 3600.0
@@ -101,12 +102,15 @@ async def pause(stop: asyncio.Event, seconds: float) -> None:
 
 
 async def until_done(stop: asyncio.Event, outage: Outage, loop: str, work: Callable[[], Awaitable[None]]) -> bool:
-    """Run `work` until it succeeds (True) or the process stops (False)."""
+    """Run `work` until it succeeds (True) or the process stops (False). Topics with the wrong
+    partition counts (TopicLayoutError) do not heal by waiting: that error ends the process."""
     while not stop.is_set():
         try:
             await work()
             outage.ok(loop)
             return True
+        except TopicLayoutError:
+            raise
         except Exception as exc:
             await pause(stop, outage.failed(loop, exc))
     return False
@@ -121,7 +125,7 @@ def build(settings: Settings) -> Notifier:
 
 
 def consumer_of(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(settings.alerts_topic, bootstrap_servers=settings.kafka_bootstrap_servers,
+    return AIOKafkaConsumer(settings.alerts_topic, **settings.kafka.aiokafka(),
                             group_id=f"{settings.topic_prefix}notifier", enable_auto_commit=False,
                             auto_offset_reset="earliest", client_id="sqm-notifier",
                             fetch_max_wait_ms=settings.fetch_max_wait_ms,
@@ -232,10 +236,12 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     db, broker = Outage("the database", unavailable), Outage("the broker", broker_away)
+    probes = health.watch(settings.health_port)  # live: this loop beats; ready: once started, while both answer
     log.info("notifier %s: targets %s", notifier.owner, [t.name for t in notifier.config.targets])
     try:
         if not await start(settings, notifier, stop, db, broker):
             return
+        probes.ready_when(lambda: health.ready_unless(database_down=bool(db.down), broker_down=bool(broker.down)))
         tasks = [asyncio.create_task(c) for c in (consume(settings, notifier, wake, stop, db, broker),
                                                  deliver(notifier, wake, stop, db),
                                                  schedule(notifier, wake, stop, settings.alert_retention_days * 86400,
@@ -258,7 +264,10 @@ def main() -> None:
     logging.getLogger("kafka").setLevel(logging.ERROR)
     for handler in logging.getLogger().handlers:
         handler.addFilter(KafkaLogThrottle())
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except TopicLayoutError as exc:
+        raise SystemExit(f"notifier: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -27,9 +27,9 @@ def route(ev: dict[str, Any]) -> tuple[str, bytes | None]:
 
 
 def make_producer(settings: Settings, one_record_batches: bool | None = None) -> KafkaProducer:
-    single = settings.bootstrap_is_loopback if one_record_batches is None else one_record_batches
+    single = settings.kafka_is_local if one_record_batches is None else one_record_batches
     extra: dict[str, Any] = {"batch_size": 1} if single else {"linger_ms": 5}
-    return KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", client_id="sqm-producer",
+    return KafkaProducer(**settings.kafka.kafka_python(), acks="all", client_id="sqm-producer",
                          max_request_size=2 * 1024 * 1024, **extra)
 
 

@@ -16,6 +16,7 @@ different subscriptions, which is not tested).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -27,9 +28,11 @@ import psutil
 
 from alerts.feed import RulesFeed
 from alerts.runner import AlertRunner
+from services import health
 from services.config import Settings
 from stream.processor import BatchFailed, Message, Processor
 from stream.records import Heartbeat
+from stream.state import PartitionState
 from stream.store import StateStore
 from stream.transport import app_class
 
@@ -54,11 +57,11 @@ class Parts:
 
 
 def build_parts(settings: Settings) -> Parts:
-    store = StateStore(settings.kafka_bootstrap_servers, settings.state_topic, settings.deadletter_topic,
+    store = StateStore(settings.kafka, settings.state_topic, settings.deadletter_topic,
                        settings.source_topics, scopes_topic=settings.scopes_topic,
                        scope_partitions=settings.partitions)
-    rules = RulesFeed(settings.kafka_bootstrap_servers, settings.rules_topic)
-    alerting = AlertRunner(bootstrap=settings.kafka_bootstrap_servers, scopes_topic=settings.scopes_topic,
+    rules = RulesFeed(settings.kafka, settings.rules_topic)
+    alerting = AlertRunner(kafka=settings.kafka, scopes_topic=settings.scopes_topic,
                            alert_state_topic=settings.alert_state_topic, alerts_topic=settings.alerts_topic,
                            partitions=settings.partitions, bucket_s=settings.bucket_s, rules=rules,
                            tick_s=settings.alert_tick_s, full_every_s=settings.alert_full_eval_s,
@@ -72,7 +75,8 @@ def faust_app(settings: Settings) -> faust.App:
     group = "alerts" if settings.worker_role == "alerts" else "worker"
     return app_class(settings.fetch_max_wait_ms)(
         settings.group_id or f"{settings.topic_prefix}{group}",
-        broker=";".join(f"kafka://{s.strip()}" for s in settings.kafka_bootstrap_servers.split(",")),
+        broker=settings.kafka.faust_broker,
+        broker_credentials=settings.kafka.faust_credentials(),
         store="memory://",
         value_serializer="raw",
         key_serializer="raw",
@@ -101,6 +105,7 @@ def create_app(settings: Settings) -> faust.App:
         alert_state = app.topic(settings.alert_state_topic, value_serializer="raw", key_serializer="raw")
         app.agent(alert_state, name="alerts")(_hold_assignment)
     _heartbeat(app, parts)
+    _health(app, parts)
     return app
 
 
@@ -196,3 +201,76 @@ def _heartbeat(app: faust.App, parts: Parts) -> None:
             rss=proc.memory_info().rss, lag=source_lag(tps), rules=len(parts.rules.rules),
             alert_transitions=parts.alerting.transitions, alerts_firing=evaluator.active(),
             alert_partitions=tuple(sorted(evaluator.parts))))
+
+
+def _health(app: faust.App, parts: Parts) -> None:
+    """Probes on SQM_HEALTH_PORT (services/health.py): live while this loop beats; ready once the group
+    has assigned this worker its partitions and their state is loaded (`health.worker_readiness`).
+
+    The state of newly assigned source partitions is loaded as soon as the rebalance is over, not at
+    their first message, so that "ready" needs no traffic and the first batch after a rebalance does
+    not wait for it. A load is kept only if nothing moved meanwhile (same group generation, no
+    rebalance under way, the partition still ours) and the KPI agent did not load it first: two
+    loads of one partition with no batch between them read the same records."""
+    settings, processor, kinds = parts.settings, parts.processor, parts.kinds
+    kpi_role, alert_role = settings.worker_role in ("all", "kpis"), settings.worker_role in ("all", "alerts")
+    probes, joined, started, tasks = health.Health(), [False], [False], set[asyncio.Task[None]]()
+
+    def owned(topics: Any) -> frozenset[int]:
+        return frozenset(tp.partition for tp in app.consumer.assignment() if tp.topic in topics)
+
+    def state() -> health.WorkerState:
+        jobs: dict[str, tuple[Any, frozenset[int]]] = {}
+        if kpi_role:
+            jobs["kpis"] = (kinds, frozenset(processor.states))
+        if alert_role:
+            jobs["alerts"] = ({settings.alert_state_topic}, frozenset(parts.alerting.evaluator.parts))
+        return health.WorkerState(joined[0], app.rebalancing, {job: owned(t) for job, (t, _) in jobs.items()},
+                                  {job: loaded for job, (_, loaded) in jobs.items()},
+                                  parts.rules.ready.is_set() if alert_role else None)
+
+    async def preload(generation: int) -> None:
+        # after Faust's recovery (the partitions stay paused until it ends) and the store's start
+        while app.rebalancing or not started[0]:
+            await asyncio.sleep(0.05)
+            if app.consumer_generation_id != generation:
+                return  # a later assignment started a load of its own
+        for p in sorted(owned(kinds) - processor.states.keys()):
+            st = PartitionState(p, processor.cfg, processor.bucket_s, processor.ticket_horizon_s)
+            st.load(await parts.store.read_partition(p))
+            if app.consumer_generation_id != generation or app.rebalancing or p not in owned(kinds):
+                return
+            processor.states.setdefault(p, st)
+
+    async def _assigned(app_: Any, assigned: set[Any], **_: Any) -> None:
+        joined[0] = True
+        if kpi_role:
+            task = asyncio.ensure_future(preload(app.consumer_generation_id))
+            tasks.add(task)
+            task.add_done_callback(_loaded)
+
+    def _loaded(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # the KPI agent loads it at its first batch
+            log.warning("loading the state of the assigned partitions failed: %r", task.exception())
+
+    app.on_partitions_assigned.connect(_assigned)  # type: ignore[arg-type]
+    probes.check = lambda: health.worker_readiness(state())
+
+    @app.timer(health.BEAT_S)  # type: ignore[untyped-decorator]
+    async def health_beat() -> None:
+        probes.beat()
+
+    servers: list[health.HealthServer] = []
+
+    @app.service
+    class _Probes(faust.Service):  # registered after _Store, so started after it
+        async def on_start(self) -> None:
+            started[0] = True
+            probes.beat()  # the first beat: the group join before this may have taken longer than the limit
+            if settings.health_port is not None:
+                servers.append(health.HealthServer(settings.health_port, probes).start())
+
+        async def on_stop(self) -> None:
+            for server in servers:
+                server.close()

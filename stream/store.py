@@ -14,6 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from stream.kafka import KafkaClientConfig
 from stream.records import SENTINEL_VALUE, Heartbeat, HeartbeatKey, Record, SentinelKey, encode_key
 from stream.scopes import scope_partition
 from stream.state import DeadLetter, Scoped
@@ -26,9 +27,9 @@ def sentinel_key() -> bytes:
 
 
 class StateStore:
-    def __init__(self, bootstrap: str, state_topic: str, deadletter_topic: str, source_topics: dict[str, str],
+    def __init__(self, kafka: KafkaClientConfig, state_topic: str, deadletter_topic: str, source_topics: dict[str, str],
                  scopes_topic: str | None = None, scope_partitions: int = 1):
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.state_topic = state_topic
         self.scopes_topic = scopes_topic
         self.scope_partitions = scope_partitions
@@ -38,7 +39,7 @@ class StateStore:
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, max_request_size=4 * 1024 * 1024,
+            **self.kafka.aiokafka(), acks="all", linger_ms=5, max_request_size=4 * 1024 * 1024,
             max_batch_size=512 * 1024,
             client_id="sqm-state",
         )
@@ -109,22 +110,23 @@ class StateStore:
 
     async def read_partition(self, partition: int, topic: str | None = None) -> list[Record]:
         """Every record of partition `partition` of the state topic (or `topic`), in order, up to now."""
-        return await read_to_sentinel(self.producer, self.bootstrap, topic or self.state_topic, partition)
+        return await read_to_sentinel(self.producer, self.kafka, topic or self.state_topic, partition)
 
 
-async def read_to_sentinel(producer: AIOKafkaProducer, bootstrap: str, topic: str, partition: int) -> list[Record]:
+async def read_to_sentinel(producer: AIOKafkaProducer, kafka: KafkaClientConfig, topic: str,
+                           partition: int) -> list[Record]:
     """Every record of one partition of a compacted topic, in order, up to a sentinel written now."""
-    return (await read_to_sentinel_at(producer, bootstrap, topic, partition))[0]
+    return (await read_to_sentinel_at(producer, kafka, topic, partition))[0]
 
 
-async def read_to_sentinel_at(producer: AIOKafkaProducer, bootstrap: str, topic: str,
+async def read_to_sentinel_at(producer: AIOKafkaProducer, kafka: KafkaClientConfig, topic: str,
                               partition: int) -> tuple[list[Record], int]:
     """`read_to_sentinel`, plus the sentinel's offset: a reader that goes on from there misses nothing."""
     sentinel = sentinel_key()
     meta = await (await producer.send(topic, key=sentinel, value=SENTINEL_VALUE, partition=partition))
     stop_at = meta.offset
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                group_id=None, client_id="sqm-recovery")
+    consumer = AIOKafkaConsumer(**kafka.aiokafka(), enable_auto_commit=False, group_id=None,
+                                client_id="sqm-recovery")
     await consumer.start()
     out: list[Record] = []
     try:

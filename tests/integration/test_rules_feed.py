@@ -25,11 +25,11 @@ async def test_ready_only_after_reading_to_a_sentinel(broker: EmbeddedBroker) ->
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=50)
     await producer.start()
     try:
-        await publish_rules(producer, broker.bootstrap, settings.rules_topic, [rule(i) for i in range(1500)])
+        await publish_rules(producer, settings.kafka, settings.rules_topic, [rule(i) for i in range(1500)])
         # later deletions: the latest record of each id counts
         await asyncio.gather(*[await producer.send(settings.rules_topic, key=f"r{i}".encode(), value=None,
                                                    partition=0) for i in range(0, 1500, 2)])
-        feed = RulesFeed(broker.bootstrap, settings.rules_topic)
+        feed = RulesFeed(settings.kafka, settings.rules_topic)
         feed.use(producer)
         await feed.start()
         try:
