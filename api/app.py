@@ -204,7 +204,8 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
                                             settings.fetch_max_wait_ms),
                   file_targets, targets, PeriodicSnapshot("api keys", dict, {}, every_s=10.0, loaded=not connect),
                   Board(view, lambda: targets.value), DatabaseStatus(connecting=connect))
-    registry, ingest = build_registry(view, parts.feed, settings.metrics_agent_scopes, parts.stats)
+    registry, ingest = build_registry(view, parts.feed, settings.metrics_agent_scopes, parts.stats,
+                                      partitions=settings.partitions)
 
     app = FastAPI(title="sqm — streaming service-quality monitor", version="0.1.0",
                   lifespan=lifespan_of(parts, connect),

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -295,14 +295,17 @@ class IngestMetrics:
     rejected: Counter
 
 
-def build_registry(view: View, feed: FeedState, include_agents: bool,
-                   alert_stats: AlertStatsCache | None = None) -> tuple[CollectorRegistry, IngestMetrics]:
+def build_registry(view: View, feed: FeedState, include_agents: bool, alert_stats: AlertStatsCache | None = None,
+                   *, partitions: int | None = None) -> tuple[CollectorRegistry, IngestMetrics]:
     # no `<name>_created` gauge beside each counter: Prometheus' text format shows it as a family of
     # its own, which dashboards and `promtool check metrics` stumble on
     disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
     registry = CollectorRegistry()
     registry.register(ViewCollector(view, feed, include_agents))
     registry.register(AlertsCollector(alert_stats))
+    if partitions is not None:  # what the health rules compare the workers' assignments with
+        Gauge("sqm_partitions", "partitions of the input and scope topics (SQM_PARTITIONS): the source partitions "
+              "the KPI workers and the scope partitions the alert workers must hold", registry=registry).set(partitions)
     ingest = IngestMetrics(
         Counter("sqm_ingest_accepted", "events accepted by POST /v1/events", registry=registry),
         Counter("sqm_ingest_rejected", "events refused by POST /v1/events", ["reason"], registry=registry),

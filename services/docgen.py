@@ -2,8 +2,6 @@
 
     python -m services.docgen            # rewrite the generated blocks of docs/*.md
     python -m services.docgen --check    # exit 1 if a committed block differs (the test suite runs this)
-    python -m services.docgen --runbook-base https://git.example/sqm/blob/main > sqm-rules.yml
-                                         # the Prometheus rules with absolute runbook links
 
 - docs/configuration.md: every setting, from `Settings` (name, default, `Field(description=...)`).
 - docs/metrics.md: every family /metrics can expose, from the collectors themselves (name, type,
@@ -75,7 +73,7 @@ def metric_families() -> list[tuple[str, str, list[str], str]]:
     cache.stats, cache.read_at = AlertStats(firing={"warning": 0}, delivery={"target": (0, 0, 0)},
                                             outbox_depth={"target": 0}), time.time()
     view = View(60)
-    registry, ingest = build_registry(view, _Feed(), False, cache)
+    registry, ingest = build_registry(view, _Feed(), False, cache, partitions=6)
     ingest.rejected.labels("invalid")  # a child, so that the family shows its label
     out = []
     for fam in registry.collect():
@@ -129,20 +127,8 @@ def regenerate(docs: Path = DOCS) -> dict[str, tuple[str, str]]:
     return out
 
 
-RULES = DOCS.parent / "deploy" / "prometheus" / "sqm-rules.yml"
-
-
-def absolute_runbooks(rules: str, base: str) -> str:
-    """The rule file with each `runbook_url: "docs/..."` made absolute under `base` (where the docs are
-    published: a git host's file view, an internal wiki mirror)."""
-    return re.sub(r'(runbook_url: ")(docs/[^"]+")', lambda m: f"{m.group(1)}{base.rstrip('/')}/{m.group(2)}", rules)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if "--runbook-base" in args:
-        print(absolute_runbooks(RULES.read_text(), args[args.index("--runbook-base") + 1]), end="")
-        return 0
     stale = []
     for file, (old, new) in regenerate().items():
         if old != new:
