@@ -32,6 +32,7 @@ from alerts.rules import DEFAULT_RULE_FILE
 from bench.board import board_latency, sse_cost
 from bench.dedupe import dedupe_bench
 from bench.process_set import process_set_rate
+from bench.scale import scale_rates
 from services.broker import EmbeddedBroker, free_port
 from services.config import Settings
 from services.loadgen import LIVE, random_stream, steady_load, ticket
@@ -336,6 +337,8 @@ def main() -> None:
         process_set = {"bare": round(set_bare), "set": round(set_rate), "ratio": round(set_rate / set_bare, 3)}
         console.print(f"whole `make run` set: {set_rate:,.0f} events/s beside bare Faust {set_bare:,.0f}/s: "
                       f"ratio {set_rate / set_bare:.2f}")
+        console.print("1, 2 and 3 KPI workers in one group, on copies of the same events ...")
+        scaling = scale_rates(broker, events, logs, start, run, console.print)
         port = free_port()
         # the default rules plus a probe rule for the alert latency, evaluated from now on
         rules = logs / "bench-rules.yaml"
@@ -385,6 +388,7 @@ def main() -> None:
         "ratios": {"full_over_bare_faust": ratio, "full_over_raw": round(full / raw, 3)},
         "throughput_runs": runs,
         "make_run_process_set": process_set,
+        "kpi_worker_scaling": scaling,
         "latency_produce_to_api_at_2000_per_s": {k: round(v, 4) for k, v in lat.items()},
         "alert_crossing_to_webhook_at_2000_per_s": {
             **{k: round(v, 4) for k, v in alert.items() if k != "worker_part"},
@@ -412,6 +416,13 @@ def render(r: dict[str, Any]) -> str:
     load_ms = " / ".join(f"{v['load_s'] * 1000:.0f}" for v in r["dedupe"]["restart"].values())
     old_ms = " / ".join(f"{v['load_s'] * 1000:.0f}" for v in r["dedupe"]["previous_restart"].values())
     ok = lambda b: "met" if b else "NOT met"  # noqa: E731
+    sc = r["kpi_worker_scaling"]
+    scaling = "".join(
+        f"| {n} KPI worker(s), one group, {sc['partitions']} partitions, {sc['cores']} cores, median of"
+        f" {sc['repeats']} | {v['events_per_s']:,.0f} events/s ({v['range_events_per_s'][0]:,}-"
+        f"{v['range_events_per_s'][1]:,}), {v['ratio_to_one']:.2f}x one worker;"
+        f" CPU per event: workers {v['worker_cpu_us_per_event']:.0f} µs, broker {v['broker_cpu_us_per_event']:.0f} µs;"
+        f" {v['busy_cores']:.1f} cores busy | |\n" for n, v in sc["per_count"].items())
     return f"""# Benchmark results ({r['when']}, {r['machine']}, {r['events']} events)
 
 | measure | result | target |
@@ -426,7 +437,7 @@ def render(r: dict[str, Any]) -> str:
  | >= 0.70: {ok(ra['full_over_bare_faust'] >= 0.7)} |
 | whole `make run` set (KPI + alert workers, API, notifier, history writer), through the API\
  | {ps['set']:,} events/s beside bare Faust {ps['bare']:,}: ratio {ps['ratio']:.2f} | |
-| full / raw consumer | {ra['full_over_raw']:.3f} | |
+{scaling}| full / raw consumer | {ra['full_over_raw']:.3f} | |
 | produce -> visible in /v1/kpis at 2,000 events/s, p50 | {la['p50_s'] * 1000:.0f} ms\
  | |
 | same, p99 / max ({la['probes']:.0f} probes) | {la['p99_s'] * 1000:.0f} ms / {la['max_s'] * 1000:.0f} ms\
