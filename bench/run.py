@@ -422,7 +422,8 @@ def render(r: dict[str, Any]) -> str:
         f" {sc['repeats']} | {v['events_per_s']:,.0f} events/s ({v['range_events_per_s'][0]:,}-"
         f"{v['range_events_per_s'][1]:,}), {v['ratio_to_one']:.2f}x one worker;"
         f" CPU per event: workers {v['worker_cpu_us_per_event']:.0f} µs, broker {v['broker_cpu_us_per_event']:.0f} µs;"
-        f" {v['busy_cores']:.1f} cores busy | |\n" for n, v in sc["per_count"].items())
+        f" {v['busy_cores']:.1f} cores busy ({v['other_load_cores']:.1f} by other processes) | |\n"
+        for n, v in sc["per_count"].items())
     return f"""# Benchmark results ({r['when']}, {r['machine']}, {r['events']} events)
 
 | measure | result | target |
