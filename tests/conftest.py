@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +21,21 @@ def postgres() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, migrated once: `engine` copies it (0.01 s) instead of migrating (0.3-0.6 s)."""
+    path = tmp_path_factory.mktemp("template") / "sqm.db"
+    connect(f"sqlite:///{path}").dispose()  # the last connection checkpoints the WAL into the file
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated database on SQLite and on PostgreSQL (a schema of its own), for each test."""
+    """A migrated database on SQLite (a copy of `sqlite_template`) and on PostgreSQL (a schema of its own),
+    for each test."""
     if request.param == "sqlite":
-        eng = connect(f"sqlite:///{tmp_path}/sqm.db")
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), tmp_path / "sqm.db")
+        eng = connect(f"sqlite:///{tmp_path}/sqm.db", migrate=False)
         yield eng
         eng.dispose()
         return

@@ -39,8 +39,8 @@ def board_stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
     stack = Stack(broker, tmp, SQM_ADMIN_TOKEN=TOKEN, SQM_RULES_FILE=str(rules))
     try:
         stack.worker()
+        stack.notifier()  # before the API: it boots while stack.api() waits for /healthz
         stack.api()
-        stack.notifier()
         now = time.time()
         events: list[Any] = random_stream(600, now, seed=41, bands=LIVE) + lifecycles(300, now, seed=42)
         events += [survey(now - 5, f"xss{i}", team="billing", csat=1, comment=c) for i, c in enumerate(XSS)]

@@ -28,8 +28,8 @@ def fuzz_stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory)
                   SQM_API_WRITE_RATE="100000", SQM_API_WRITE_BURST="100000")
     try:
         stack.worker()
+        stack.history_writer()  # before the API: it boots while stack.api() waits for /healthz
         stack.api()
-        stack.history_writer()
         now = time.time()
         events = random_stream(400, now, seed=51, bands=LIVE) + lifecycles(200, now, seed=52)
         produce(stack, events)

@@ -39,8 +39,8 @@ def test_processes_ride_out_a_frozen_broker(own_broker: EmbeddedBroker, tmp_path
         now = time.time()
         events = random_stream(1500, now, seed=21)
         stack.worker()
+        stack.notifier()  # before the API: it boots while stack.api() waits for /healthz
         stack.api()
-        stack.notifier()
         produce(stack, events[:500])
         wait_for(lambda: stack.seen_messages() >= 500, 60, "the first 500 events", stack)
 

@@ -302,7 +302,11 @@ def test_the_notifier_waits_for_the_broker_and_follows_a_new_one(broker: Embedde
     stack = notifier_stack(broker, tmp_path, f"sqlite:///{tmp_path}/sqm.db", hook)
     try:
         proc = stack.start("notifier", "services.notifier", KAFKA_BOOTSTRAP_SERVERS=own.bootstrap)
-        time.sleep(32)  # longer than a topic creation waits for the broker (30 s)
+        # the first topic creation fails once the admin client gives up bootstrapping (about 30 s): the notifier
+        # logs the outage and waits instead of exiting (polled, not slept: a loaded machine starts it later)
+        wait_for(lambda: "the broker is unavailable" in (tmp_path / "notifier.log").read_text(), 60,
+                 "the failed topic creation", stack)
+        time.sleep(2)
         assert proc.poll() is None, "no broker yet: the notifier waits"
         own.start()
         wait_for(lambda: "created topics" in (tmp_path / "notifier.log").read_text(), 30, "the topics", stack)

@@ -108,8 +108,8 @@ def test_a_database_outage_costs_only_the_database_routes(broker: EmbeddedBroker
     timings: dict[str, float] = {}
     try:
         stack.worker(role="kpis")
+        stack.history_writer()  # before the API: it boots while stack.api() waits for /healthz
         stack.api()
-        stack.history_writer()
         traffic.start()
         wait_for(lambda: created(api)[1]["kpis"]["tickets_created"]["count"] >= 20, 60, "live figures", stack)
         wait_for(lambda: sum(history_counts(api, traffic.first_ts).values()) > 0, 30, "history rows", stack)
