@@ -1,1 +1,1 @@
-"""Alert rules, evaluation, lifecycle, delivery and history (see shared/spec/alerts.md; next issue)."""
+"""Alert rules, evaluation, lifecycle, delivery and history (docs/api.md "Rules", docs/design.md "Alert engine")."""

@@ -36,6 +36,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from alerts.engine import texts_in
 from alerts.routing import ALERTMANAGER_RESEND_S, Target, alert_labels
 from stream.clock import rfc3339
 
@@ -96,13 +97,33 @@ def link(alert: dict[str, Any], base_url: str) -> str:
     return f"{base_url}/v1/alerts/{quote(str(alert['alert_id']), safe='')}"
 
 
-def fmt_value(alert: dict[str, Any]) -> str:
-    v = alert.get("value")
+def _fmt(alert: dict[str, Any], v: Any) -> str:
     if v is None:
         return "n/a"
     if alert.get("kpi", "").endswith("_rate") or alert.get("kpi") in ("service_level", "csat"):
         return f"{v:.1%}"
     return f"{v:.4g}"
+
+
+def fmt_value(alert: dict[str, Any]) -> str:
+    """The value that made the alert fire (or change), and for a firing alert the engine's latest
+    reading beside it when that differs: a repeat a quarter of an hour later says what is true now.
+
+    >>> fmt_value({"kpi": "abandonment_rate", "state": "firing", "value": 0.106, "live_value": 0.265})
+    '26.5% now (10.6% when it fired)'
+    """
+    fired, live = _fmt(alert, alert.get("value")), alert.get("live_value")
+    if status_of(alert) == "resolved" or live is None or _fmt(alert, live) == fired:
+        return fired
+    return f"{_fmt(alert, live)} now ({fired} when it fired)"
+
+
+def localized(alert: dict[str, Any], lang: str | None) -> dict[str, Any]:
+    """The alert with its summary and intervention in `lang` where the rule has them."""
+    if not lang:
+        return alert
+    summary, intervention = texts_in(alert, lang)
+    return {**alert, "summary": summary, "intervention": intervention}
 
 
 def webhook_body(alert: dict[str, Any], reason: str, base_url: str) -> dict[str, Any]:
@@ -118,6 +139,8 @@ def alertmanager_body(alert: dict[str, Any], base_url: str, resend_s: float | No
     ends = alert["ts"] if resolved else now + 3 * (resend_s or ALERTMANAGER_RESEND_S)
     annotations = {"summary": str(alert.get("summary") or ""), "description": str(alert.get("intervention") or ""),
                    "value": fmt_value(alert), "threshold": str(alert.get("threshold"))}
+    if alert.get("end_reason"):
+        annotations["end_reason"] = str(alert["end_reason"])
     if alert.get("runbook_url"):
         annotations["runbook_url"] = str(alert["runbook_url"])
     labels = {am_label_name(k): v for k, v in alert_labels(alert).items()}
@@ -143,6 +166,8 @@ def slack_body(alert: dict[str, Any], reason: str, base_url: str) -> dict[str, A
         head = f"still firing: {head}"
     head = slack_escape(head)
     text = f"{head}: {slack_escape(text_block(alert.get('summary') or ''))}"
+    if alert.get("end_reason"):
+        text += f" ({slack_escape(one_line(alert['end_reason']))})"
     fields = [{"title": "Value", "value": fmt_value(alert), "short": True},
               {"title": "Window", "value": slack_escape(one_line(alert.get("window", ""))), "short": True}]
     if alert.get("intervention") and status != "resolved":
@@ -164,7 +189,8 @@ def email_message(alert: dict[str, Any], reason: str, base_url: str, target: Tar
         msg.set_raw("Subject", Header(subject, "utf-8", header_name="Subject").encode())
     msg["From"] = target.from_addr or ""
     msg["To"] = ", ".join(target.to)
-    lines = [text_block(alert.get("summary") or ""), "",
+    ended = [one_line(alert["end_reason"])] if alert.get("end_reason") else []
+    lines = [text_block(alert.get("summary") or ""), *ended, "",
              f"Value: {fmt_value(alert)} (threshold {one_line(alert.get('op', ''))} {alert.get('threshold')}) "
              f"over {one_line(alert.get('window'))}, {alert.get('count')} samples",
              f"Scope: {one_line(alert['scope'])}", f"Rule: {one_line(alert['rule_id'])}"]
@@ -243,8 +269,10 @@ def _smtp_send(target: Target, msg: EmailMessage, timeout: float) -> None:
 
 
 def render(target: Target, alert: dict[str, Any], reason: str, base_url: str, now: float) -> bytes | EmailMessage:
-    """The message for `target`: a JSON body (a log line for `log`) or an e-mail. Raises BuildError."""
+    """The message for `target`: a JSON body (a log line for `log`) or an e-mail, in the target's
+    language. Raises BuildError."""
     try:
+        alert = localized(alert, target.language)
         if target.type == "email":
             msg = email_message(alert, reason, base_url, target)
             msg.as_bytes()  # serialise once: a message that cannot be is a build error, not a send error

@@ -1,4 +1,4 @@
-"""Alert lifecycle (alerts.md "Lifecycle"): one alert per (rule, scope). Pure: no I/O, no clock.
+"""Alert lifecycle (docs/api.md "Lifecycle"): one alert per (rule, scope). Pure: no I/O, no clock.
 
     inactive -> pending (condition true, waiting out `for`) -> firing -> resolved (-> inactive)
 
@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from alerts.rules import Rule, Severity
 from stream.kpis import KPI_BY_NAME
+from stream.labels import LANGS, kpi_label
 
 State = Literal["inactive", "pending", "firing"]
 Kind = Literal["pending", "cancelled", "firing", "severity_changed", "resolved"]
@@ -78,6 +79,10 @@ class Transition:
     summary: str = ""
     intervention: str = ""
     runbook_url: str | None = None
+    # summary and intervention in other languages ({"zh-CN": {"summary": ..., "intervention": ...}}):
+    # the board shows its language's, a notification target the one it names (texts_in)
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)
+    reason: str = ""  # why an alert ended other than by its KPI (e.g. its scope has no data any more)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,8 +108,36 @@ def shown(kpi: str, value: float | None) -> str:
     return f"{value:.1%}" if unit == "ratio" else f"{value:.4g}"
 
 
+def default_summary(kpi: str, scope: str, value: float | None, window: str, op: str, threshold: float | None,
+                    lang: str) -> str:
+    """The summary of a rule that has none, in `lang`."""
+    if lang == "zh-CN":
+        return f"{scope} 的{kpi_label(kpi, lang)}为 {shown(kpi, value)}（{window}，{op} {shown(kpi, threshold)}）"
+    return f"{kpi} of {scope} is {shown(kpi, value)} over {window} ({op} {shown(kpi, threshold)})"
+
+
+def texts_of(rule: Rule, kw: dict[str, Any], summary_default: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The rule's texts in its other languages, rendered. A rule without a summary gets the default
+    one in every language; a rule with a summary in one language only shows that one everywhere."""
+    out: dict[str, dict[str, str]] = {}
+    for lang in LANGS:
+        t = rule.texts.get(lang)
+        summary = render(t.summary, **kw) if t and t.summary else "" if rule.summary else summary_default[lang]
+        intervention = render(t.intervention, **kw) if t and t.intervention else ""
+        if summary or intervention:
+            out[lang] = {"summary": summary, "intervention": intervention}
+    return out
+
+
+def texts_in(alert: dict[str, Any], lang: str | None) -> tuple[str, str]:
+    """(summary, intervention) of an alert (a transition or a stored alert) in `lang`, each falling
+    back to the rule's own text."""
+    t = (alert.get("texts") or {}).get(lang or "", {}) if lang else {}
+    return (t.get("summary") or alert.get("summary") or "", t.get("intervention") or alert.get("intervention") or "")
+
+
 def _emit(rule: Rule, scope: str, st: AlertState, kind: Kind, now: float, *,
-          previous: Severity | None = None) -> Transition:
+          previous: Severity | None = None, reason: str = "") -> Transition:
     # A transition id (alert id / seq) is never reused, even when a crash lost the alert's state
     # write after its transition was published: the reloaded state then holds an older seq, and the
     # next transition must still sort after the lost one (the notifier drops a seq it has seen).
@@ -113,18 +146,19 @@ def _emit(rule: Rule, scope: str, st: AlertState, kind: Kind, now: float, *,
     assert st.alert_id is not None
     sev = st.severity
     state = {"pending": "pending", "cancelled": "inactive", "resolved": "resolved"}.get(kind, "firing")
+    threshold = rule.threshold(sev) if sev else None
     kw = {"scope": scope, "value": st.value if st.value is not None else float("nan"), "count": st.count,
-          "window": rule.window_label, "kpi": rule.kpi, "severity": sev or "",
-          "threshold": rule.threshold(sev) if sev else None}
+          "window": rule.window_label, "kpi": rule.kpi, "severity": sev or "", "threshold": threshold}
+    defaults = {lang: default_summary(rule.kpi, scope, st.value, rule.window_label, rule.op, threshold, lang)
+                for lang in LANGS}
     return Transition(
         event_id=f"{st.alert_id}/{st.seq}", alert_id=st.alert_id, kind=kind, state=state, rule_id=rule.id,
         scope=scope, kpi=rule.kpi, window=rule.window_label, op=rule.op, severity=sev,
         previous_severity=previous, value=st.value, count=st.count,
-        threshold=rule.threshold(sev) if sev else None, ts=now, started_at=st.firing_since,
-        labels=dict(rule.labels), summary=render(rule.summary, **kw) if rule.summary else
-        f"{rule.kpi} of {scope} is {shown(rule.kpi, st.value)} over {rule.window_label} "
-        f"({rule.op} {shown(rule.kpi, rule.threshold(sev) if sev else None)})",
+        threshold=threshold, ts=now, started_at=st.firing_since, labels=dict(rule.labels),
+        summary=render(rule.summary, **kw) if rule.summary else defaults["en"],
         intervention=render(rule.intervention, **kw), runbook_url=rule.runbook_url,
+        texts=texts_of(rule, kw, defaults), reason=reason,
     )
 
 
@@ -184,3 +218,11 @@ def step(rule: Rule, st: AlertState, value: float | None, count: int, now: float
         return AlertState(), out
     return st, out
 
+
+
+def end(rule: Rule, st: AlertState, now: float, scope: str, reason: str) -> list[Transition]:
+    """End an alert for a reason other than its KPI (its scope has no data any more): a firing alert
+    resolves, a pending one is cancelled, each transition carrying the reason."""
+    if st.state == "inactive":
+        return []
+    return [_emit(rule, scope, st, "resolved" if st.state == "firing" else "cancelled", now, reason=reason)]

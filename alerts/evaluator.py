@@ -11,7 +11,9 @@ workers, like the KPI folds. The alert state of each (rule, scope) is kept on th
     ev.load(q, records)                   # a partition assigned: its records up to now
     touched = ev.apply(q, key, value)     # each new record of partition q
     transitions = ev.evaluate(rules, now=..., only=touched)
+    live = ev.live_values()               # the KPI of each pending/firing alert now, when it moved
     records = ev.drain()                  # alert state records to write back to partition q
+    census = ev.census(q, now=...)        # the alerts partition q holds (the notifier ends the others)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from alerts.engine import AlertState, Transition, step
+from alerts.engine import AlertState, Transition, end, step
 from alerts.rules import Rule
 from stream.folds import Acc
 from stream.kpis import KPI_BY_NAME
@@ -30,13 +32,51 @@ from stream.scopes import scope_partition
 from stream.view import View
 
 Touched = dict[int, set[str]]
+AlertKeyT = tuple[str, str]  # (rule id, scope)
+# A pending or firing alert's live value goes out at most this often (and only when it moved): the
+# notifier keeps it for repeat notifications; the API computes its own from the view.
+LIVE_EVERY_S = 10.0
+SCOPE_LEFT = "the scope has no data any more (its last events left the 24 h window)"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveValue:
+    """The KPI of a pending or firing alert now (alerts topic, `kind` "live"; no transition)."""
+
+    alert_id: str
+    rule_id: str
+    scope: str
+    value: float | None
+    count: int
+    ts: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": "live", "alert_id": self.alert_id, "rule_id": self.rule_id, "scope": self.scope,
+                "value": self.value, "count": self.count, "ts": self.ts}
+
+
+@dataclass(frozen=True, slots=True)
+class Census:
+    """The alerts a scope partition holds once its state is loaded (alerts topic, `kind` "census"):
+    the notifier ends every alert of the database on that partition's scopes that is not among them
+    and began before `ts` (a new broker, a rule deleted while no worker ran, a lost transition)."""
+
+    partition: int
+    partitions: int
+    alerts: tuple[str, ...]
+    ts: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": "census", "partition": self.partition, "partitions": self.partitions,
+                "alerts": list(self.alerts), "ts": self.ts}
 
 
 @dataclass
 class _Partition:
     view: View
-    alerts: dict[tuple[str, str], AlertState] = field(default_factory=dict)
-    dirty: set[tuple[str, str]] = field(default_factory=set)
+    alerts: dict[AlertKeyT, AlertState] = field(default_factory=dict)
+    dirty: set[AlertKeyT] = field(default_factory=set)
+    live_sent: dict[AlertKeyT, tuple[float, float | None, int]] = field(default_factory=dict)
 
 
 class ScopeEvaluator:
@@ -45,6 +85,7 @@ class ScopeEvaluator:
         self.partitions = partitions
         self.parts: dict[int, _Partition] = {}
         self.last_rules: dict[str, Rule] = {}  # to resolve the alerts of a rule that was deleted
+        self._live: list[LiveValue] = []
 
     # -- feeding ----------------------------------------------------------------------------
     def holds(self, q: int) -> bool:
@@ -113,15 +154,45 @@ class ScopeEvaluator:
                         acc = cache[ck] = view.window_acc(scope, rule.window, now=now)
                     value, count = KPI_BY_NAME[rule.kpi].compute(acc)  # only the KPI the rule needs
                 st = part.alerts.get((rid, scope)) or AlertState()
-                st, ts = step(rule, st, value, count, now, scope)
+                if st.state != "inactive" and not view.has_scope(scope, now=now):
+                    ts, st = end(rule, st, now, scope, SCOPE_LEFT), AlertState()
+                else:
+                    st, ts = step(rule, st, value, count, now, scope)
                 if ts:
                     part.dirty.add((rid, scope))
                 if st.state == "inactive":
                     part.alerts.pop((rid, scope), None)
+                    part.live_sent.pop((rid, scope), None)
                 else:
                     part.alerts[(rid, scope)] = st
+                    self._note_live(part, (rid, scope), st, value, count, now, told=bool(ts))
                 out.extend(ts)
         return out
+
+    def _note_live(self, part: _Partition, key: AlertKeyT, st: AlertState, value: float | None, count: int,
+                   now: float, *, told: bool) -> None:
+        """Queue the alert's live value when it moved and the last one is LIVE_EVERY_S old, and once
+        after a load (a transition carries it already)."""
+        last = part.live_sent.get(key)
+        if not told and last is not None and ((last[1], last[2]) == (value, count) or now - last[0] < LIVE_EVERY_S):
+            return
+        part.live_sent[key] = (now, value, count)
+        if not told:
+            assert st.alert_id is not None
+            self._live.append(LiveValue(st.alert_id, key[0], key[1], value, count, now))
+
+    def live_values(self) -> list[LiveValue]:
+        """Live values queued since the last call."""
+        out, self._live = self._live, []
+        return out
+
+    def census(self, q: int, *, now: float, transitions: Iterable[Transition] = ()) -> Census:
+        """The alerts partition q holds now, and those that made a transition at `now` (an alert that
+        resolved in this evaluation is ended by its own transition, not by the census)."""
+        part = self.parts[q]
+        ids = {st.alert_id for st in part.alerts.values() if st.state != "inactive" and st.alert_id}
+        ids.update(t.alert_id for t in transitions if scope_partition(t.scope, self.partitions) == q)
+        return Census(q, self.partitions, tuple(sorted(ids)), now)
 
     def drain(self) -> list[tuple[int, Record]]:
         """Alert state records changed since the last drain, as (partition, record)."""

@@ -6,7 +6,8 @@ API (one call, one transaction) both go through it.
 
     history = AlertHistory(engine)
     rows, total = history.alerts(AlertQuery(state=["firing"]))
-    history.acknowledge(alert_id, by="lead", note="on it", now=utcnow())
+    history.acknowledge(alert_id, by="lead", note="on it", now=utcnow(), reading=(0.12, 230))
+    history.record_check(alert_id, after_s=900, reading=(0.07, 180), now=utcnow())  # 15 min after
     history.retry_parked(target="oncall-hook", now=utcnow())   # after fixing the target
 
 Errors: `NotFound` and `Conflict` (both `HistoryError`), which the API turns into 404 and 409.
@@ -16,18 +17,36 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from alerts.followup import Reading
 from alerts.routing import Matcher, alert_labels, silenced_by
-from db.schema import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, ParkedTransitionRow, SilenceRow
+from db.schema import (
+    RESPONSE_BUCKETS,
+    AlertEventRow,
+    AlertRow,
+    AlertTimingRow,
+    DeliveryStatRow,
+    OutboxRow,
+    ParkedTransitionRow,
+    SilenceRow,
+)
 from stream.clock import aware, utc
+from stream.scopes import scope_partition
 
 Silences = list[tuple[str, list[Matcher]]]
+# Upper bounds of the time-to-acknowledge and time-to-resolve histograms (AlertTimingRow b0..b9)
+RESPONSE_BUCKETS_S = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0)
+assert len(RESPONSE_BUCKETS_S) == RESPONSE_BUCKETS
+# An ended alert's last transition number: every later transition of it is a replay (alert ids
+# never repeat: a condition that comes back is a new alert)
+ENDED_SEQ = 2**31 - 1
 SilenceStatus = Literal["pending", "active", "expired"]
 NotificationStatus = Literal["pending", "parked", "delivered"]
 
@@ -52,7 +71,9 @@ def payload(a: AlertRow) -> dict[str, Any]:
         "labels": a.labels, "summary": a.summary, "intervention": a.intervention, "runbook_url": a.runbook_url,
         "started_at": a.firing_at.timestamp() if a.firing_at else None,
         "ts": (a.resolved_at or a.updated_at).timestamp(),
-        "acked_by": a.acked_by, "escalation_level": a.escalation_level,
+        "acked_by": a.acked_by, "escalation_level": a.escalation_level, "texts": a.texts or {},
+        "live_value": a.live_value, "live_count": a.live_count,
+        "live_at": a.live_at.timestamp() if a.live_at else None, "end_reason": a.end_reason,
     }
 
 
@@ -78,6 +99,10 @@ def apply_transition(s: Session, t: dict[str, Any]) -> AlertRow | None:
     a.labels, a.summary, a.intervention, a.runbook_url = t["labels"], t["summary"], t["intervention"], \
         t["runbook_url"]
     a.updated_at, a.last_seq = ts, seq
+    a.texts = t.get("texts") or {}
+    a.live_value, a.live_count, a.live_at = t["value"], t["count"], ts
+    if t.get("reason"):
+        a.end_reason = t["reason"]
     if t["kind"] == "firing":
         a.firing_at = ts
     if t["kind"] in ("firing", "severity_changed"):
@@ -87,7 +112,75 @@ def apply_transition(s: Session, t: dict[str, Any]) -> AlertRow | None:
             a.critical_at = ts
     if t["kind"] == "resolved":
         a.resolved_at = ts
+        if a.firing_at is not None:
+            observe(s, a.rule_id, "resolve", (ts - aware(a.firing_at)).total_seconds())
     return a
+
+
+def apply_live(s: Session, v: dict[str, Any]) -> bool:
+    """Keep the engine's latest live value of a pending or firing alert (for repeat notices)."""
+    a = s.get(AlertRow, v["alert_id"])
+    ts = utc(float(v["ts"]))
+    if a is None or a.state not in ("pending", "firing") or (a.live_at is not None and aware(a.live_at) >= ts):
+        return False
+    a.live_value, a.live_count, a.live_at = v["value"], int(v["count"]), ts
+    return True
+
+
+def unheld(s: Session, census: dict[str, Any]) -> list[AlertRow]:
+    """The pending and firing alerts of the census's partition that the engine does not hold and that
+    began before it: a new broker (the engine starts with no alert state), a rule deleted while no
+    worker ran, a transition that never arrived."""
+    held, ts = set(census["alerts"]), utc(float(census["ts"]))
+    q, n = int(census["partition"]), int(census["partitions"])
+    rows = s.scalars(select(AlertRow).where(AlertRow.state.in_(("pending", "firing")), AlertRow.pending_at < ts))
+    return [a for a in rows if a.id not in held and scope_partition(a.scope, n) == q]
+
+
+def end_alert(s: Session, a: AlertRow, *, reason: str, now: datetime) -> str:
+    """End an alert the engine no longer holds (a firing one resolves, a pending one is cancelled),
+    with the reason; every later transition of it is taken for a replay. Returns the event's kind."""
+    kind = "resolved" if a.state == "firing" else "cancelled"
+    a.state = "resolved" if kind == "resolved" else "inactive"
+    a.end_reason, a.updated_at, a.last_seq = reason, now, ENDED_SEQ
+    a.live_value, a.live_count, a.live_at = None, None, None
+    if kind == "resolved":
+        a.resolved_at = now
+        if a.firing_at is not None:
+            observe(s, a.rule_id, "resolve", (now - aware(a.firing_at)).total_seconds())
+    return kind
+
+
+def observe(s: Session, rule_id: str, measure: str, seconds: float) -> None:
+    """One observation of a response-time histogram, incremented in place (no lost update)."""
+    seconds = max(0.0, seconds)
+    bucket = next((i for i, b in enumerate(RESPONSE_BUCKETS_S) if seconds <= b), None)
+    values: dict[str, Any] = {"count": AlertTimingRow.count + 1, "sum_s": AlertTimingRow.sum_s + seconds}
+    if bucket is not None:
+        col = getattr(AlertTimingRow, f"b{bucket}")
+        values[f"b{bucket}"] = col + 1
+    where = (AlertTimingRow.rule_id == rule_id, AlertTimingRow.measure == measure)
+    if s.execute(update(AlertTimingRow).where(*where).values(**values)).rowcount:  # type: ignore[attr-defined]
+        return
+    try:
+        with s.begin_nested():
+            zeros = {f"b{i}": 0 for i in range(RESPONSE_BUCKETS)}
+            s.add(AlertTimingRow(rule_id=rule_id, measure=measure, count=0, sum_s=0.0, **zeros))
+    except IntegrityError:
+        pass  # created meanwhile by another writer
+    s.execute(update(AlertTimingRow).where(*where).values(**values))
+
+
+def readings_of(events: list[AlertEventRow]) -> list[Reading]:
+    """The KPI at the acknowledgement and at each check after it, from an alert's history."""
+    out = []
+    for e in events:
+        d = e.detail or {}
+        if e.kind == "acknowledged" and "value" in d:
+            out.append(Reading(0, d["value"], int(d.get("count") or 0)))
+        elif e.kind == "check":
+            out.append(Reading(int(d["after_s"]), d.get("value"), int(d.get("count") or 0)))
+    return out
 
 
 def append_event(s: Session, a: AlertRow, *, event_id: str, kind: str, ts: datetime,
@@ -181,6 +274,13 @@ class AlertHistory:
             rows = list(s.scalars(sel.order_by(AlertRow.updated_at.desc(), AlertRow.id).limit(q.limit)))
         return rows, total
 
+    def alert_row(self, alert_id: str) -> AlertRow:
+        with Session(self.engine, expire_on_commit=False) as s:
+            a = s.get(AlertRow, alert_id)
+        if a is None:
+            raise NotFound(f"no alert {alert_id!r}")
+        return a
+
     def alert(self, alert_id: str) -> tuple[AlertRow, list[AlertEventRow]]:
         """One alert and its history, oldest event first."""
         with Session(self.engine, expire_on_commit=False) as s:
@@ -191,19 +291,84 @@ class AlertHistory:
                                     .order_by(AlertEventRow.ts, AlertEventRow.id)))
         return a, events
 
-    def acknowledge(self, alert_id: str, *, by: str, note: str, now: datetime) -> AlertRow:
+    def acknowledge(self, alert_id: str, *, by: str, note: str, now: datetime,
+                    reading: tuple[float | None, int] | None = None) -> AlertRow:
+        """Acknowledge a pending or firing alert once: `by` takes it (the key's name), `reading` is the
+        rule's KPI now (the first reading of the follow-up). A second acknowledgement, even one racing
+        this one, is refused with Conflict."""
         with Session(self.engine, expire_on_commit=False) as s, s.begin():
+            # one conditional update: of two concurrent acknowledgements exactly one changes the row
+            taken = s.execute(update(AlertRow).where(AlertRow.id == alert_id, AlertRow.acked_at.is_(None),
+                                                     AlertRow.state.in_(("pending", "firing")))
+                              .values(acked_by=by, acked_at=now, ack_note=note)).rowcount  # type: ignore[attr-defined]
             a = s.get(AlertRow, alert_id)
             if a is None:
                 raise NotFound(f"no alert {alert_id!r}")
-            if a.state not in ("pending", "firing"):
-                raise Conflict(f"alert {alert_id} is {a.state}; only pending or firing alerts are acknowledged")
-            a.acked_by, a.acked_at, a.ack_note = by, now, note
-            n = s.scalar(select(func.count()).where(AlertEventRow.alert_id == alert_id,
-                                                     AlertEventRow.kind == "acknowledged")) or 0
-            append_event(s, a, event_id=f"{alert_id}/ack/{n + 1}", kind="acknowledged", ts=now,
-                         detail={"by": by, "note": note})
+            if not taken:
+                raise Conflict(f"alert {alert_id} was acknowledged by {a.acked_by} at {aware(a.acked_at):%H:%M:%S} UTC"
+                               if a.acked_by and a.acked_at else
+                               f"alert {alert_id} is {a.state}; only pending or firing alerts are acknowledged")
+            detail: dict[str, Any] = {"by": by, "note": note}
+            if reading is not None:
+                detail.update(value=reading[0], count=reading[1])
+            append_event(s, a, event_id=f"{alert_id}/ack", kind="acknowledged", ts=now, detail=detail)
+            started = a.firing_at or a.pending_at
+            observe(s, a.rule_id, "ack", (now - aware(started)).total_seconds())
         return a
+
+    def readings(self, alert_ids: list[str]) -> dict[str, list[Reading]]:
+        """The follow-up readings (acknowledgement and checks) of these alerts."""
+        if not alert_ids:
+            return {}
+        with Session(self.engine) as s:
+            events = s.scalars(select(AlertEventRow).where(AlertEventRow.alert_id.in_(alert_ids),
+                                                           AlertEventRow.kind.in_(("acknowledged", "check"))))
+            out: dict[str, list[AlertEventRow]] = {}
+            for e in events:
+                out.setdefault(e.alert_id, []).append(e)
+        return {k: readings_of(v) for k, v in out.items()}
+
+    def due_checks(self, now: datetime, longest_s: float) -> list[tuple[AlertRow, set[int]]]:
+        """Alerts acknowledged within `longest_s` (the last check) and the checks they have."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            acked = list(s.scalars(select(AlertRow).where(
+                AlertRow.acked_at.is_not(None), AlertRow.acked_at >= now - timedelta(seconds=longest_s + 600))))
+            done: dict[str, set[int]] = {}
+            if acked:
+                for alert_id, detail in s.execute(select(AlertEventRow.alert_id, AlertEventRow.detail).where(
+                        AlertEventRow.alert_id.in_([a.id for a in acked]), AlertEventRow.kind == "check")):
+                    done.setdefault(alert_id, set()).add(int(detail["after_s"]))
+        return [(a, done.get(a.id, set())) for a in acked]
+
+    def record_check(self, alert_id: str, *, after_s: int, reading: tuple[float | None, int], now: datetime) -> bool:
+        """The rule's KPI `after_s` after the acknowledgement; False if recorded already (by another
+        API replica)."""
+        try:
+            with Session(self.engine) as s, s.begin():
+                a = s.get(AlertRow, alert_id)
+                if a is None:
+                    return False
+                append_event(s, a, event_id=f"{alert_id}/check/{after_s}", kind="check", ts=now,
+                             detail={"after_s": after_s, "value": reading[0], "count": reading[1]})
+        except IntegrityError:
+            return False
+        return True
+
+    def timings(self, since: datetime) -> list[tuple[str, str, list[float]]]:
+        """(rule, measure, seconds) of the alerts that changed since `since`: time to acknowledge
+        (from firing, or pending if acknowledged before it fired) and time to resolve (from firing)."""
+        with Session(self.engine) as s:
+            rows = s.execute(select(AlertRow.rule_id, AlertRow.pending_at, AlertRow.firing_at, AlertRow.acked_at,
+                                    AlertRow.resolved_at).where(AlertRow.updated_at >= since)).tuples().all()
+        out: dict[tuple[str, str], list[float]] = {}
+        for rule, pending, firing, acked, resolved in rows:
+            if acked is not None:
+                start = aware(firing or pending)
+                out.setdefault((rule, "ack"), []).append(max(0.0, (aware(acked) - start).total_seconds()))
+            if resolved is not None and firing is not None:
+                out.setdefault((rule, "resolve"), []).append(max(0.0, (aware(resolved) - aware(firing))
+                                                                  .total_seconds()))
+        return [(r, m, sorted(v)) for (r, m), v in sorted(out.items())]
 
     # -- silences ----------------------------------------------------------------------------------
     def silences(self, now: datetime, *, include_expired: bool = False) -> list[SilenceView]:

@@ -8,7 +8,10 @@ Three steps, each safe to repeat and to run after a crash at any point:
   matches (then the history row says which silence, and nothing is queued). Each transition is
   stored in a savepoint: one the database refuses (a NUL in a text on PostgreSQL, a malformed
   message) is parked in `parked_transitions` with the reason and the others are stored. A database
-  that cannot be reached raises, and the whole batch is tried again.
+  that cannot be reached raises, and the whole batch is tried again. The topic also carries the
+  engine's live values (kept for repeat notices) and its census of each scope partition: an alert
+  of the database that the engine does not hold is ended with the reason (`ENDED_UNHELD`), and its
+  ending goes to everyone who heard of it, like a resolution.
 - `schedule(now)`: repeats of still-firing alerts after the repeat interval (for Alertmanager
   targets at least every re-send interval), and escalation of critical alerts not acknowledged
   within a level's delay.
@@ -39,7 +42,17 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from alerts.delivery import Failure, backoff, classify, one_line, send
-from alerts.history import active_silences, append_event, apply_transition, labels_of, payload, silence_for
+from alerts.history import (
+    active_silences,
+    append_event,
+    apply_live,
+    apply_transition,
+    end_alert,
+    labels_of,
+    payload,
+    silence_for,
+    unheld,
+)
 from alerts.routing import NotifyConfig, Route
 from db.engine import unavailable
 from db.schema import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, ParkedTransitionRow, SilenceRow
@@ -53,6 +66,8 @@ DELIVER_KINDS = ("firing", "severity_changed", "resolved")
 # of attempts: it means the same to on-call whatever SQM_DELIVERY_BACKOFF_MAX_S is.
 PARK_AFTER_S = 24 * 3600.0
 Item = dict[str, Any] | bytes
+ENDED_UNHELD = ("ended: the alert engine does not hold this alert any more (a new broker without its alert "
+                "state, a rule deleted while no worker ran, or a transition that was lost)")
 
 
 def decode_transition(item: Item) -> dict[str, Any]:
@@ -136,6 +151,11 @@ class Notifier:
         s.add(ParkedTransitionRow(key=key, alert_id=alert, reason=why, transition=text, received_at=utcnow()))
 
     def _ingest_one(self, s: Session, t: dict[str, Any]) -> int:
+        if t.get("kind") == "live":
+            apply_live(s, t)
+            return 0
+        if t.get("kind") == "census":
+            return self._census(s, t)
         a = apply_transition(s, t)
         if a is None:
             return 0  # a replayed transition
@@ -146,6 +166,22 @@ class Notifier:
         s.flush()
         append_event(s, a, event_id=t["event_id"], kind=t["kind"], ts=ts, detail=detail)
         return 1
+
+    def _census(self, s: Session, census: dict[str, Any]) -> int:
+        """End the alerts of the census's partition that the engine does not hold."""
+        now = utcnow()
+        ended = 0
+        for a in unheld(s, census):
+            kind = end_alert(s, a, reason=ENDED_UNHELD, now=now)
+            key = f"{a.id}/ended"
+            detail: dict[str, Any] = {"reason": ENDED_UNHELD, "census_ts": census["ts"]}
+            if kind == "resolved":
+                detail.update(self._route(s, a, "resolved", key, now))
+            s.flush()
+            append_event(s, a, event_id=key, kind="ended", ts=now, detail=detail)
+            log.warning("alert %s (%s on %s) ended: not held by the alert engine", a.id, a.rule_id, a.scope)
+            ended += 1
+        return ended
 
     def _route(self, s: Session, a: AlertRow, kind: str, key: str, now: datetime) -> dict[str, Any]:
         labels = labels_of(a)

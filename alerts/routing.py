@@ -1,4 +1,4 @@
-"""Notification targets, routes, escalation and silence matching (alerts.md "Delivery"). Pure.
+"""Notification targets, routes, escalation and silence matching (docs/api.md "Delivery"). Pure.
 
 A notify file (SQM_NOTIFY_FILE) names the targets and routes alerts to them, Alertmanager-style:
 
@@ -9,6 +9,7 @@ A notify file (SQM_NOTIFY_FILE) names the targets and routes alerts to them, Ale
       - {name: leads-mail, type: email, smtp_host: mail, smtp_port: 25, from: sqm@example.com,
          to: [leads@example.com]}
       - {name: file, type: log, path: var/alerts.log}
+      - {name: cn-leads, type: slack, url: "https://chat.example/hooks/x", language: zh-CN}  # Chinese texts
     routes:                       # first match wins, unless `continue: true`
       - match: {severity: critical, scope: "team:*"}
         targets: [oncall-hook, am]
@@ -34,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alerts.rules import Duration
+from stream.labels import lang_of
 
 TargetType = Literal["webhook", "alertmanager", "slack", "email", "log"]
 DEFAULT_REPEAT_S = 4 * 3600.0
@@ -56,6 +58,18 @@ class Target(BaseModel):
     from_addr: str | None = Field(None, alias="from")
     to: list[str] = []
     resend_s: Duration | None = Field(None, description="Alertmanager: re-send firing alerts this often")
+    language: str | None = Field(None, description="the language of summaries and interventions sent here (en, "
+                                 "zh-CN); default: each rule's own texts")
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        lang = lang_of(v)
+        if lang is None:
+            raise ValueError(f"language {v!r} is not supported (en, zh-CN)")
+        return lang
 
     @model_validator(mode="after")
     def _complete(self) -> Target:

@@ -1,4 +1,4 @@
-"""Alert rules (alerts.md "Rules"): the model, its validation and the YAML file. Pure apart from reading it.
+"""Alert rules (docs/api.md "Rules"): the model, its validation and the YAML file. Pure apart from reading it.
 
     rules:
       - id: agent-fcr-low
@@ -14,6 +14,8 @@
         labels: {team_lead: "yes"}
         summary: "FCR of {scope} is {value:.0%} over {window}"
         intervention: "Assign a mentor and review the agent's last 20 contacts."
+        texts:                    # the same texts in other languages (the board's and a target's)
+          zh-CN: {summary: "{scope} 的首次解决率为 {value:.0%}（{window}）", intervention: "安排导师……"}
 
 A rule file is validated rule by rule: a bad rule is reported (`RuleError` with the rule's position
 and the field) and skipped, the good ones load. Over the API a bad rule is refused with the same text.
@@ -31,6 +33,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from stream.events import is_clean_name, is_clean_text
 from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, LIVE_KPIS
+from stream.labels import lang_of
 from stream.scopes import SCOPE_KINDS, is_valid_scope
 from stream.windows import WINDOWS
 
@@ -70,6 +73,37 @@ def breaches(value: float, op: Op, threshold: float) -> bool:
     return value >= threshold
 
 
+def _check_summary(v: str) -> str:
+    if not is_clean_name(v):
+        raise ValueError("must be one line without control characters, U+2028/U+2029 or bidi controls")
+    return v
+
+
+def _check_text(v: str) -> str:
+    if not is_clean_text(v):
+        raise ValueError("must not contain control characters other than tab and line breaks")
+    return v
+
+
+class RuleTexts(BaseModel):
+    """A rule's texts in one more language; a text left empty falls back to the rule's own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    summary: str = ""
+    intervention: str = ""
+
+    @field_validator("summary")
+    @classmethod
+    def _one_line(cls, v: str) -> str:
+        return _check_summary(v)
+
+    @field_validator("intervention")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        return _check_text(v)
+
+
 class Rule(BaseModel):
     """One alert rule. `for` is spelled `for` in YAML and JSON (`for_s` in Python, seconds)."""
 
@@ -91,6 +125,8 @@ class Rule(BaseModel):
     labels: dict[str, str] = {}
     summary: str = ""
     intervention: str = Field("", description="what the lead should do")
+    texts: dict[str, RuleTexts] = Field({}, description="summary and intervention in other languages, by "
+                                         "language (en, zh-CN)")
     runbook_url: str | None = None
     enabled: bool = True
 
@@ -129,16 +165,23 @@ class Rule(BaseModel):
     @field_validator("summary", "runbook_url")
     @classmethod
     def _one_line(cls, v: str | None) -> str | None:
-        if v is not None and not is_clean_name(v):
-            raise ValueError("must be one line without control characters, U+2028/U+2029 or bidi controls")
-        return v
+        return v if v is None else _check_summary(v)
 
     @field_validator("intervention")
     @classmethod
     def _text(cls, v: str) -> str:
-        if not is_clean_text(v):
-            raise ValueError("must not contain control characters other than tab and line breaks")
-        return v
+        return _check_text(v)
+
+    @field_validator("texts")
+    @classmethod
+    def _languages(cls, v: dict[str, RuleTexts]) -> dict[str, RuleTexts]:
+        out: dict[str, RuleTexts] = {}
+        for tag, texts in v.items():
+            lang = lang_of(tag)
+            if lang is None:
+                raise ValueError(f"language {tag!r} is not supported (en, zh-CN)")
+            out[lang] = texts
+        return out
 
     @field_validator("labels")
     @classmethod

@@ -21,6 +21,13 @@ firing (`for` runs out with the clock); every `full_every_s` everything (windows
 become at risk with the clock). Each evaluation also re-checks the pending and firing alerts.
 Nothing is evaluated before the rule feed has caught up: with an empty rule set the evaluator
 would drop the alert state it just loaded.
+
+Besides transitions, the alerts topic carries the live value of each pending or firing alert when it
+moved (at most every 10 s; for repeat notifications) and, after the first evaluation of a partition
+that was loaded and then every `census_every_s`, the census of the alerts that partition holds: the
+notifier ends every alert of the database that the engine does not hold (a new embedded broker
+starts with no alert state; a rule deleted while no worker ran), so no alert stays "firing" in the
+history that nothing will ever resolve.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from alerts.engine import Transition
-from alerts.evaluator import ScopeEvaluator, Touched
+from alerts.evaluator import Census, LiveValue, ScopeEvaluator, Touched
 from alerts.feed import RulesFeed
 from stream.background import BackgroundLoop
 from stream.kafka import KafkaClientConfig
@@ -48,7 +55,7 @@ class AlertRunner(BackgroundLoop):
 
     def __init__(self, *, kafka: KafkaClientConfig, scopes_topic: str, alert_state_topic: str, alerts_topic: str,
                  partitions: int, bucket_s: int, rules: RulesFeed, tick_s: float = 0.5, full_every_s: float = 10.0,
-                 coalesce_s: float = 0.1, fetch_max_wait_ms: int = 100) -> None:
+                 coalesce_s: float = 0.1, fetch_max_wait_ms: int = 100, census_every_s: float = 60.0) -> None:
         self.kafka = kafka
         self.scopes_topic = scopes_topic
         self.alert_state_topic = alert_state_topic
@@ -59,7 +66,10 @@ class AlertRunner(BackgroundLoop):
         self.full_every_s = full_every_s
         self.coalesce_s = coalesce_s
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.census_every_s = census_every_s
         self.transitions = 0
+        self._census_due: set[int] = set()  # loaded partitions whose census goes out after their first evaluation
+        self._last_census = 0.0
         self._producer: AIOKafkaProducer | None = None
         self._owned: Callable[[], set[int]] = set
         self._touched: Touched = {}
@@ -129,6 +139,7 @@ class AlertRunner(BackgroundLoop):
             records += await read_to_sentinel(self.producer, self.kafka, self.alert_state_topic, q)
             self.evaluator.load(q, records)
             self._touched.pop(q, None)
+            self._census_due.add(q)
             positions[q] = at
         if not want:
             consumer.unsubscribe()
@@ -147,11 +158,18 @@ class AlertRunner(BackgroundLoop):
             only = {q: self._touched.get(q, set()) for q in self.evaluator.parts}
         self._touched = {}
         self._last_eval = now
-        await self._publish(self.evaluator.evaluate(self.rules.rules, now=now, only=only))
+        transitions = self.evaluator.evaluate(self.rules.rules, now=now, only=only)
+        if now - self._last_census >= self.census_every_s:
+            self._last_census = now
+            self._census_due.update(self.evaluator.parts)
+        held = [q for q in sorted(self._census_due) if self.evaluator.holds(q)]
+        self._census_due.clear()
+        await self._publish(transitions, self.evaluator.live_values(),
+                            [self.evaluator.census(q, now=now, transitions=transitions) for q in held])
 
-    async def _publish(self, transitions: list[Transition]) -> None:
+    async def _publish(self, transitions: list[Transition], live: list[LiveValue], census: list[Census]) -> None:
         records = self.evaluator.drain()
-        if not transitions and not records:
+        if not transitions and not records and not live and not census:
             return
         delay = 0.2
         while True:  # the state is in memory only until this returns: never give up
@@ -159,6 +177,10 @@ class AlertRunner(BackgroundLoop):
                 send = self.producer.send
                 futs = [await send(self.alerts_topic, key=t.alert_id.encode(), value=orjson.dumps(t.to_json()))
                         for t in transitions]
+                futs += [await send(self.alerts_topic, key=v.alert_id.encode(), value=orjson.dumps(v.to_json()))
+                         for v in live]
+                futs += [await send(self.alerts_topic, key=f"census/{c.partition}".encode(),
+                                    value=orjson.dumps(c.to_json())) for c in census]
                 futs += [await send(self.alert_state_topic, key=k, value=v, partition=q) for q, (k, v) in records]
                 await asyncio.gather(*futs)
                 break

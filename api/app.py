@@ -40,12 +40,14 @@ from alerts.rulebook import Rulebook
 from api.board.router import router as board_router
 from api.board.service import Board
 from api.deps import DATABASE_DOWN, RETRY_AFTER_S, DatabaseStatus, ReadAuthenticated, principal_of, token_of
+from api.docs_ui import mount_docs
 from api.feed import StateFeed
 from api.keys import KeyStore, Principal
 from api.limits import BodyLimit, RateLimit, TokenBuckets
 from api.metrics import AlertStatsCache, build_registry
 from api.routers import ROUTERS
 from api.routers.events import MAX_BODY
+from api.sampling import FollowUpChecker, LiveSampler
 from api.snapshots import PeriodicSnapshot, Throttle, reason
 from api.targets import TargetBook, Targets, load_targets
 from db.engine import make_engine, upgrade
@@ -88,7 +90,7 @@ def client_of(scope: dict[str, Any]) -> str:
     request = Request(scope)
     who = principal_of(request, token_of(request))
     if who is not None:
-        return f"key {who.name}"
+        return f"key {who.name} ({who.role})"
     client = scope.get("client")
     return f"address {client[0] if client else 'unknown'}"
 
@@ -105,7 +107,9 @@ class Parts:
     keys: PeriodicSnapshot[dict[str, Principal]]
     board: Board
     database: DatabaseStatus
+    live: LiveSampler
     history: AlertHistory | None = None  # once the database is connected
+    checks: FollowUpChecker | None = None  # once the database is connected
     stats: AlertStatsCache = field(init=False)
 
     def __post_init__(self) -> None:
@@ -136,6 +140,8 @@ async def start_database(app: FastAPI, parts: Parts, engine: Engine, producer: A
     await parts.targets.start()
     await parts.keys.start()
     await parts.board.start()
+    parts.checks = FollowUpChecker(parts.view, parts.history)
+    await parts.checks.start()
 
     async def publish() -> int:
         rules = [r for r, _ in await asyncio.to_thread(book.all)]
@@ -158,6 +164,7 @@ def lifespan_of(parts: Parts, connect: bool) -> Callable[[FastAPI], contextlib.A
             await producer.start()
             app.state.producer = producer
             await parts.feed.start()
+            await parts.live.start()
             engine = make_engine(settings.database_url)
             starting = asyncio.create_task(start_database(app, parts, engine, producer), name="database start")
             starting.add_done_callback(_log_failure)
@@ -173,6 +180,9 @@ def lifespan_of(parts: Parts, connect: bool) -> Callable[[FastAPI], contextlib.A
             await parts.targets.stop()
             await parts.keys.stop()
             await parts.board.stop()
+            if parts.checks is not None:
+                await parts.checks.stop()
+            await parts.live.stop()
             await parts.feed.stop()
             await parts.stats.stop()
             if producer is not None:
@@ -200,15 +210,16 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     view = View(settings.bucket_s, settings.effective_scope_caps)
     file_targets = load_targets(settings.kpi_targets_file)
     targets = PeriodicSnapshot("targets", lambda: Targets(file_targets), Targets(file_targets))
+    live = LiveSampler(view)
     parts = Parts(settings, view, StateFeed(view, settings.kafka, settings.state_topic,
                                             settings.fetch_max_wait_ms),
                   file_targets, targets, PeriodicSnapshot("api keys", dict, {}, every_s=10.0, loaded=not connect),
-                  Board(view, lambda: targets.value), DatabaseStatus(connecting=connect))
+                  Board(view, lambda: targets.value, live), DatabaseStatus(connecting=connect), live)
     registry, ingest = build_registry(view, parts.feed, settings.metrics_agent_scopes, parts.stats,
                                       partitions=settings.partitions)
 
     app = FastAPI(title="sqm — streaming service-quality monitor", version="0.1.0",
-                  lifespan=lifespan_of(parts, connect),
+                  lifespan=lifespan_of(parts, connect), docs_url=None, redoc_url=None,  # api/docs_ui: offline
                   description="Live contact-center KPIs from Kafka events. See docs/api.md for the contract.")
     if settings.api_write_rate > 0:
         app.add_middleware(RateLimit, buckets=TokenBuckets(settings.api_write_rate, settings.api_write_burst),
@@ -230,6 +241,7 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
         app.include_router(r)
     app.include_router(board_router)
     app.mount("/board/static", StaticFiles(directory=BOARD_STATIC), name="board-static")
+    mount_docs(app)  # /docs, /redoc and /favicon.ico from vendored assets
 
     @app.get("/metrics", include_in_schema=True, tags=["metrics"], dependencies=[ReadAuthenticated],
              responses={200: {"content": {"text/plain": {}}}})

@@ -164,6 +164,7 @@ KEY_COOKIE = "sqm_key"  # set by /board?key=... so that a wall screen keeps the 
 _bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 _TOKENS: tuple[tuple[str, Role], ...] = (("admin_token", "admin"), ("ingest_token", "ingest"))
+TOKEN_PRINCIPAL = "token"  # who SQM_ADMIN_TOKEN and SQM_INGEST_TOKEN are (in acknowledgements, for instance)
 
 
 def _keys(request: Request) -> dict[str, Principal]:
@@ -185,7 +186,7 @@ def principal_of(request: Request, token: str | None) -> Principal | None:
     for attr, role in _TOKENS:
         configured = getattr(settings, attr)
         if configured and secrets.compare_digest(token.encode(), configured.encode()):
-            return Principal(f"SQM_{attr.upper()}", role)
+            return Principal(TOKEN_PRINCIPAL, role)
     return _keys(request).get(hash_key(token))
 
 

@@ -1,4 +1,4 @@
-"""Response and request bodies of the HTTP API (the shapes of interfaces.md)."""
+"""Response and request bodies of the HTTP API (the shapes docs/api.md describes)."""
 
 from __future__ import annotations
 

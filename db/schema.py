@@ -92,6 +92,14 @@ class AlertRow(Base):
     ack_note: Mapped[str | None] = mapped_column(Text)
     silenced_by: Mapped[str | None] = mapped_column(String(40))  # silence id at the last delivery decision
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    # summary and intervention in other languages, rendered: {"zh-CN": {"summary": ..., "intervention": ...}}
+    texts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # the rule's KPI on the scope and window as the alert engine last sent it (for repeat notices;
+    # the API serves its own, computed from the view)
+    live_value: Mapped[float | None] = mapped_column(Float)
+    live_count: Mapped[int | None] = mapped_column(Integer)
+    live_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(Text)  # an alert ended other than by its KPI: why
 
 
 class AlertEventRow(Base):
@@ -173,6 +181,32 @@ class DeliveryStatRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     delivered: Mapped[int] = mapped_column(Integer, default=0)
+
+
+RESPONSE_BUCKETS = 10  # alerts.history.RESPONSE_BUCKETS_S: the upper bounds of b0..b9
+
+
+class AlertTimingRow(Base):
+    """Time to acknowledge and time to resolve per rule, as a Prometheus histogram: `count` and
+    `sum_s` of every observation, `b<i>` those within the i-th bound (not cumulative). Incremented
+    in place (`b3 = b3 + 1`), so concurrent writers never lose one; counters survive restarts and
+    the retention of the alerts they came from."""
+
+    __tablename__ = "alert_timing"
+    rule_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    measure: Mapped[str] = mapped_column(String(16), primary_key=True)  # ack, resolve
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    sum_s: Mapped[float] = mapped_column(Float, default=0.0)
+    b0: Mapped[int] = mapped_column(Integer, default=0)
+    b1: Mapped[int] = mapped_column(Integer, default=0)
+    b2: Mapped[int] = mapped_column(Integer, default=0)
+    b3: Mapped[int] = mapped_column(Integer, default=0)
+    b4: Mapped[int] = mapped_column(Integer, default=0)
+    b5: Mapped[int] = mapped_column(Integer, default=0)
+    b6: Mapped[int] = mapped_column(Integer, default=0)
+    b7: Mapped[int] = mapped_column(Integer, default=0)
+    b8: Mapped[int] = mapped_column(Integer, default=0)
+    b9: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class TargetRow(Base):

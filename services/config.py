@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     short_abandon_default: float = Field(5.0, description="short-abandon cut-off of the other queues, seconds")
     call_horizon_s: float = Field(4 * 3600.0, gt=0, description="a call offered longer ago and never answered "
                                   "or abandoned leaves the live state (calls_waiting), seconds")
-    kpi_targets_file: str | None = Field(None, description="YAML file of KPI targets per scope; unset: none")
+    kpi_targets_file: str | None = Field(None, description="YAML file of KPI targets per scope; unset: the packaged "
+                                         "default targets (api/default_targets.yaml); empty: no file targets")
     scope_caps: dict[str, int] = Field({}, description="distinct values kept per dimension and source partition, "
                                        "beyond which events count under <kind>:other (JSON map over team, queue, "
                                        "channel, tier, agent; unset kinds keep their defaults: "
@@ -117,7 +118,7 @@ class Settings(BaseSettings):
     def effective_scope_caps(self) -> dict[str, int]:
         return {**DEFAULT_CAPS, **self.scope_caps}
 
-    # alerts (alerts.md)
+    # alerts (docs/api.md "Rules", "Delivery")
     rules_file: str | None = Field(None, description="YAML rule file; unset: the packaged default rules; empty: "
                                    "no file rules")
     notify_file: str | None = Field(None, description="YAML targets and routes; unset: every alert to "

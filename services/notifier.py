@@ -170,8 +170,9 @@ async def follow(consumer: AIOKafkaConsumer, notifier: Notifier, wake: asyncio.E
             await pause(stop, db.failed("recording transitions", exc))
             continue
         db.ok("recording transitions")
+        if new:
+            log.info("recorded %d of %d messages (transitions, live values, census)", new, len(values))
         if values:
-            log.info("recorded %d of %d transitions", new, len(values))
             wake.set()
         try:
             await consumer.commit()  # only now: the batch is in the database

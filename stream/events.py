@@ -1,4 +1,4 @@
-"""The event contract v1 (shared/spec/events.md) as pydantic models, and `decode` for raw bytes.
+"""The event contract v1 (docs/contract.md) as pydantic models, and `decode` for raw bytes.
 
 Pure: no I/O, no clock (the caller passes `now`). Bad input is data, never an exception:
 

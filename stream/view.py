@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from stream.calls import Call, CallIndex, Waiting
 from stream.caps import DEFAULT_CAPS, OTHER
 from stream.folds import FIELDS, Acc
-from stream.kpis import CALL_KINDS, TICKET_KINDS, Kpi, compute
+from stream.kpis import CALL_KINDS, KPI_BY_NAME, LIVE_BY_NAME, TICKET_KINDS, Kpi, compute
 from stream.records import (
     BucketKey,
     BucketValue,
@@ -267,6 +267,13 @@ class View:
 
     def has_scope(self, scope: str, *, now: float) -> bool:
         return scope == "all" or scope in self._buckets or scope in self._live.scopes or scope in self._calls.scopes
+
+    def kpi(self, scope: str, kpi: str, window: str, *, now: float) -> Kpi:
+        """One KPI as /v1/kpis gives it: a windowed one over `window`, a live-state one now (any
+        window, `live` included). (None, 0) for a KPI the scope's kind does not have."""
+        if kpi in LIVE_BY_NAME:
+            return self.live_kpis(scope, now=now).get(kpi, (None, 0))
+        return KPI_BY_NAME[kpi].compute(self.window_acc(scope, window, now=now))
 
     def kpis(self, scope: str, window: str, *, now: float) -> dict[str, Kpi]:
         """Every windowed KPI, plus the live-state KPIs that apply to the scope's kind."""

@@ -8,29 +8,9 @@
 
 from __future__ import annotations
 
-LANGS = ("en", "zh-CN")
+from stream.labels import KPI_LABELS, LANGS, kpi_label
 
-KPI_LABELS: dict[str, dict[str, str]] = {
-    "service_level": {"en": "Service level", "zh-CN": "服务水平"},
-    "asa_s": {"en": "Avg. speed of answer", "zh-CN": "平均应答时间"},
-    "abandonment_rate": {"en": "Abandonment", "zh-CN": "放弃率"},
-    "calls_waiting": {"en": "Calls waiting", "zh-CN": "排队来电"},
-    "longest_wait_s": {"en": "Longest wait", "zh-CN": "最长等待"},
-    "first_response_sla_rate": {"en": "First-response SLA", "zh-CN": "首次响应达标率"},
-    "backlog": {"en": "Backlog", "zh-CN": "积压工单"},
-    "first_response_at_risk": {"en": "At risk", "zh-CN": "即将超时"},
-    "first_response_overdue": {"en": "Overdue", "zh-CN": "已超时"},
-    "fcr_rate": {"en": "FCR (first contact)", "zh-CN": "首次解决率"},
-    "csat": {"en": "CSAT", "zh-CN": "客户满意度"},
-    "nps": {"en": "NPS", "zh-CN": "净推荐值"},
-    "ces_mean": {"en": "Customer effort", "zh-CN": "客户费力度"},
-    "aht_s": {"en": "Avg. handle time", "zh-CN": "平均处理时长"},
-    "first_response_mean_s": {"en": "First response (mean)", "zh-CN": "平均首次响应"},
-    "resolution_mean_s": {"en": "Resolution (mean)", "zh-CN": "平均解决时长"},
-    "tickets_created": {"en": "Tickets created", "zh-CN": "新建工单"},
-    "calls_offered": {"en": "Calls offered", "zh-CN": "呼入量"},
-    "oldest_unanswered_s": {"en": "Oldest unanswered", "zh-CN": "最久未响应"},
-}
+__all__ = ["KPI_LABELS", "LANGS", "kpi_label"]
 
 WORDS: dict[str, dict[str, str]] = {
     "title": {"en": "Service board", "zh-CN": "服务监控大屏"},
@@ -44,8 +24,8 @@ WORDS: dict[str, dict[str, str]] = {
     "ok": {"en": "OK", "zh-CN": "正常"}, "warning": {"en": "Warning", "zh-CN": "警告"},
     "critical": {"en": "Critical", "zh-CN": "严重"}, "no_data": {"en": "no data", "zh-CN": "无数据"},
     "queues": {"en": "Queues", "zh-CN": "队列状态"}, "waiting": {"en": "Waiting", "zh-CN": "排队"},
-    "longest": {"en": "Longest wait", "zh-CN": "最长等待"}, "sl": {"en": "SL", "zh-CN": "服务水平"},
-    "abandoned": {"en": "Abandoned", "zh-CN": "放弃率"},
+    "longest": {"en": "Longest", "zh-CN": "最长等待"}, "sl": {"en": "SL", "zh-CN": "服务水平"},
+    "abandoned": {"en": "Aband.", "zh-CN": "放弃率"},
     "tickets": {"en": "Most urgent tickets", "zh-CN": "最紧急工单"}, "due": {"en": "due in", "zh-CN": "剩余"},
     "overdue_by": {"en": "overdue by", "zh-CN": "已超时"}, "age": {"en": "age", "zh-CN": "已等待"},
     "responded": {"en": "answered", "zh-CN": "已响应"},
@@ -60,6 +40,16 @@ WORDS: dict[str, dict[str, str]] = {
     "language": {"en": "Language", "zh-CN": "语言"}, "show": {"en": "Show", "zh-CN": "显示"},
     "connecting": {"en": "connecting", "zh-CN": "连接中"}, "back": {"en": "All scopes", "zh-CN": "返回全部"},
     "count": {"en": "n", "zh-CN": "样本"},
+    "now": {"en": "now", "zh-CN": "当前"}, "at_firing": {"en": "when it fired", "zh-CN": "触发时"},
+    "at_ack": {"en": "at ack", "zh-CN": "确认时"},
+    "verdict_waiting": {"en": "checking in 15 min", "zh-CN": "15分钟后复核"},
+    "verdict_recovered": {"en": "recovered", "zh-CN": "已恢复"},
+    "verdict_improved": {"en": "improving", "zh-CN": "好转"},
+    "verdict_not_improved": {"en": "not improving", "zh-CN": "未见好转"},
+    "alert_on": {"en": "alert", "zh-CN": "告警"}, "live": {"en": "live", "zh-CN": "实时"},
+    "more_alerts": {"en": "more firing alerts: see /v1/alerts", "zh-CN": "条告警未显示：见 /v1/alerts"},
+    "signin": {"en": "To acknowledge alerts, open this board once with an admin key: /board?key=<admin key>",
+               "zh-CN": "如需确认告警，请用管理员密钥打开一次本页面：/board?key=<管理员密钥>"},
 }
 
 
@@ -79,10 +69,6 @@ def pick_lang(query: str | None, accept_language: str | None) -> str:
 
 def word(key: str, lang: str) -> str:
     return WORDS[key][lang]
-
-
-def kpi_label(kpi: str, lang: str) -> str:
-    return KPI_LABELS.get(kpi, {}).get(lang, kpi)
 
 
 def duration(seconds: float, lang: str) -> str:

@@ -99,7 +99,7 @@ async def get_kpis(view: ViewDep, targets: TargetsDep, history: MaybeKpiHistoryD
                    scope: str = Query("all", max_length=140), window: Window = "1h",
                    compare: Compare | None = Query(None, description="add `previous` and `change`: the same "
                                                    "window one day / one week earlier")) -> KpisOut:
-    """Every KPI of kpis.md for one scope and window, with its denominator (`count`)."""
+    """Every KPI of docs/kpis.md for one scope and window, with its denominator (`count`)."""
     now = time.time()
     if not view.has_scope(scope, now=now):
         raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")

@@ -157,10 +157,13 @@ def test_alert_lifecycle_history_and_every_target(broker: EmbeddedBroker, tmp_pa
         # not acknowledged within 3 s: escalated to the pager; then acknowledged
         wait_for(lambda: hook.bodies("/pager"), 30, "escalation to the next level", stack)
         assert hook.bodies("/pager")[0]["reason"] == "escalation"
-        r = httpx.post(f"{stack.url}/v1/alerts/{alert['id']}/ack", json={"by": "lead-ana", "note": "on it"},
-                       headers=AUTH)
-        assert r.status_code == 200 and r.json()["acked_by"] == "lead-ana"
-        assert httpx.post(f"{stack.url}/v1/alerts/{alert['id']}/ack", json={"by": "x"}).status_code == 401
+        assert httpx.post(f"{stack.url}/v1/alerts/{alert['id']}/ack").status_code == 401
+        r = httpx.post(f"{stack.url}/v1/alerts/{alert['id']}/ack", json={"note": "on it"}, headers=AUTH)
+        # who acknowledged is the credential's name (`token` for SQM_ADMIN_TOKEN), never a field the caller sets
+        assert r.status_code == 200 and r.json()["acked_by"] == "token", r.text
+        assert r.json()["follow_up"]["readings"][0]["after_s"] == 0
+        again = httpx.post(f"{stack.url}/v1/alerts/{alert['id']}/ack", headers=AUTH)
+        assert again.status_code == 409 and "acknowledged by token" in again.json()["detail"]
 
         # Alertmanager keeps it while we re-send (resend 2 s): still active past the endsAt it showed above
         # (3 resend periods after the send it had then), which only a later re-send can move
@@ -182,7 +185,8 @@ def test_alert_lifecycle_history_and_every_target(broker: EmbeddedBroker, tmp_pa
         assert kinds[:3] == ["pending", "firing", "severity_changed"] and kinds[-1] == "resolved", kinds
         assert {"escalated", "acknowledged"} <= set(kinds)
         ack = next(h for h in detail["history"] if h["kind"] == "acknowledged")
-        assert ack["detail"] == {"by": "lead-ana", "note": "on it"}
+        assert {k: ack["detail"][k] for k in ("by", "note")} == {"by": "token", "note": "on it"}
+        assert ack["detail"]["count"] > 0  # the rule's KPI at the acknowledgement (the follow-up's first reading)
         # filters
         sev = detail["severity"]  # the last severity: it may have stepped down to warning on the way back
         other = "warning" if sev == "critical" else "critical"

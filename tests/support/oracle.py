@@ -1,6 +1,6 @@
-"""An independent oracle: kpis.md's formulas computed directly over a list of event dicts.
+"""An independent oracle: docs/kpis.md's formulas computed directly over a list of event dicts.
 
-Written from the spec text, not from stream/: no buckets (exact `now - W < ts <= now`), no sketch
+Written from docs/kpis.md's formulas, not from stream/: no buckets (exact `now - W < ts <= now`), no sketch
 (exact order statistics), no shared code beyond the standard library.
 """
 

@@ -1,4 +1,4 @@
-"""HTTP API shape on a view fed in-process (no broker): interfaces.md's responses and errors."""
+"""HTTP API shape on a view fed in-process (no broker): docs/api.md's responses and errors."""
 
 from __future__ import annotations
 

@@ -181,8 +181,6 @@ def test_cited_markdown_files_exist(md: Path) -> None:
     assert not dangling, "\n".join(dangling)
 
 
-@pytest.mark.skip(reason="docstrings of the .py files still cite specifications kept outside the repository; "
-                         "drop this mark once they point to the project's docs")
 def test_python_files_cite_markdown_files_that_exist() -> None:
     dangling = [d for py in python_files()
                 for d in citations(py, enumerate(py.read_text(encoding="utf-8").splitlines(), 1))]

@@ -1,4 +1,4 @@
-"""The event contract: every rule of events.md, and that bad input is data, never an exception."""
+"""The event contract: every rule of docs/contract.md, and that bad input is data, never an exception."""
 
 from __future__ import annotations
 

@@ -1,0 +1,93 @@
+"""Alerts as the API and the board show them: the stored alert, its live value from the view and
+the follow-up of its acknowledgement. Plain data, so routers and templates never hold ORM rows.
+
+A pending or firing alert's `live_value` / `live_count` is the rule's KPI on the alert's scope and
+the rule's window now, read from the same view as `/v1/kpis` (so the two never disagree); the
+stored `value` / `count` are those of its last transition (what made it fire or change).
+
+    av = alert_view(row, view, now=time.time(), readings=history_readings.get(row.id, []))
+    av.live_value, av.follow_up.verdict
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from alerts.followup import Reading, verdict
+from alerts.history import labels_of
+from db.schema import AlertRow
+from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME
+from stream.view import View
+
+ACTIVE = ("pending", "firing")
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    readings: tuple[Reading, ...]  # at the acknowledgement (after_s 0), then 15 and 30 minutes after
+    verdict: str  # waiting, recovered, improved, not improved
+
+
+@dataclass(frozen=True)
+class AlertView:
+    id: str
+    rule_id: str
+    scope: str
+    kpi: str
+    window: str
+    state: str
+    severity: str | None
+    value: float | None
+    count: int
+    threshold: float | None
+    op: str
+    labels: dict[str, str]
+    summary: str
+    intervention: str
+    texts: dict[str, dict[str, str]]
+    runbook_url: str | None
+    pending_at: datetime | None
+    firing_at: datetime | None
+    resolved_at: datetime | None
+    updated_at: datetime | None
+    acked_by: str | None
+    acked_at: datetime | None
+    ack_note: str | None
+    silenced_by: str | None
+    escalation_level: int
+    end_reason: str | None
+    live_value: float | None = None
+    live_count: int | None = None
+    follow_up: FollowUp | None = None
+
+    def text(self, lang: str, which: str) -> str:
+        """`summary` or `intervention` in `lang`, else the rule's own."""
+        t = self.texts.get(lang) or {}
+        return t.get(which) or (self.summary if which == "summary" else self.intervention)
+
+
+def live_reading(view: View, kpi: str, scope: str, window: str, *, now: float) -> tuple[float | None, int]:
+    """The rule's KPI on the scope and window now, as /v1/kpis gives it."""
+    if kpi not in KPI_BY_NAME and kpi not in LIVE_BY_NAME:
+        return None, 0
+    value, count = view.kpi(scope, kpi, window, now=now)
+    return value, count
+
+
+def alert_view(a: AlertRow, view: View | None, *, now: float, readings: Sequence[Reading] = ()) -> AlertView:
+    live: tuple[float | None, int | None] = (None, None)
+    if a.state in ACTIVE and view is not None:
+        live = live_reading(view, a.kpi, a.scope, a.window, now=now)
+    follow = None
+    if a.acked_at is not None:
+        follow = FollowUp(tuple(sorted(readings, key=lambda r: r.after_s)),
+                          verdict(a.op, a.threshold, readings, resolved=a.state == "resolved"))
+    return AlertView(
+        id=a.id, rule_id=a.rule_id, scope=a.scope, kpi=a.kpi, window=a.window, state=a.state, severity=a.severity,
+        value=a.value, count=a.count, threshold=a.threshold, op=a.op, labels=labels_of(a), summary=a.summary,
+        intervention=a.intervention, texts=dict(a.texts or {}), runbook_url=a.runbook_url, pending_at=a.pending_at,
+        firing_at=a.firing_at, resolved_at=a.resolved_at, updated_at=a.updated_at, acked_by=a.acked_by,
+        acked_at=a.acked_at, ack_note=a.ack_note, silenced_by=a.silenced_by, escalation_level=a.escalation_level,
+        end_reason=a.end_reason, live_value=live[0], live_count=live[1], follow_up=follow)

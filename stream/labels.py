@@ -1,0 +1,56 @@
+"""What KPIs are called, in the languages sqm speaks (English and Simplified Chinese). Pure.
+
+Shared by the board and by the alert engine's default texts, so that a tile and an alert say the
+same name for the same figure.
+
+    >>> kpi_label("abandonment_rate", "zh-CN"), kpi_label("no_such_kpi", "en"), lang_of("zh")
+    ('放弃率', 'no_such_kpi', 'zh-CN')
+"""
+
+from __future__ import annotations
+
+LANGS = ("en", "zh-CN")
+DEFAULT_LANG = "en"
+_ALIASES = {"en": "en", "en-us": "en", "en-gb": "en", "zh": "zh-CN", "zh-cn": "zh-CN", "zh-hans": "zh-CN",
+            "zh-sg": "zh-CN"}
+
+KPI_LABELS: dict[str, dict[str, str]] = {
+    "service_level": {"en": "Service level", "zh-CN": "服务水平"},
+    "asa_s": {"en": "Avg. speed of answer", "zh-CN": "平均应答时间"},
+    "abandonment_rate": {"en": "Abandonment", "zh-CN": "放弃率"},
+    "calls_waiting": {"en": "Calls waiting", "zh-CN": "排队来电"},
+    "longest_wait_s": {"en": "Longest wait", "zh-CN": "最长等待"},
+    "first_response_sla_rate": {"en": "First-response SLA", "zh-CN": "首次响应达标率"},
+    "backlog": {"en": "Backlog", "zh-CN": "积压工单"},
+    "first_response_at_risk": {"en": "At risk", "zh-CN": "即将超时"},
+    "first_response_overdue": {"en": "Overdue", "zh-CN": "已超时"},
+    "fcr_rate": {"en": "FCR (first contact)", "zh-CN": "首次解决率"},
+    "csat": {"en": "CSAT", "zh-CN": "客户满意度"},
+    "nps": {"en": "NPS", "zh-CN": "净推荐值"},
+    "ces_mean": {"en": "Customer effort", "zh-CN": "客户费力度"},
+    "aht_s": {"en": "Avg. handle time", "zh-CN": "平均处理时长"},
+    "first_response_mean_s": {"en": "First response (mean)", "zh-CN": "平均首次响应"},
+    "resolution_mean_s": {"en": "Resolution (mean)", "zh-CN": "平均解决时长"},
+    "tickets_created": {"en": "Tickets created", "zh-CN": "新建工单"},
+    "calls_offered": {"en": "Calls offered", "zh-CN": "呼入量"},
+    "oldest_unanswered_s": {"en": "Oldest unanswered", "zh-CN": "最久未响应"},
+    "first_response_p90_s": {"en": "First response (p90)", "zh-CN": "首次响应（90分位）"},
+    "resolution_p90_s": {"en": "Resolution (p90)", "zh-CN": "解决时长（90分位）"},
+    "reopen_rate": {"en": "Reopened", "zh-CN": "重开率"},
+    "complaint_rate": {"en": "Complaint rate", "zh-CN": "投诉率"},
+    "complaint_resolved_24h_rate": {"en": "Complaints resolved in 24 h", "zh-CN": "投诉24小时解决率"},
+    "bot_resolution_rate": {"en": "Resolved by bot", "zh-CN": "机器人解决率"},
+    "backlog_growth": {"en": "Backlog growth", "zh-CN": "积压增长"},
+    "calls_answered": {"en": "Calls answered", "zh-CN": "接通量"},
+    "calls_abandoned": {"en": "Calls abandoned", "zh-CN": "放弃量"},
+    "survey_responses": {"en": "Survey responses", "zh-CN": "评价数"},
+}
+
+
+def lang_of(tag: str) -> str | None:
+    """The supported language a tag names (`zh`, `zh-CN`, `zh-Hans` -> `zh-CN`), else None."""
+    return _ALIASES.get(tag.strip().lower())
+
+
+def kpi_label(kpi: str, lang: str) -> str:
+    return KPI_LABELS.get(kpi, {}).get(lang, kpi)
