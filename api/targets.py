@@ -56,8 +56,14 @@ class TargetFile(BaseModel):
     targets: list[Target] = []
 
 
+DEFAULT_TARGETS_FILE = Path(__file__).with_name("default_targets.yaml")
+
+
 def load_targets(path: str | None) -> dict[tuple[str, str], float]:
-    """(scope, kpi) -> target of the targets file. A missing path means none; a bad file is an error."""
+    """(scope, kpi) -> target of the targets file: None means the packaged defaults
+    (api/default_targets.yaml), an empty path none; a bad file is an error."""
+    if path is None:
+        path = str(DEFAULT_TARGETS_FILE)
     if not path:
         return {}
     data = yaml.safe_load(Path(path).read_text()) or {}

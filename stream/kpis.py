@@ -110,11 +110,21 @@ def compute(acc: Acc) -> dict[str, Kpi]:
 
 
 def achievement(kpi: str, actual: float | None, target: float) -> float | None:
-    """actual / target, or target / actual for lower-is-better KPIs; None when undefined."""
+    """actual / target, or target / actual for lower-is-better KPIs; None when undefined. A
+    lower-is-better figure at 0 meets any target of 0 or more (no overdue ticket against a target of
+    none is 100 %, not undefined).
+
+    >>> achievement("csat", 0.81, 0.9), achievement("asa_s", 40.0, 20.0)
+    (0.9, 0.5)
+    >>> achievement("first_response_overdue", 0.0, 0.0), achievement("first_response_overdue", 3.0, 0.0)
+    (1.0, 0.0)
+    """
     if actual is None:
         return None
     if kpi in LOWER_IS_BETTER:
-        return target / actual if actual else None
+        if actual <= 0:
+            return 1.0 if target >= actual else None
+        return target / actual
     return actual / target if target else None
 
 

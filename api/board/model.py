@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.rules import Rule
+from api.alert_views import AlertView
 from api.board.i18n import LANGS, fmt, fmt_change, kpi_label, word
 from api.targets import Targets
 from stream.folds import Acc
@@ -25,6 +26,15 @@ TILES = ("service_level", "asa_s", "abandonment_rate", "calls_waiting", "longest
 SPARK_MINUTES = 60
 SMOOTH_MINUTES = 5
 STATUS_ICON = {"ok": "✔", "warning": "▲", "critical": "✖", "none": "·"}
+SEVERITY_ORDER = ("none", "ok", "warning", "critical")
+# Which event family a tile's KPI comes from: a tile is shown on a scope (other than `all`) only when
+# that family has events there in the last 24 h, so an agent who takes no calls has no call tiles
+FAMILY = {"service_level": "calls", "asa_s": "calls", "abandonment_rate": "calls", "calls_waiting": "calls",
+          "longest_wait_s": "calls", "first_response_sla_rate": "tickets", "backlog": "tickets",
+          "first_response_at_risk": "tickets", "first_response_overdue": "tickets", "fcr_rate": "contacts",
+          "csat": "surveys", "nps": "surveys", "ces_mean": "surveys"}
+# Queue measures: callers abandon and wait in a queue, before any agent, so an agent has none
+NOT_FOR_AGENTS = frozenset({"service_level", "abandonment_rate"})
 
 
 def unit_of(kpi: str) -> str:
@@ -89,6 +99,7 @@ class Tile:
     changes: list[tuple[str, str, str]]  # (label, text, good|bad|flat)
     spark: list[float | None]
     spark_before: list[float | None]  # the same 60 minutes yesterday
+    alert_window: str | None = None  # the status comes from a firing alert on this window (not the board's)
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,7 @@ class Sources:
 
     targets: Targets = field(default_factory=Targets)
     rules: Sequence[Rule] = ()
-    alerts: Sequence[Any] = ()  # alert rows (db.schema.AlertRow) pending or firing
+    alerts: Sequence[AlertView] = ()  # firing alerts, with their live values
     compare: Mapping[str, Mapping[str, Kpi]] = field(default_factory=dict)  # yesterday / last_week -> KPIs
     spark_before: Mapping[str, list[float | None]] = field(default_factory=dict)  # kpi -> yesterday's minutes
     live_samples: Mapping[str, list[float | None]] = field(default_factory=dict)  # kpi -> last minutes (live)
@@ -137,6 +148,43 @@ def status_of(rules: Sequence[Rule], kpi: str, scope: str, value: float | None, 
         return "none"  # too few samples for every line: not judged, so not "OK" either
     levels = {r.level(value) for r in judged}
     return "critical" if "critical" in levels else "warning" if "warning" in levels else "ok"
+
+
+def tile_status(rules: Sequence[Rule], alerts: Sequence[AlertView], kpi: str, scope: str, value: float | None,
+                count: int) -> tuple[str, str | None]:
+    """The tile's state: the rules' lines on the board's figure, raised to the severity of any alert
+    firing on this KPI and scope (which may judge another window: that window is returned), so
+    that a tile never reads "OK" beside a critical alert on the same figure."""
+    status = status_of(rules, kpi, scope, value, count)
+    window = None
+    for a in alerts:
+        if a.state == "firing" and a.kpi == kpi and a.scope == scope and a.severity in SEVERITY_ORDER and \
+                SEVERITY_ORDER.index(a.severity) > SEVERITY_ORDER.index(status):
+            status, window = a.severity, a.window
+    return status, window
+
+
+def applies(kpi: str, scope: str, day: Acc) -> bool:
+    """Whether a tile belongs on the scope's board: every tile on `all`; elsewhere, a KPI whose events
+    the scope has had in the last 24 h (`day`), and no queue measure on an agent."""
+    kind = kind_of(scope)
+    if kind == "all":
+        return True
+    if kind == "agent" and kpi in NOT_FOR_AGENTS:
+        return False
+    calls: float = day.offered + day.answered + day.abandoned + day.ended
+    tickets: float = day.created + day.fr_n + day.res_n
+    surveys: float = day.surveys
+    family = FAMILY.get(kpi)
+    if family == "calls":
+        return calls > 0
+    if family == "tickets":
+        return tickets > 0
+    if family == "contacts":
+        return calls + tickets > 0
+    if family == "surveys":
+        return surveys > 0
+    return True
 
 
 def _direction(kpi: str, delta: float | None) -> str:
@@ -171,15 +219,16 @@ def rolling(per_minute: Sequence[Acc], n: int = SMOOTH_MINUTES) -> list[Acc]:
 def tiles(view: View, cfg: BoardConfig, src: Sources, now: float) -> list[Tile]:
     kpis = view.kpis(cfg.scope, cfg.window, now=now)
     minutes = spark_accs(view, cfg.scope, now)
+    day = view.window_acc(cfg.scope, "24h", now=now)
     out = []
     for k in cfg.cards:
-        if k not in kpis:
-            continue  # e.g. calls on an agent board, tickets on a queue board
+        if k not in kpis or not applies(k, cfg.scope, day):
+            continue  # e.g. calls on an agent board, tickets on a queue board, calls of an agent on chat
         value, count = kpis[k]
         unit = unit_of(k)
         target = src.targets.get(cfg.scope, k)
         ach = achievement(k, value, target) if target is not None else None
-        status = status_of(src.rules, k, cfg.scope, value, count)
+        status, alert_window = tile_status(src.rules, src.alerts, k, cfg.scope, value, count)
         changes = []
         for name, label in (("yesterday", "vs_yesterday"), ("last_week", "vs_last_week")):
             prev = src.compare.get(name, {}).get(k, (None, 0))[0]
@@ -194,7 +243,7 @@ def tiles(view: View, cfg: BoardConfig, src: Sources, now: float) -> list[Tile]:
                         status_word=word(status, cfg.lang) if status != "none" else "",
                         target=fmt(target, unit, cfg.lang) if target is not None else None,
                         achievement=f"{ach * 100:.0f}%" if ach is not None else None, changes=changes,
-                        spark=spark, spark_before=list(src.spark_before.get(k, []))))
+                        spark=spark, spark_before=list(src.spark_before.get(k, [])), alert_window=alert_window))
     return out
 
 
@@ -232,10 +281,11 @@ def rankings(view: View, cfg: BoardConfig, src: Sources, kind: str, now: float, 
     return rows
 
 
-def board_alerts(src: Sources, cfg: BoardConfig) -> list[Any]:
+def board_alerts(src: Sources, cfg: BoardConfig) -> list[AlertView]:
     """Firing alerts of the board's scope (every one on the `all` board), critical first."""
     mine = [a for a in src.alerts if a.state == "firing" and (cfg.scope == "all" or a.scope == cfg.scope)]
-    return sorted(mine, key=lambda a: (a.severity != "critical", a.acked_at is not None, -a.updated_at.timestamp()))
+    return sorted(mine, key=lambda a: (a.severity != "critical", a.acked_at is not None,
+                                       -(a.updated_at.timestamp() if a.updated_at else 0.0)))
 
 
 def scope_choices(view: View, now: float) -> dict[str, list[str]]:

@@ -2,7 +2,8 @@
 
 Reads follow SQM_READ_AUTH. A wall screen opens `/board?key=<read key>` once: the key goes into an
 HttpOnly cookie and the browser is sent to the same URL without it, so the key is not left in the
-address bar, the history or a screenshot. Acknowledging needs an admin key (cookie or bearer).
+address bar, the history or a screenshot. Acknowledging needs an admin key (cookie or bearer): the
+page shows the Acknowledge buttons only to a viewer with one, and tells the others how to sign in.
 """
 
 from __future__ import annotations
@@ -17,12 +18,22 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sse_starlette import EventSourceResponse
 
-from alerts.history import Conflict, NotFound
 from api.board.i18n import pick_lang
 from api.board.model import BoardConfig
 from api.board.service import SECTIONS, Board
-from api.deps import DATABASE_DOWN, KEY_COOKIE, RETRY_AFTER_S, HistoryDep, principal_of, require_admin, require_read
-from stream.clock import rfc3339, utcnow
+from api.deps import (
+    DATABASE_DOWN,
+    KEY_COOKIE,
+    RETRY_AFTER_S,
+    HistoryDep,
+    ViewDep,
+    principal_of,
+    require_admin,
+    require_read,
+    token_of,
+)
+from api.routers.alerting import acknowledge
+from stream.clock import rfc3339
 
 router = APIRouter(prefix="/board", include_in_schema=False)
 PUSH_EVERY_S = 0.5  # how often a stream looks for changed sections
@@ -60,7 +71,9 @@ async def board_page(request: Request) -> Response:
                             "on this screen.</p>", status_code=exc.status_code)
     cfg = config_of(request)
     stream = f"{request.url.path}/stream?{request.url.query}" if request.url.query else f"{request.url.path}/stream"
-    html = board_of(request).page(cfg, stream_url=stream, static=f"{request.url.path}/static")
+    who = principal_of(request, token_of(request))
+    html = board_of(request).page(cfg, stream_url=stream, static=f"{request.url.path}/static",
+                                  can_ack=who is not None and who.can("admin"))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
@@ -98,19 +111,13 @@ async def board_stream(request: Request) -> EventSourceResponse:
 
 
 @router.post("/alerts/{alert_id}/ack", response_class=HTMLResponse)
-async def board_ack(alert_id: str, request: Request, history: HistoryDep) -> Response:
+async def board_ack(alert_id: str, request: Request, history: HistoryDep, view: ViewDep) -> Response:
     """Acknowledge from the board: answers the alert's row as it now is (or why not, in its place)."""
     try:
         who = require_admin(request, None)
+        alert = await acknowledge(history, view, alert_id, who=who.name, note="from the board")
     except HTTPException as exc:
         return HTMLResponse(_error_row(alert_id, str(exc.detail)), status_code=exc.status_code)
-    try:
-        alert = await asyncio.to_thread(history.acknowledge, alert_id, by=who.name, note="from the board",
-                                        now=utcnow())
-    except NotFound as exc:
-        return HTMLResponse(_error_row(alert_id, str(exc)), status_code=404)
-    except Conflict as exc:
-        return HTMLResponse(_error_row(alert_id, str(exc)), status_code=409)
     except DATABASE_DOWN:
         return HTMLResponse(_error_row(alert_id, "not acknowledged: the database is unavailable; try again later"),
                             status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,14 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
 
+from alerts.followup import Reading
 from alerts.history import AlertHistory, AlertQuery
 from alerts.rulebook import Rulebook
 from alerts.rules import Rule
+from api.alert_views import AlertView, alert_view
 from api.board import model
-from api.board.i18n import WORDS, duration, kpi_label
+from api.board.i18n import WORDS, duration, fmt, kpi_label
+from api.sampling import LiveSampler
 from api.snapshots import PeriodicSnapshot, reason
 from api.targets import Targets
 from history.series import COMPARE_SHIFT_S, MINUTE, floor
@@ -43,32 +45,37 @@ COMPARE_EVERY_S = 60.0
 COMPARE_RETRY_S = 10.0  # after a failed history read (the database is down)
 log = logging.getLogger(__name__)
 SECTIONS = ("tiles", "queues", "tickets", "rankings", "alerts", "comments")
+DESK_ROWS, KIOSK_ROWS = 8, 12  # rows of the list panels (tickets; agents and comments a few fewer)
 Compared = dict[str, dict[str, Kpi]]  # yesterday / last_week -> KPI -> (value, count)
 Series = dict[str, list[float | None]]  # KPI -> one value a minute
+FiringAlerts = tuple[list[Any], dict[str, list[Reading]]]  # alert rows, follow-up readings of the acknowledged
 
 
 class Board:
-    def __init__(self, view: View, targets: Callable[[], Targets], base: str = "/board") -> None:
+    def __init__(self, view: View, targets: Callable[[], Targets], live: LiveSampler, base: str = "/board") -> None:
         self.view = view
         self.targets = targets
+        self.live = live
         self.base = base
         self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                                trim_blocks=True, lstrip_blocks=True)
         self.rules: PeriodicSnapshot[list[Rule]] | None = None
-        self.alerts: PeriodicSnapshot[list[Any]] | None = None
+        self.alerts: PeriodicSnapshot[FiringAlerts] | None = None
         self.history: HistoryStore | None = None
         self._rendered: dict[tuple[Any, ...], tuple[float, dict[str, str]]] = {}
         self._compare: dict[tuple[str, str], tuple[float, Compared, Series]] = {}
         self._comparing: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._history_down_since: float | None = None
-        self._samples: dict[tuple[str, str], deque[tuple[int, float | None]]] = {}
 
     def connect(self, rulebook: Rulebook, alert_history: AlertHistory, history: HistoryStore) -> None:
         """With the database: rules (for the tiles' colours), firing alerts, history comparisons."""
         self.rules = PeriodicSnapshot("board rules", lambda: [r for r, _ in rulebook.all()], [], every_s=10)
-        self.alerts = PeriodicSnapshot("board alerts", lambda: alert_history.alerts(
-            AlertQuery(state=["firing"], limit=200))[0], [], every_s=1)
+        def firing() -> FiringAlerts:
+            rows = alert_history.alerts(AlertQuery(state=["firing"], limit=200))[0]
+            return rows, alert_history.readings([a.id for a in rows if a.acked_at is not None])
+
+        self.alerts = PeriodicSnapshot("board alerts", firing, ([], {}), every_s=1)
         self.history = history
 
     async def start(self) -> None:
@@ -136,30 +143,20 @@ class Board:
         self._compare[key] = (now - COMPARE_EVERY_S + COMPARE_RETRY_S, compare, spark)
 
     def _live_samples(self, scope: str, now: float) -> dict[str, list[float | None]]:
-        """The live-state KPIs sampled once a minute while the board runs (the view keeps no past of them)."""
-        minute = floor(now, MINUTE)
-        live = self.view.live_kpis(scope, now=now)
-        first = minute - (model.SPARK_MINUTES - 1) * MINUTE
-        out = {}
-        for k in model.TILES:
-            if k not in LIVE_BY_NAME:
-                continue
-            d = self._samples.setdefault((scope, k), deque(maxlen=model.SPARK_MINUTES))
-            value = live.get(k, (None, 0))[0]
-            if d and d[-1][0] == minute:
-                d[-1] = (minute, value)
-            else:
-                d.append((minute, value))
-            by_minute = dict(d)
-            out[k] = [by_minute.get(t) for t in range(first, minute + 1, MINUTE)]  # minutes nobody watched: gaps
-        if len(self._samples) > 20 * len(model.TILES) * 50:  # scopes no board shows any more
-            self._samples = {k: v for k, v in self._samples.items() if v and v[-1][0] >= first}
-        return out
+        """The live-state KPIs of the last hour, one a minute (sampled by the API for every scope)."""
+        last = floor(now, MINUTE)
+        return {k: self.live.samples.series(scope, k, last=last, n=model.SPARK_MINUTES)
+                for k in model.TILES if k in LIVE_BY_NAME}
+
+    def firing(self, now: float) -> list[AlertView]:
+        """The firing alerts with their live values (from the view, as /v1/kpis) and follow-ups."""
+        rows, readings = self.alerts.value if self.alerts else ([], {})
+        return [alert_view(a, self.view, now=now, readings=readings.get(a.id, [])) for a in rows]
 
     def sources(self, cfg: model.BoardConfig, now: float) -> model.Sources:
         compare, spark_before = self._comparison(cfg.scope, cfg.window, now)
         return model.Sources(targets=self.targets(), rules=self.rules.value if self.rules else [],
-                             alerts=self.alerts.value if self.alerts else [], compare=compare,
+                             alerts=self.firing(now), compare=compare,
                              spark_before=spark_before, live_samples=self._live_samples(cfg.scope, now))
 
     # -- rendering ----------------------------------------------------------------------------------
@@ -177,6 +174,8 @@ class Board:
         t = {k: v[cfg.lang] for k, v in WORDS.items()}
         return {"cfg": cfg, "t": t, "now": now, "icons": model.STATUS_ICON, "base": self.base,
                 "risk": AT_RISK_SHARE, "drill": lambda scope: self.link(cfg, scope=scope),
+                "fmt_kpi": lambda kpi, v: fmt(v, model.unit_of(kpi), cfg.lang),
+                "label": lambda kpi: kpi_label(kpi, cfg.lang),
                 "fmt_wait": lambda s: duration(max(0.0, s), cfg.lang),
                 "fmt_due": lambda s: duration(s, cfg.lang) if s >= 0 else f"−{duration(-s, cfg.lang)}",
                 "kpi_label": kpi_label(cfg.rank_kpi, cfg.lang)}
@@ -185,14 +184,15 @@ class Board:
         view, src = self.view, self.sources(cfg, now)
         ctx = self._context(cfg, now)
         ticket_scope = cfg.scope if not cfg.scope.startswith("queue:") else "all"
+        rows = KIOSK_ROWS if cfg.kiosk else DESK_ROWS  # a wall screen's panels are taller: fill them
         parts: dict[str, tuple[str, dict[str, Any]]] = {
             "tiles": ("_tiles.html", {"tiles": model.tiles(view, cfg, src, now)}),
             "queues": ("_queues.html", {"queues": model.queues(view, cfg, src, now)}),
-            "tickets": ("_tickets.html", {"tickets": view.urgent_tickets(ticket_scope, "open", now=now, limit=8)}),
+            "tickets": ("_tickets.html", {"tickets": view.urgent_tickets(ticket_scope, "open", now=now, limit=rows)}),
             "rankings": ("_rankings.html", {"teams": model.rankings(view, cfg, src, "team", now, min_count=1),
-                                            "agents": model.rankings(view, cfg, src, "agent", now)}),
+                                            "agents": model.rankings(view, cfg, src, "agent", now, limit=rows - 4)}),
             "alerts": ("_alerts.html", {"alerts": model.board_alerts(src, cfg)[:12]}),
-            "comments": ("_comments.html", {"comments": view.recent_comments(ticket_scope, limit=6)}),
+            "comments": ("_comments.html", {"comments": view.recent_comments(ticket_scope, limit=rows - 2)}),
         }
         return {name: self.env.get_template(tpl).render(**ctx, **extra) for name, (tpl, extra) in parts.items()}
 
@@ -210,18 +210,18 @@ class Board:
                 del self._rendered[k]
         return out
 
-    def page(self, cfg: model.BoardConfig, stream_url: str, static: str) -> str:
+    def page(self, cfg: model.BoardConfig, stream_url: str, static: str, *, can_ack: bool = False) -> str:
         now = time.time()
         ctx = self._context(cfg, now)
         scope_label = WORDS["all"][cfg.lang] if cfg.scope == "all" else cfg.scope
         other = "zh-CN" if cfg.lang == "en" else "en"
         return self.env.get_template("board.html").render(
-            **ctx, sections=self.sections(cfg, now), stream_url=stream_url, static=static,
+            **ctx, sections=self.sections(cfg, now), stream_url=stream_url, static=static, can_ack=can_ack,
             scope_label=scope_label, windows=list(WINDOWS), choices=model.scope_choices(self.view, now),
             as_of=rfc3339(now), links={"lang": self.link(cfg, lang=other),
                                        "theme": self.link(cfg, theme="light" if cfg.theme == "dark" else "dark")})
 
-    def alert_row(self, alert: Any, cfg: model.BoardConfig) -> str:
+    def alert_row(self, alert: AlertView, cfg: model.BoardConfig) -> str:
         """One alert row (after an acknowledgement): the same markup as in the alerts section."""
         html = self.env.get_template("_alerts.html").render(**self._context(cfg, time.time()), alerts=[alert])
         start, end = html.index("<li"), html.rindex("</li>") + len("</li>")

@@ -51,19 +51,25 @@
 
   function drawSparks(root) {
     root.querySelectorAll(".spark[data-series]").forEach((el) => {
-      const ys = JSON.parse(el.dataset.series || "[]");
-      const before = JSON.parse(el.dataset.before || "[]");
+      let ys = JSON.parse(el.dataset.series || "[]");
+      let before = JSON.parse(el.dataset.before || "[]");
       el.replaceChildren();
-      if (!ys.length || ys.every((v) => v === null)) return;
+      // minutes before the scope had any figure (today or yesterday) are left out, so that the line
+      // spans the tile from its first point instead of filling only its right part
+      let first = 0;
+      while (first < ys.length && ys[first] === null && (before[first] ?? null) === null) first++;
+      ys = ys.slice(first); before = before.slice(first);
+      if (ys.filter((v) => v !== null).length < 2) return;
       const xs = ys.map((_, i) => i);
       const prior = xs.map((i) => (i < before.length ? before[i] : null));
       const status = el.dataset.status;
       const stroke = status === "critical" ? css("--critical") : status === "warning" ? css("--warning") : css("--accent");
       const width = el.clientWidth || 180, height = el.clientHeight || 34;
       new uPlot({
-        width, height, cursor: { show: false }, legend: { show: false }, select: { show: false },
+        width, height, padding: [4, 2, 2, 2], cursor: { show: false }, legend: { show: false }, select: { show: false },
         scales: { x: { time: false } }, axes: [{ show: false }, { show: false }],
-        series: [{}, { stroke, width: 1.5, spanGaps: true }, { stroke: css("--muted"), width: 1, dash: [3, 3], spanGaps: true }],
+        series: [{}, { stroke, width: 1.5, spanGaps: true, points: { show: false } },
+          { stroke: css("--muted"), width: 1, dash: [3, 3], spanGaps: true, points: { show: false } }],
       }, [xs, ys, prior], el);
     });
   }
@@ -95,11 +101,34 @@
     firstAlerts = false;
   }
 
+  // A panel shows whole alerts only: those that do not fit are counted on a last line instead of
+  // being cut in half at the panel's edge (critical ones come first, so they are the ones shown).
+  function fitAlerts() {
+    const list = document.querySelector("#alerts ul.alerts");
+    const panel = list && list.closest(".panel");
+    if (!panel) return;
+    list.querySelectorAll("li.more").forEach((el) => el.remove());
+    const items = [...list.querySelectorAll("li[data-alert-id]")];
+    items.forEach((el) => { el.hidden = false; });
+    const bottom = panel.getBoundingClientRect().bottom - 24;  // room for the "more" line
+    let hidden = 0;
+    items.forEach((el) => {
+      if (hidden || el.getBoundingClientRect().bottom > bottom) { el.hidden = true; hidden++; }
+    });
+    if (hidden) {
+      const more = document.createElement("li");
+      more.className = "more";
+      more.textContent = `+${hidden} ${body.dataset.i18nMore}`;
+      list.appendChild(more);
+    }
+  }
+
   document.body.addEventListener("htmx:sseMessage", () => { lastUpdate = Date.now(); tick(); });
   document.body.addEventListener("htmx:afterSwap", (e) => {
     drawSparks(e.target);
-    if (e.target.id === "alerts") checkAlerts();
+    if (e.target.id === "alerts") { checkAlerts(); fitAlerts(); }
   });
+  window.addEventListener("resize", fitAlerts);
 
   const sound = document.getElementById("sound");
   if (sound) {
@@ -118,5 +147,6 @@
 
   drawSparks(document);
   checkAlerts();
+  fitAlerts();
   setInterval(tick, 1000);
 })();
