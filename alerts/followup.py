@@ -5,23 +5,20 @@ again `CHECKS_S` later (15 and 30 minutes), so that the lead, and whoever review
 whether what was done moved the figure:
 
     >>> r = [Reading(0, 0.12, 200), Reading(900, 0.07, 180)]
-    >>> verdict(">", 0.05, r, resolved=False)
-    'improved'
-    >>> verdict(">", 0.05, r + [Reading(1800, 0.04, 170)], resolved=False)
-    'recovered'
-    >>> verdict("<", 0.80, [Reading(0, 0.6, 90)], resolved=False)
-    'waiting'
+    >>> verdict(">", r, resolved=False), verdict(">", r + [Reading(1800, 0.13, 170)], resolved=False)
+    ('improved', 'not improved')
+    >>> verdict(">", r, resolved=True), verdict("<", [Reading(0, 0.6, 90)], resolved=False)
+    ('recovered', 'waiting')
 
-Verdicts: `waiting` (no check yet), `recovered` (the alert resolved, or the latest reading no longer
-breaches the threshold it fired at), `improved` (moved the right way), `not improved`.
+Verdicts: `waiting` (no check yet), `recovered` (the alert has resolved: its rule, with its
+hysteresis, judges the figure healthy again), `improved` (the latest check moved the right way from
+the acknowledgement), `not improved`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from alerts.rules import Op, breaches
 
 CHECKS_S = (900, 1800)  # after the acknowledgement: 15 and 30 minutes
 LATE_S = 300  # a check not taken within 5 minutes of its time (the API was down) is left out, not mislabelled
@@ -44,8 +41,9 @@ def due_checks(acked_age_s: float, done: set[int]) -> list[int]:
     return [c for c in CHECKS_S if c <= acked_age_s <= c + LATE_S and c not in done]
 
 
-def verdict(op: str, threshold: float | None, readings: Sequence[Reading], *, resolved: bool) -> Verdict:
-    """Whether the figure moved the right way since the acknowledgement (readings by `after_s`)."""
+def verdict(op: str, readings: Sequence[Reading], *, resolved: bool) -> Verdict:
+    """Whether the figure moved the right way since the acknowledgement (`op`: the rule's comparison,
+    `<` when low is bad)."""
     if resolved:
         return "recovered"
     at_ack = next((r for r in readings if r.after_s == 0), None)
@@ -54,15 +52,7 @@ def verdict(op: str, threshold: float | None, readings: Sequence[Reading], *, re
         return "waiting"
     last = max(later, key=lambda r: r.after_s)
     assert last.value is not None
-    if threshold is not None and not breaches(last.value, _op(op), threshold):
-        return "recovered"
     if at_ack is None or at_ack.value is None:
         return "not improved"
     better = last.value > at_ack.value if op in ("<", "<=") else last.value < at_ack.value
     return "improved" if better else "not improved"
-
-
-def _op(op: str) -> Op:
-    if op not in ("<", "<=", ">", ">="):
-        raise ValueError(f"not a comparison: {op!r}")
-    return op  # type: ignore[return-value]

@@ -233,6 +233,8 @@ class AlertStats:
     delivery: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # target -> attempts, failures, ok
     parked: dict[str, int] = field(default_factory=dict)  # by target
     parked_transitions: int = 0
+    # (rule, measure) -> (counts within each bound of RESPONSE_BUCKETS_S, count, sum of seconds)
+    timing: dict[tuple[str, str], tuple[list[int], int, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -484,7 +486,9 @@ class AlertHistory:
                 OutboxRow.parked_at.is_not(None), OutboxRow.delivered_at.is_(None))
                 .group_by(OutboxRow.target)).tuples().all())
             refused = s.scalar(select(func.count()).select_from(ParkedTransitionRow)) or 0
+            timing = {(r.rule_id, r.measure): ([getattr(r, f"b{i}") for i in range(RESPONSE_BUCKETS)], r.count, r.sum_s)
+                      for r in s.scalars(select(AlertTimingRow))}
         return AlertStats({str(k): int(v) for k, v in firing.items() if k}, int(pending),
                           {str(k): int(v) for k, v in depth.items()}, aware(oldest) if oldest else None, delivery,
-                          {str(k): int(v) for k, v in parked.items()}, int(refused))
+                          {str(k): int(v) for k, v in parked.items()}, int(refused), timing)
 

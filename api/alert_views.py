@@ -83,7 +83,7 @@ def alert_view(a: AlertRow, view: View | None, *, now: float, readings: Sequence
     follow = None
     if a.acked_at is not None:
         follow = FollowUp(tuple(sorted(readings, key=lambda r: r.after_s)),
-                          verdict(a.op, a.threshold, readings, resolved=a.state == "resolved"))
+                          verdict(a.op, readings, resolved=a.state == "resolved"))
     return AlertView(
         id=a.id, rule_id=a.rule_id, scope=a.scope, kpi=a.kpi, window=a.window, state=a.state, severity=a.severity,
         value=a.value, count=a.count, threshold=a.threshold, op=a.op, labels=labels_of(a), summary=a.summary,

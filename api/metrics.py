@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from alerts.delivery import one_line
-from alerts.history import AlertStats
+from alerts.history import RESPONSE_BUCKETS_S, AlertStats
 from stream.clock import utcnow
 from stream.folds import FIELDS, FIELDS_OF
 from stream.kpis import KPIS, LIVE, compute
@@ -287,6 +287,25 @@ class AlertsCollector(Collector):
             failures.add_metric([target], n_failures)
             delivered.add_metric([target], n_ok)
         yield from (attempts, failures, delivered)
+        yield from timing_families(st)
+
+
+def timing_families(st: AlertStats) -> Iterator[Metric]:
+    """Time to acknowledge and time to resolve, per rule (rules are configuration: bounded)."""
+    fams = {"ack": HistogramMetricFamily("sqm_alert_ack_seconds", "time from firing (or pending, if acknowledged "
+                                         "before it fired) to the acknowledgement, per rule", labels=["rule"]),
+            "resolve": HistogramMetricFamily("sqm_alert_resolve_seconds", "time from firing to resolution, per rule",
+                                             labels=["rule"])}
+    for (rule, measure), (within, count, total) in sorted(st.timing.items()):
+        if measure not in fams:
+            continue
+        cumulative, buckets = 0, []
+        for bound, n in zip(RESPONSE_BUCKETS_S, within, strict=True):
+            cumulative += n
+            buckets.append((f"{bound:g}", cumulative))
+        buckets.append(("+Inf", count))
+        fams[measure].add_metric([rule], buckets, sum_value=total)
+    yield from fams.values()
 
 
 @dataclass

@@ -125,6 +125,8 @@ class Settings(BaseSettings):
                                     "var/alerts.log")
     alert_tick_s: float = Field(0.5, gt=0, description="re-check pending and firing alerts this often")
     alert_full_eval_s: float = Field(10.0, gt=0, description="re-evaluate every rule and scope this often")
+    alert_census_s: float = Field(60.0, gt=0, description="send the census of the alerts each scope partition "
+                                  "holds this often (and after each load): the notifier ends the others")
     alert_coalesce_s: float = Field(0.1, gt=0, description="scopes touched by new KPI records are evaluated "
                                     "within this delay (a busy scope at most this often)")
     delivery_lease_s: float = Field(30.0, gt=0, description="a claimed delivery is retried by anyone after this")

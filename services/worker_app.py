@@ -65,7 +65,8 @@ def build_parts(settings: Settings) -> Parts:
                            alert_state_topic=settings.alert_state_topic, alerts_topic=settings.alerts_topic,
                            partitions=settings.partitions, bucket_s=settings.bucket_s, rules=rules,
                            tick_s=settings.alert_tick_s, full_every_s=settings.alert_full_eval_s,
-                           coalesce_s=settings.alert_coalesce_s, fetch_max_wait_ms=settings.fetch_max_wait_ms)
+                           coalesce_s=settings.alert_coalesce_s, fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                           census_every_s=settings.alert_census_s)
     processor = Processor(store, settings.kpi_config, settings.bucket_s, settings.ticket_horizon_s)
     return Parts(settings, store, processor, rules, alerting)
 

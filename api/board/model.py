@@ -165,16 +165,17 @@ def tile_status(rules: Sequence[Rule], alerts: Sequence[AlertView], kpi: str, sc
 
 
 def applies(kpi: str, scope: str, day: Acc) -> bool:
-    """Whether a tile belongs on the scope's board: every tile on `all`; elsewhere, a KPI whose events
-    the scope has had in the last 24 h (`day`), and no queue measure on an agent."""
+    """Whether a tile belongs on the scope's board: every tile on `all` and on a scope without events
+    yet (nothing to tell them apart by); elsewhere, a KPI whose events the scope has had in the last
+    24 h (`day`), and no queue measure on an agent."""
     kind = kind_of(scope)
-    if kind == "all":
-        return True
     if kind == "agent" and kpi in NOT_FOR_AGENTS:
         return False
     calls: float = day.offered + day.answered + day.abandoned + day.ended
     tickets: float = day.created + day.fr_n + day.res_n
     surveys: float = day.surveys
+    if kind == "all" or calls + tickets + surveys == 0:
+        return True
     family = FAMILY.get(kpi)
     if family == "calls":
         return calls > 0

@@ -45,7 +45,7 @@ COMPARE_EVERY_S = 60.0
 COMPARE_RETRY_S = 10.0  # after a failed history read (the database is down)
 log = logging.getLogger(__name__)
 SECTIONS = ("tiles", "queues", "tickets", "rankings", "alerts", "comments")
-DESK_ROWS, KIOSK_ROWS = 8, 12  # rows of the list panels (tickets; agents and comments a few fewer)
+DESK_ROWS, KIOSK_ROWS = 8, 12  # rows of the list panels (tickets; comments two fewer)
 Compared = dict[str, dict[str, Kpi]]  # yesterday / last_week -> KPI -> (value, count)
 Series = dict[str, list[float | None]]  # KPI -> one value a minute
 FiringAlerts = tuple[list[Any], dict[str, list[Reading]]]  # alert rows, follow-up readings of the acknowledged
@@ -190,7 +190,7 @@ class Board:
             "queues": ("_queues.html", {"queues": model.queues(view, cfg, src, now)}),
             "tickets": ("_tickets.html", {"tickets": view.urgent_tickets(ticket_scope, "open", now=now, limit=rows)}),
             "rankings": ("_rankings.html", {"teams": model.rankings(view, cfg, src, "team", now, min_count=1),
-                                            "agents": model.rankings(view, cfg, src, "agent", now, limit=rows - 4)}),
+                                            "agents": model.rankings(view, cfg, src, "agent", now)}),
             "alerts": ("_alerts.html", {"alerts": model.board_alerts(src, cfg)[:12]}),
             "comments": ("_comments.html", {"comments": view.recent_comments(ticket_scope, limit=rows - 2)}),
         }

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -16,6 +17,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from services.broker import EmbeddedBroker
 from services.loadgen import LIVE, lifecycles, random_stream, survey, ticket
+from tests.support.board_checks import clipped, small_texts
 from tests.support.stack import Stack, produce, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -26,8 +28,12 @@ XSS = ['<script>window.__xss = 1</script> waited 40 minutes', '<img src=x onerro
 RULES = """
 rules:
   - {id: tickets-seen, kpi: tickets_created, scope: "team:*", window: 5m, op: ">", warning: 0, critical: 2,
-     for: 0s, summary: "{scope} opened tickets", intervention: "Look at the queue."}
+     for: 0s, summary: "{scope} opened tickets", intervention: "Look at the queue.",
+     texts: {zh-CN: {summary: "{scope} 有新建工单", intervention: "查看队列。"}}}
   - {id: sl-line, kpi: service_level, scope: all, window: 1h, op: "<", warning: 0.99, critical: 0.5}
+  - {id: backlog-any, kpi: backlog, scope: "team:*", op: ">", warning: 0, critical: 1000000, for: 0s}
+  - {id: csat-hyst, kpi: csat, scope: "team:hyst", window: 15m, op: "<", warning: 0.8, clear: 0.95, min_count: 1,
+     for: 0s}
 """
 
 
@@ -199,3 +205,106 @@ def test_staleness_indicator_and_rotation(board_stack: Stack, browser: Browser) 
         page.clock.run_for(21_000)  # `every=20`: the next scope of the rotation
     assert "scope=team%3Atech" in page.url or "scope=team:tech" in page.url
     page.close()
+
+
+SEVERITY = {"none": 0, "ok": 1, "warning": 2, "critical": 3}
+
+
+def test_tiles_agree_with_the_alerts_beside_them(board_stack: Stack, browser: Browser) -> None:
+    """On every board, a tile whose KPI has a firing alert on the board's scope is judged at least at that
+    alert's severity, and says on which window: here an alert held by its hysteresis (CSAT back above the
+    line, not yet above the clear level) beside a 1 h tile whose figure alone would read OK."""
+    now = time.time()
+    produce(board_stack, [survey(now - 2, "hyst-bad", team="hyst", csat=1)])
+    wait_for(lambda: httpx.get(board_stack.url + "/v1/alerts", params={"state": "firing", "scope": "team:hyst"})
+             .json()["total"] == 1, 60, "the CSAT alert", board_stack)
+    produce(board_stack, [survey(now - 1, f"hyst-good-{i}", team="hyst", csat=5) for i in range(8)])
+    wait_for(lambda: board_stack.kpis("team:hyst", "15m")["csat"]["count"] == 9, 30, "8 good surveys", board_stack)
+    page = open_board(browser, board_stack, "scope=team:hyst&window=1h")
+    page.wait_for_function("document.querySelector(\"#tiles article[data-tile='csat'] .value\").dataset.value > 0.85")
+    tile = page.locator("#tiles article[data-tile='csat']")
+    assert tile.get_attribute("data-status") == "warning" and tile.get_attribute("data-alert-window") == "15m"
+    assert "15m" in tile.locator(".badge").inner_text() and "OK" not in tile.locator(".badge").inner_text()
+    shot(page, "agreement-hysteresis")
+    page.close()
+    firing = httpx.get(board_stack.url + "/v1/alerts", params={"state": "firing", "limit": 500}).json()["alerts"]
+    for scope in ["all", "team:hyst", *sorted({a["scope"] for a in firing if a["scope"].startswith("team:")})[:2]]:
+        page = open_board(browser, board_stack, f"scope={scope}&window=1h")
+        rows = page.eval_on_selector_all("#alerts li[data-alert-id]", "els => els.map(e => [e.dataset.kpi, "
+                                         "e.dataset.scope, e.dataset.severity])")
+        tiles = dict(page.eval_on_selector_all("#tiles article.tile", "els => els.map(e => [e.dataset.tile, "
+                                               "e.dataset.status])"))
+        mine = [(k, sev) for k, s, sev in rows if s == scope and k in tiles]
+        assert mine, (scope, rows)
+        for kpi, sev in mine:
+            assert SEVERITY[tiles[kpi]] >= SEVERITY[sev], (scope, kpi, tiles[kpi], sev)
+        page.close()
+
+
+def test_alert_rows_show_the_live_value_beside_the_one_that_fired_them(board_stack: Stack, browser: Browser) -> None:
+    page = open_board(browser, board_stack, "scope=all")
+    rows = page.eval_on_selector_all("#alerts li[data-alert-id]", "els => els.map(e => [e.dataset.alertId, "
+                                     "e.dataset.value, e.dataset.firedValue])")
+    assert rows
+    for alert_id, shown, fired in rows[:6]:
+        a = httpx.get(f"{board_stack.url}/v1/alerts/{alert_id}").json()
+        window = "5m" if a["window"] == "live" else a["window"]
+        kpis = board_stack.kpis(a["scope"], window)
+        # the row's figure is the rule's KPI now, as /v1/kpis gives it, and the API's live_value says the same
+        assert same(shown, kpis[a["kpi"]]["value"]) and same(shown, a["live_value"]), (a["rule_id"], shown)
+        assert same(fired, a["value"])
+    shot(page, "live-values")
+    page.close()
+
+
+def test_chinese_board_chinese_alerts(board_stack: Stack, browser: Browser) -> None:
+    page = open_board(browser, board_stack, "scope=all&lang=zh-CN")
+    text = page.inner_text("#alerts")
+    assert "有新建工单" in text and "查看队列。" in text and "opened tickets" not in text
+    assert "当前" in text and "触发时" in text
+    shot(page, "alerts-zh-CN")
+    page.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_legible_from_a_wall_and_nothing_cut_off(board_stack: Stack, browser: Browser, lang: str) -> None:
+    """Font sizes and clipping measured in the page: kiosk at 1920x1080 has no visible text under 14 px;
+    no tile cuts or truncates anything at 1920x1080 or at 1366x768, nor does a panel run wider than itself."""
+    for query, size, name in [(f"kiosk=1&lang={lang}", (1920, 1080), "kiosk-1920x1080"),
+                              (f"lang={lang}", (1366, 768), "desk-1366x768"),
+                              (f"lang={lang}&scope=team:billing", (1366, 768), "team-1366x768")]:
+        page = open_board(browser, board_stack, query, size=size)
+        page.wait_for_timeout(500)  # sparklines drawn
+        if "kiosk" in query:
+            assert small_texts(page, 14.0) == [], (lang, name)
+        assert clipped(page) == [], (lang, name)
+        assert clipped(page, ".panel") == [], (lang, name)
+        widths = page.eval_on_selector_all("#tiles .spark", "els => els.map(e => [e.clientWidth, "
+                                           "e.closest('.tile').clientWidth, e.querySelector('canvas') !== null])")
+        drawn = [w for w in widths if w[2]]
+        assert drawn and all(w[0] >= 0.9 * (w[1] - 20) for w in drawn), widths  # sparklines span the tile
+        shot(page, f"{name}-{lang}")
+        page.close()
+
+
+def test_live_state_tiles_have_sparklines(board_stack: Stack, browser: Browser) -> None:
+    """Backlog and calls waiting are sampled by the API for every scope, whether or not a board shows it."""
+    page = open_board(browser, board_stack, "scope=team:billing")
+    series = page.get_attribute("#tiles article[data-tile='backlog'] .spark", "data-series")
+    assert series is not None and sum(v is not None for v in json.loads(series)) >= 1
+    page.close()
+
+
+def test_the_board_logs_no_console_error(board_stack: Stack, browser: Browser) -> None:
+    for query in ("scope=all", "kiosk=1&lang=zh-CN", "scope=team:billing&theme=light"):
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        errors: list[str] = []
+        failed: list[str] = []
+        page.on("console", lambda m, out=errors: out.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e, out=errors: out.append(str(e)))
+        page.on("response", lambda r, out=failed: out.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.goto(f"{board_stack.url}/board?{query}")
+        page.wait_for_selector("#tiles [data-kpi]")
+        page.wait_for_timeout(1500)
+        assert errors == [] and failed == [], (query, errors, failed)
+        page.close()

@@ -42,7 +42,7 @@ CLIPPED_JS = """(selector) => {
       const outside = r.right > box.right + 0.5 || r.bottom > box.bottom + 0.5 || r.left < box.left - 0.5;
       if (cut || outside) out.push({text: (el.textContent || '').trim().slice(0, 40), tag: el.tagName,
                                     cls: String(el.className), cut, outside,
-                                    tile: root.dataset.kpi || root.id || root.className});
+                                    tile: root.dataset.tile || root.id || root.className});
     }
   }
   return out;
