@@ -31,8 +31,23 @@ def create(name: Annotated[str, typer.Argument(help="who or what uses it, e.g. w
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
     key = _store().create(name, role)
     typer.echo(key)
-    typer.echo(f"{role} key for {name!r}: use it as `Authorization: Bearer <key>`, or open /board?key=<key> once "
-               "on a wall screen", err=True)
+    typer.echo(f"{role} key for {name!r}: {advice(role)}", err=True)
+
+
+def advice(role: str) -> str:
+    """What to do with a new key of `role`: where it belongs, and where it does not.
+
+    >>> advice("read")[:40]
+    'open /board?key=<key> once on the wall s'
+    """
+    if role == "read":
+        return ("open /board?key=<key> once on the wall screen it is for (it then stays in that browser), or send "
+                "`Authorization: Bearer <key>` to read the API and /metrics")
+    if role == "ingest":
+        return "send it as `Authorization: Bearer <key>` with POST /v1/events (it also reads)"
+    return ("send it as `Authorization: Bearer <key>` for rules, targets, silences and acknowledgements; to "
+            "acknowledge from the board, open /board?key=<key> once in that person's own browser, never on a "
+            "wall screen (any admin call could be made from it: wall screens get read keys)")
 
 
 @app.command("list")

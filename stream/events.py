@@ -2,6 +2,7 @@
 
 Pure: no I/O, no clock (the caller passes `now`). Bad input is data, never an exception:
 
+    >>> from datetime import UTC
     >>> r = decode(b'{"type": "nope"}', now=datetime.now(UTC))
     >>> isinstance(r, Rejected), r.reason
     (True, 'unknown_type')

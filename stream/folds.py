@@ -9,7 +9,10 @@ event adds (a few (counter, increment) pairs and at most one duration for a sket
 `Acc.add` applies that to each scope's accumulator. Counters live in one list, so adding is an
 index update rather than attribute lookups; `acc.created` and friends still read by name.
 
-    >>> a = Acc(); a.add(contribution(ev, KpiConfig()))   # doctest: +SKIP
+    >>> a, b = Acc(), Acc()
+    >>> a.v[IX["created"]], b.v[IX["created"]] = 2.0, 3.0
+    >>> a.merge(b).created     # the accumulators of two buckets, or two partitions, of one scope
+    5.0
 """
 
 from __future__ import annotations

@@ -4,8 +4,11 @@ ddsketch provides the mapping and its guarantee: any value is recovered with rel
 The bins are a plain dict so that a sketch is cheap to merge across buckets and partitions and
 serialises to JSON as it is.
 
-    >>> s = Sketch(); [s.add(v) for v in range(1, 101)]; round(s.quantile(0.9))
-    90
+    >>> s = Sketch()
+    >>> for v in range(1, 101):
+    ...     s.add(v)
+    >>> abs(s.quantile(0.9) - 90) / 90 <= 0.01    # the 90th percentile of 1..100, within 1 %
+    True
 """
 
 from __future__ import annotations

@@ -51,6 +51,9 @@ def test_the_cli_creates_lists_and_revokes(tmp_path: Path, monkeypatch: pytest.M
     runner = CliRunner()
     created = runner.invoke(keys_cli.app, ["create", "lead-laptop", "--role", "admin"])
     assert created.exit_code == 0, created.output
+    assert "never on a wall screen" in created.stderr  # the advice fits the role: admin keys stay off walls
+    read = runner.invoke(keys_cli.app, ["create", "wall-3", "--role", "read"])
+    assert "/board?key=<key> once on the wall screen" in read.stderr
     key = created.stdout.splitlines()[0]
     listed = runner.invoke(keys_cli.app, ["list"])
     key_id = key.split("_")[1]
