@@ -37,6 +37,12 @@ AlertKeyT = tuple[str, str]  # (rule id, scope)
 # notifier keeps it for repeat notifications; the API computes its own from the view.
 LIVE_EVERY_S = 10.0
 SCOPE_LEFT = "the scope has no data any more (its last events left the 24 h window)"
+NOT_TRANSITIONS = frozenset({"live", "census"})  # the alerts topic's other kinds of message
+
+
+def is_transition(message: Mapping[str, object]) -> bool:
+    """Whether a message of the alerts topic is a transition (not a live value or a census)."""
+    return message.get("kind") not in NOT_TRANSITIONS
 
 
 @dataclass(frozen=True, slots=True)

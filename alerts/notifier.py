@@ -42,6 +42,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from alerts.delivery import Failure, backoff, classify, one_line, send
+from alerts.evaluator import is_transition
 from alerts.history import (
     active_silences,
     append_event,
@@ -151,11 +152,11 @@ class Notifier:
         s.add(ParkedTransitionRow(key=key, alert_id=alert, reason=why, transition=text, received_at=utcnow()))
 
     def _ingest_one(self, s: Session, t: dict[str, Any]) -> int:
-        if t.get("kind") == "live":
+        if not is_transition(t):
+            if t.get("kind") == "census":
+                return self._census(s, t)
             apply_live(s, t)
             return 0
-        if t.get("kind") == "census":
-            return self._census(s, t)
         a = apply_transition(s, t)
         if a is None:
             return 0  # a replayed transition

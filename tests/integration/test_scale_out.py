@@ -21,6 +21,7 @@ import pytest
 import yaml
 from kafka import KafkaConsumer
 
+from alerts.evaluator import is_transition
 from services.broker import EmbeddedBroker
 from services.loadgen import call, random_stream
 from stream.scopes import scope_partition
@@ -64,18 +65,18 @@ def owned(stack: Stack, metric: str, workers: tuple[str, ...]) -> list[int]:
 
 
 def transitions(stack: Stack, firing: int) -> list[dict[str, Any]]:
-    """Every record of the alerts topic, read until it holds `firing` firing transitions and then 0.5 s
-    passed without a record (end offsets cannot tell: the embedded broker reports them wrong). Called
-    once the alert workers are gone: nothing more can come."""
+    """Every transition of the alerts topic (not its live values and censuses), read until it holds
+    `firing` firing transitions and then 0.5 s passed without a record (end offsets cannot tell: the
+    embedded broker reports them wrong). Called once the alert workers are gone: nothing more can come."""
     consumer = KafkaConsumer(stack.settings.alerts_topic, bootstrap_servers=stack.settings.kafka_bootstrap_servers,
                              auto_offset_reset="earliest", consumer_timeout_ms=500)
     out: list[dict[str, Any]] = []
     deadline = time.monotonic() + 30
-    while sum(t["kind"] == "firing" for t in out) < firing and time.monotonic() < deadline:
+    while sum(t.get("kind") == "firing" for t in out) < firing and time.monotonic() < deadline:
         out += [orjson.loads(m.value) for m in consumer]
     out += [orjson.loads(m.value) for m in consumer]
     consumer.close()
-    return out
+    return [t for t in out if is_transition(t)]
 
 
 def firing_scopes(api: Api) -> set[str]:

@@ -1,4 +1,4 @@
-"""What the lead sees is true now (alerts.md): live values from the engine, the census that ends the
+"""What the lead sees is true now (docs/api.md "Alerts"): live values from the engine, the census that ends the
 alerts the engine does not hold, rule texts in two languages, acknowledging once, and closing the
 loop (the KPI at the acknowledgement and after). The database parts on SQLite and on PostgreSQL."""
 
