@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from services.broker import EmbeddedBroker
 from services.loadgen import LIVE, lifecycles, random_stream, survey, ticket
@@ -223,7 +224,14 @@ def test_tiles_agree_with_the_alerts_beside_them(board_stack: Stack, browser: Br
     page = open_board(browser, board_stack, "scope=team:hyst&window=1h")
     page.wait_for_function("document.querySelector(\"#tiles article[data-tile='csat'] .value\").dataset.value > 0.85")
     tile = page.locator("#tiles article[data-tile='csat']")
-    assert tile.get_attribute("data-status") == "warning" and tile.get_attribute("data-alert-window") == "15m"
+    try:  # the board reads the firing alerts every second and pushes a changed tile within half a second
+        page.wait_for_function("document.querySelector(\"#tiles article[data-tile='csat']\").dataset.status"
+                               " === 'warning'", timeout=10_000)
+    except PlaywrightTimeout:
+        alerts = httpx.get(board_stack.url + "/v1/alerts", params={"scope": "team:hyst"}).json()
+        raise AssertionError(f"tile {tile.get_attribute('data-status')} beside the alerts {alerts}; "
+                             f"CSAT 15m {board_stack.kpis('team:hyst', '15m')['csat']}") from None
+    assert tile.get_attribute("data-alert-window") == "15m"
     assert "15m" in tile.locator(".badge").inner_text() and "OK" not in tile.locator(".badge").inner_text()
     shot(page, "agreement-hysteresis")
     page.close()
