@@ -3,7 +3,10 @@
 `DemoTraffic.due(now)` returns the events whose time has come. Lifecycles are scheduled ahead
 (a ticket's first response, resolution, survey), so figures look like a real contact center's:
 VIP tickets answered faster, phone waits of seconds, and every so often an incident in one team
-where first responses slow down, callers wait longer and abandon, and CSAT drops.
+where first responses slow down, callers wait longer and abandon, and CSAT drops. During an incident
+its team answers no ticket: the tickets already waiting are answered after it, so VIP tickets that
+were waiting when it hit go at risk and then overdue. Survey comments, in English and Chinese, say
+what the scores say (a few do not, as real ones), and complain about the incident's cause.
 """
 
 from __future__ import annotations
@@ -22,6 +25,36 @@ TEAMS = {"billing": "billing-line", "tech": "tech-line", "sales": "sales-line", 
 CHANNELS = ["chat", "email", "social", "phone"]
 TIERS = [("vip", 0.1), ("gold", 0.25), ("standard", 0.65)]
 SCENARIOS = ["invoice", "login", "refund", "delivery", "upgrade"]
+VIP_TARGET_S, STANDARD_TARGET_S = 1800.0, 14400.0  # first-response targets (the KPI workers' defaults)
+# comments by mood, and the complaints of each scenario (what an incident's customers write about)
+COMMENTS: dict[str, dict[str, list[str]]] = {
+    "positive": {
+        "en": ["Quick and friendly, thank you.", "Solved in one call, great service.", "The agent was patient and "
+               "explained everything.", "Fast answer, problem gone.", "Very helpful, thanks!"],
+        "zh": ["客服很耐心，问题一次就解决了。", "回复很快，态度很好。", "非常满意，谢谢！", "讲解清楚，很专业。",
+               "处理及时，点赞。"],
+    },
+    "neutral": {
+        "en": ["It was fine.", "Took a while but it is sorted.", "OK, nothing special.", "Answer was correct, "
+               "the wait was long."],
+        "zh": ["还可以。", "等了一会儿，问题解决了。", "一般般。", "答复是对的，就是等得有点久。"],
+    },
+    "negative": {
+        "en": ["Took far too long.", "Had to call twice and explain it all again.", "Nobody answered my email "
+               "for hours.", "Not helpful at all.", "I was on hold forever and then cut off."],
+        "zh": ["等了太久了。", "打了两次电话，问题还是没解决。", "客服态度不太好。", "一点帮助都没有。",
+               "排队半天，最后电话还断了。"],
+    },
+}
+COMPLAINTS: dict[str, dict[str, list[str]]] = {
+    "invoice": {"en": ["I was charged twice this month."], "zh": ["这个月被重复扣费了。"]},
+    "login": {"en": ["I still cannot log in to my account.", "The app keeps saying my password is wrong."],
+              "zh": ["账号还是登录不上。", "一直提示密码错误，登录不了。"]},
+    "refund": {"en": ["My refund has still not arrived."], "zh": ["退款到现在还没到账。"]},
+    "delivery": {"en": ["The tracking has not updated for days."],
+                 "zh": ["物流信息更新不及时。", "快递好几天没有动静了。"]},
+    "upgrade": {"en": ["The upgrade broke my service."], "zh": ["升级以后服务就用不了了。"]},
+}
 
 
 def daily_factor(ts: float) -> float:
@@ -54,10 +87,11 @@ class DemoTraffic:
         self.incidents = [Incident("tech", start + first_incident_after, start + first_incident_after + incident_s)]
         self.incident_every = incident_every
         self.incident_s = incident_s
+        self._keep_from = start - backfill_s
         # one new hire whose contacts are more often not resolved at the first contact: the
         # "assign a mentor" alert has someone to point at
         self.new_hire = self.agents["billing"][-1]
-        self._keep_from = start - backfill_s
+        self._waiting_when_hit(self.incidents[0])
         self._backfill(start, history_s)
 
     # -- scheduling -----------------------------------------------------------------------
@@ -77,12 +111,21 @@ class DemoTraffic:
     def incident_for(self, team: str, ts: float) -> bool:
         return any(i.team == team and i.active(ts) for i in self.incidents)
 
+    def _plan(self, until: float) -> None:
+        """Incidents up to `until`, planned ahead so that the tickets waiting when one hits exist."""
+        while (s := self.incidents[-1].start + self.incident_every) <= until:
+            inc = Incident(self.rnd.choice(list(TEAMS)), s, s + self.incident_s)
+            self.incidents.append(inc)
+            self._waiting_when_hit(inc)
+
+    def _waiting_when_hit(self, inc: Incident) -> None:
+        """A few VIP tickets of the team opened 20-29 minutes before the incident and not answered yet:
+        the incident holds them past 80 % of their target (at risk) and then past it (overdue)."""
+        for _ in range(self.rnd.randint(3, 6)):
+            self._ticket(inc.start - self.rnd.uniform(1200, 1740), inc.team, tier="vip", waiting_at=inc.start)
+
     def _arrivals(self, t0: float, t1: float) -> None:
-        last = self.incidents[-1]
-        if t1 > last.start + self.incident_every:
-            team = self.rnd.choice(list(TEAMS))
-            s = last.start + self.incident_every
-            self.incidents.append(Incident(team, s, s + self.incident_s))
+        self._plan(t1 + 3600)
         t = t0
         while True:
             t += self.rnd.expovariate(self.rate * daily_factor(t))
@@ -104,16 +147,24 @@ class DemoTraffic:
 
     # -- one customer contact ---------------------------------------------------------------
     def _fcr(self, agent: str, incident: bool) -> float:
-        """Chance that a contact is resolved at the first contact."""
+        """Chance that a contact is resolved at the first contact (the centre: about 88 %)."""
         if incident:
             return 0.6
-        return 0.5 if agent == self.new_hire else 0.86
+        return 0.5 if agent == self.new_hire else 0.9
+
+    def _answered_after(self, team: str, created: float, fr: float) -> float:
+        """A first response that would fall in an incident of the team comes after it (the team is on
+        the incident's contacts), in the order the tickets came."""
+        for inc in self.incidents:
+            if inc.team == team and inc.start <= fr < inc.end and created < inc.end:
+                return inc.end + self.rnd.uniform(120, 900)
+        return fr
 
     def _eid(self, prefix: str) -> str:
         return f"demo-{prefix}-{next(self._ids)}"
 
-    def _dims(self, team: str) -> dict[str, Any]:
-        tier = self.rnd.choices([t for t, _ in TIERS], weights=[w for _, w in TIERS])[0]
+    def _dims(self, team: str, tier: str | None = None) -> dict[str, Any]:
+        tier = tier or self.rnd.choices([t for t, _ in TIERS], weights=[w for _, w in TIERS])[0]
         return {"team": team, "customer_tier": tier, "customer_id": f"cust-{self.rnd.randrange(5000)}",
                 "scenario": self.rnd.choice(SCENARIOS)}
 
@@ -126,18 +177,21 @@ class DemoTraffic:
         else:
             self._ticket(t, team)
 
-    def _ticket(self, t: float, team: str) -> None:
-        rnd, dims = self.rnd, self._dims(team)
+    def _ticket(self, t: float, team: str, tier: str | None = None, waiting_at: float | None = None) -> None:
+        rnd, dims = self.rnd, self._dims(team, tier)
         tid = f"T{next(self._ids)}"
         channel = rnd.choice(["chat", "email", "social"])
         base = {"ticket_id": tid, "created_at": rfc3339(t), "channel": channel, **dims}
-        complaint = rnd.random() < 0.08
+        slow = 8.0 if self.incident_for(team, t) else 1.0
+        complaint = rnd.random() < (0.06 if slow > 1 else 0.008)
         self._at(t, {"event_id": self._eid("tc"), "type": "ticket.created", "ts": rfc3339(t), **base,
                      "priority": rnd.choice(["low", "normal", "normal", "high", "urgent"]), "is_complaint": complaint})
-        slow = 8.0 if self.incident_for(team, t) else 1.0
-        target = 1800 if dims["customer_tier"] == "vip" else 14400
+        target = VIP_TARGET_S if dims["customer_tier"] == "vip" else STANDARD_TARGET_S
         # agents work the queue by due time: outside incidents a first response comes before the target
         fr = t + min(rnd.lognormvariate(math.log(target * 0.12), 0.6) * slow, target * (3 if slow > 1 else 0.95))
+        if waiting_at is not None:  # still waiting when its team's incident hits (`_waiting_when_hit`)
+            fr = max(fr, waiting_at)
+        fr = self._answered_after(team, t, fr)
         agent = rnd.choice(self.agents[team])
         bot = channel == "chat" and rnd.random() < 0.15
         self._at(fr, {"event_id": self._eid("tf"), "type": "ticket.first_response", "ts": rfc3339(fr), **base,
@@ -149,8 +203,9 @@ class DemoTraffic:
         if rnd.random() < 0.06:
             ro = res + rnd.uniform(300, 3600)
             self._at(ro, {"event_id": self._eid("to"), "type": "ticket.reopened", "ts": rfc3339(ro), **base})
-        self._survey(res + rnd.uniform(60, 600), team, channel, agent, slow > 1, ticket_id=tid,
-                     tier=dims["customer_tier"])
+        unhappy = slow > 1 or waiting_at is not None
+        self._survey(res + rnd.uniform(60, 600), team, channel, agent, unhappy, ticket_id=tid,
+                     tier=dims["customer_tier"], scenario=dims["scenario"])
 
     def _call(self, t: float, team: str) -> None:
         rnd, dims = self.rnd, self._dims(team)
@@ -176,9 +231,10 @@ class DemoTraffic:
                        "talk_s": round(talk, 1), "hold_s": hold, "wrap_s": round(wrap, 1),
                        "resolved": rnd.random() < self._fcr(agent, incident)})
         self._survey(end + rnd.uniform(30, 300), team, "phone", agent, incident, call_id=cid,
-                     tier=dims["customer_tier"])
+                     tier=dims["customer_tier"], scenario=dims["scenario"])
 
-    def _survey(self, t: float, team: str, channel: str, agent: str, bad: bool, tier: str, **ref: str) -> None:
+    def _survey(self, t: float, team: str, channel: str, agent: str, bad: bool, tier: str, scenario: str,
+                **ref: str) -> None:
         rnd = self.rnd
         if rnd.random() > 0.35:
             return
@@ -190,8 +246,17 @@ class DemoTraffic:
             ev["nps"] = min(10, max(0, round(rnd.gauss(4, 2) if bad else rnd.gauss(8.6, 1.6))))
         if rnd.random() < 0.5:
             ev["ces"] = min(7, max(1, round(rnd.gauss(5 if bad else 2.5, 1.2))))
-        if rnd.random() < 0.2:
-            ev["comment"] = rnd.choice(["Quick and friendly.", "Took far too long.", "Solved, thanks!",
-                                        "Had to call twice."])
-            ev["language"] = "en"
+        if rnd.random() < (0.45 if csat <= 2 else 0.15):  # unhappy customers write more often
+            ev["language"] = lang = "zh" if rnd.random() < 0.4 else "en"
+            ev["comment"] = self._comment(csat, bad, scenario, lang)
         self._at(t, ev)
+
+    def _comment(self, csat: int, bad: bool, scenario: str, lang: str) -> str:
+        """What a customer with this score writes: the mood of the score (one in twenty says the
+        opposite, as real comments do), and during an incident often its cause."""
+        mood = "negative" if csat <= 2 else "neutral" if csat == 3 else "positive"
+        if self.rnd.random() < 0.05:
+            mood = "negative" if mood == "positive" else "positive"
+        if mood == "negative" and (bad or self.rnd.random() < 0.3):
+            return self.rnd.choice(COMPLAINTS[scenario][lang])
+        return self.rnd.choice(COMMENTS[mood][lang])
