@@ -19,13 +19,19 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+# kafka-python (3.x) warns "Task ... ran for 0.120s ... blocking the event loop" when one step of
+# its IO thread takes longer than 0.1 s. That clock also runs while the thread waits for the GIL,
+# which a process producing events in its main thread (the demo, replay, loadgen) holds for most
+# of the time on a loaded machine: every such warning was contention, not the tight loop the check
+# is meant to catch. A second still catches one.
+KAFKA_PYTHON_SLOW_STEP_S = 1.0
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
@@ -92,7 +98,11 @@ class KafkaClientConfig:
 
     def kafka_python(self) -> dict[str, Any]:
         """Keyword arguments of kafka-python's `KafkaProducer`, `KafkaConsumer` and `KafkaAdminClient`."""
-        out: dict[str, Any] = {"bootstrap_servers": self.servers, "security_protocol": self.security_protocol}
+        from kafka.net.compat import KafkaNetClient  # here: the pure modules that import this one need no kafka
+
+        client = partial(KafkaNetClient, slow_task_threshold_secs=KAFKA_PYTHON_SLOW_STEP_S)
+        out: dict[str, Any] = {"bootstrap_servers": self.servers, "security_protocol": self.security_protocol,
+                               "kafka_client": client}
         if self.tls:
             out["ssl_context"] = self.ssl_context
         return out | self._sasl_options()

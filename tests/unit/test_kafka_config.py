@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from services.config import Settings
 from services.topics import TopicLayoutError, check_partitions, partition_mismatches, topic_specs
-from stream.kafka import MECHANISMS, KafkaClientConfig
+from stream.kafka import KAFKA_PYTHON_SLOW_STEP_S, MECHANISMS, KafkaClientConfig
 
 SECRET = "correct-horse-battery"
 
@@ -92,7 +92,9 @@ async def test_every_library_gets_the_same_connection(protocol: str, mechanism: 
         else {}
     expected = {"security_protocol": protocol, **({"ssl_context": kafka.ssl_context} if tls else {}), **sasl}
     assert kafka.aiokafka() == {"bootstrap_servers": "k1:9093, k2:9093", **expected}
-    assert kafka.kafka_python() == {"bootstrap_servers": ["k1:9093", "k2:9093"], **expected}
+    kp_opts = kafka.kafka_python()
+    assert kp_opts.pop("kafka_client").keywords == {"slow_task_threshold_secs": KAFKA_PYTHON_SLOW_STEP_S}
+    assert kp_opts == {"bootstrap_servers": ["k1:9093", "k2:9093"], **expected}
     assert isinstance(kafka.ssl_context, ssl.SSLContext) == tls
     # Faust: its own translation of our credentials gives aiokafka exactly the same options
     creds = kafka.faust_credentials()
