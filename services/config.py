@@ -17,8 +17,11 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.caps import DEFAULT_CAPS
+from stream.events import TYPES_BY_TOPIC
 from stream.folds import KpiConfig
 from stream.kafka import KafkaClientConfig
+
+AgentStateName = Literal["available", "on_contact", "after_contact_work", "away", "offline"]
 
 
 class Settings(BaseSettings):
@@ -97,6 +100,9 @@ class Settings(BaseSettings):
     short_abandon_default: float = Field(5.0, description="short-abandon cut-off of the other queues, seconds")
     call_horizon_s: float = Field(4 * 3600.0, gt=0, description="a call offered longer ago and never answered "
                                   "or abandoned leaves the live state (calls_waiting), seconds")
+    agent_state_map: dict[str, AgentStateName] = Field({}, description="vendor agent state names and the "
+                                                       "contract's state each counts as (JSON map, e.g. "
+                                                       '{"Not Ready": "away", "ACW": "after_contact_work"})')
     kpi_targets_file: str | None = Field(None, description="YAML file of KPI targets per scope; unset: the packaged "
                                          "default targets (api/default_targets.yaml); empty: no file targets")
     scope_caps: dict[str, int] = Field({}, description="distinct values kept per dimension and source partition, "
@@ -220,7 +226,7 @@ class Settings(BaseSettings):
     @property
     def source_topics(self) -> dict[str, str]:
         """topic kind -> topic name"""
-        return {k: self.topic(k) for k in ("tickets", "calls", "surveys")}
+        return {k: self.topic(k) for k in TYPES_BY_TOPIC}
 
     @property
     def state_topic(self) -> str:
@@ -254,7 +260,8 @@ class Settings(BaseSettings):
     def kpi_config(self) -> KpiConfig:
         return KpiConfig(dict(self.fr_targets), self.fr_default_target, dict(self.sl_thresholds),
                          self.sl_default_threshold, dict(self.short_abandon), self.short_abandon_default,
-                         self.call_horizon_s, self.effective_scope_caps, agent_totals=self.metrics_agent_scopes)
+                         self.call_horizon_s, self.effective_scope_caps, agent_totals=self.metrics_agent_scopes,
+                         agent_state_map=dict(self.agent_state_map))
 
     @property
     def bootstrap_is_loopback(self) -> bool:

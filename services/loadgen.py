@@ -46,6 +46,13 @@ def survey(ts: float, survey_id: str, **kw: Any) -> dict[str, Any]:
     return ev
 
 
+def agent_state(ts: float, agent: str, state: str, **kw: Any) -> dict[str, Any]:
+    ev = {"event_id": kw.pop("event_id", f"e{next(_ids)}"), "type": "agent.state", "ts": iso(ts), "agent": agent,
+          "team": kw.pop("team", "billing"), "state": state}
+    ev.update(kw)
+    return ev
+
+
 TEAMS = ["billing", "tech", "sales"]
 AGENTS = [f"a{i}" for i in range(8)]
 CHANNELS = ["chat", "email", "phone"]

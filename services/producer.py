@@ -15,7 +15,8 @@ from kafka import KafkaProducer
 
 from services.config import Settings
 
-KEY_FIELDS = {"ticket": ("tickets", "ticket_id"), "call": ("calls", "call_id"), "survey": ("surveys", "survey_id")}
+KEY_FIELDS = {"ticket": ("tickets", "ticket_id"), "call": ("calls", "call_id"), "survey": ("surveys", "survey_id"),
+              "agent": ("agents", "agent")}
 
 
 def route(ev: dict[str, Any]) -> tuple[str, bytes | None]:

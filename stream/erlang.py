@@ -1,4 +1,4 @@
-"""Erlang C staffing (workforce.md "Staffing"): how many agents a queue needs for its service level.
+"""Erlang C staffing (docs/workforce.md): how many agents a queue needs for its service level.
 
 Pure. The probability of waiting comes from Erlang B by its recursion, never from factorials, so it
 stays exact in floating point up to tens of thousands of Erlangs (A^N/N! overflows a float at N = 171):

@@ -11,6 +11,7 @@ Pure: no I/O, no clock (the caller passes `now`). Bad input is data, never an ex
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -194,9 +195,27 @@ class SurveySubmitted(_Envelope):
         return self
 
 
+#: the five agent states of contract 1.2; a vendor's own names reach them through the state map
+AGENT_STATES = ("available", "on_contact", "after_contact_work", "away", "offline")
+MAX_AGENT_QUEUES = 50
+Reason = Annotated[str, Field(min_length=1, max_length=64, pattern=_NAME)]
+
+
+class AgentStateChanged(_Envelope):
+    """`agent.state` (contract 1.2): the agent's state from `ts` until its next event."""
+
+    type: Literal["agent.state"]
+    agent: Dim
+    team: Dim
+    state: Literal["available", "on_contact", "after_contact_work", "away", "offline"]
+    reason: Reason | None = None
+    queues: Annotated[tuple[Dim, ...], Field(max_length=MAX_AGENT_QUEUES)] | None = None  # None: unchanged
+    channel: Dim | None = None
+
+
 TicketEvent = TicketCreated | TicketFirstResponse | TicketResolved | TicketReopened
 CallEvent = CallOffered | CallAnswered | CallAbandoned | CallEnded
-Event = TicketEvent | CallEvent | SurveySubmitted
+Event = TicketEvent | CallEvent | SurveySubmitted | AgentStateChanged
 
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="type")])
 
@@ -205,8 +224,9 @@ TYPES_BY_TOPIC: dict[str, frozenset[str]] = {
     "tickets": frozenset({"ticket.created", "ticket.first_response", "ticket.resolved", "ticket.reopened"}),
     "calls": frozenset({"call.offered", "call.answered", "call.abandoned", "call.ended"}),
     "surveys": frozenset({"survey.submitted"}),
+    "agents": frozenset({"agent.state"}),
 }
-KEY_FIELD = {"tickets": "ticket_id", "calls": "call_id", "surveys": "survey_id"}
+KEY_FIELD = {"tickets": "ticket_id", "calls": "call_id", "surveys": "survey_id", "agents": "agent"}
 TOPIC_OF_TYPE = {t: topic for topic, types in TYPES_BY_TOPIC.items() for t in types}
 
 #: every reason a message can be rejected with: the label values of the dead-letter counter
@@ -229,19 +249,35 @@ class Rejected:
     detail: str
 
 
-def decode(raw: bytes, *, now: datetime, topic_kind: str | None = None) -> Event | Rejected:
-    """Validate one message against the contract. `topic_kind` ('tickets', ...) checks the type belongs."""
+def decode(raw: bytes, *, now: datetime, topic_kind: str | None = None,
+           state_map: Mapping[str, str] | None = None) -> Event | Rejected:
+    """Validate one message against the contract. `topic_kind` ('tickets', ...) checks the type belongs;
+    `state_map` turns a vendor's agent state names into the contract's five (`validate`)."""
     if len(raw) > MAX_BYTES:
         return Rejected("oversize", f"{len(raw)} bytes > {MAX_BYTES}")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejected("not_json", str(exc)[:200])
-    return validate(obj, now=now, topic_kind=topic_kind)
+    return validate(obj, now=now, topic_kind=topic_kind, state_map=state_map)
 
 
-def validate(obj: Any, *, now: datetime, topic_kind: str | None = None) -> Event | Rejected:
-    """Validate an already-parsed JSON value (used by HTTP ingest and `decode`)."""
+def validate(obj: Any, *, now: datetime, topic_kind: str | None = None,
+             state_map: Mapping[str, str] | None = None) -> Event | Rejected:
+    """Validate an already-parsed JSON value (used by HTTP ingest and `decode`).
+
+    An `agent.state` whose `state` is a key of `state_map` counts as the state it maps to (as CXone
+    maps ACD events to activities); any other name than the five is invalid:
+
+    >>> from datetime import UTC
+    >>> ev = {"event_id": "e1", "type": "agent.state", "ts": "2026-12-07T09:00:00Z", "agent": "a1",
+    ...       "team": "tech", "state": "Not Ready"}
+    >>> now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    >>> validate(ev, now=now, state_map={"Not Ready": "away"}).state
+    'away'
+    >>> validate(ev, now=now).reason
+    'invalid'
+    """
     if not isinstance(obj, dict):
         return Rejected("not_object", f"got {type(obj).__name__}")
     etype = obj.get("type")
@@ -249,6 +285,9 @@ def validate(obj: Any, *, now: datetime, topic_kind: str | None = None) -> Event
         return Rejected("unknown_type", f"type={etype!r}"[:200])
     if topic_kind is not None and TOPIC_OF_TYPE[etype] != topic_kind:
         return Rejected("wrong_topic", f"{etype} does not belong on the {topic_kind} topic")
+    if etype == "agent.state" and state_map and isinstance(vendor := obj.get("state"), str) \
+            and vendor not in AGENT_STATES and vendor in state_map:
+        obj = {**obj, "state": state_map[vendor]}
     try:
         event = _ADAPTER.validate_python(obj)
     except ValidationError as exc:
@@ -271,10 +310,10 @@ def _describe(exc: ValidationError) -> str:
 
 
 def topic_kind_of(event: Event) -> str:
-    """'tickets', 'calls' or 'surveys'."""
+    """'tickets', 'calls', 'surveys' or 'agents'."""
     return TOPIC_OF_TYPE[event.type]
 
 
 def key_of(event: Event) -> str:
-    """The partitioning key of the contract (ticket_id, call_id, survey_id)."""
+    """The partitioning key of the contract (ticket_id, call_id, survey_id, agent)."""
     return str(getattr(event, KEY_FIELD[topic_kind_of(event)]))

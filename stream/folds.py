@@ -65,6 +65,8 @@ class KpiConfig:
     # keep the monotonic KPI totals (records.TotalValue) of agent scopes too: one record per agent and
     # source topic, kept for good, so only when /metrics serves agent series (SQM_METRICS_AGENT_SCOPES)
     agent_totals: bool = False
+    # a vendor's agent state names -> the contract's five (events.validate)
+    agent_state_map: dict[str, str] = field(default_factory=dict)
 
     def fr_target(self, tier: str) -> float:
         return self.fr_targets.get(tier, self.fr_default_target)

@@ -23,7 +23,7 @@ from stream.calls import Call
 from stream.calls import transition as call_transition
 from stream.caps import ScopeIndex
 from stream.dedupe import DedupeIndex
-from stream.events import CallEvent, Event, Rejected, SurveySubmitted, TicketEvent, decode
+from stream.events import AgentStateChanged, CallEvent, Event, Rejected, SurveySubmitted, TicketEvent, decode
 from stream.folds import FIELDS, Acc, KpiConfig, contribution
 from stream.records import (
     BucketKey,
@@ -122,7 +122,8 @@ class PartitionState:
         if fresh:
             c.wm = offset
             self._dirty_counters.add(topic)
-        result = decode(raw, now=now_dt or datetime.fromtimestamp(now, UTC), topic_kind=topic)
+        result = decode(raw, now=now_dt or datetime.fromtimestamp(now, UTC), topic_kind=topic,
+                        state_map=self.cfg.agent_state_map)
         if isinstance(result, Rejected):
             if not fresh:
                 return None
@@ -142,6 +143,8 @@ class PartitionState:
             c.events[ev.type] = c.events.get(ev.type, 0) + 1
             for kind in over:
                 c.over[kind] = c.over.get(kind, 0) + 1
+        if isinstance(ev, AgentStateChanged):
+            return ev  # agent time in state is kept per agent, not in the KPI buckets
         if topic == "tickets":
             self._apply_ticket(ev, offset, now)  # type: ignore[arg-type]
         elif topic == "calls":

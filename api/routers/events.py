@@ -46,7 +46,8 @@ async def post_events(request: Request, settings: SettingsDep, producer: Produce
     futures = []
     for i, obj in enumerate(items):
         raw = orjson.dumps(obj)
-        res = Rejected("oversize", f"{len(raw)} bytes") if len(raw) > 64 * 1024 else validate(obj, now=now)
+        res = Rejected("oversize", f"{len(raw)} bytes") if len(raw) > 64 * 1024 else validate(
+            obj, now=now, state_map=settings.agent_state_map)
         if isinstance(res, Rejected):
             rejected.append(Rejection(index=i, reason=res.reason, detail=res.detail))
             metrics.rejected.labels(res.reason).inc()

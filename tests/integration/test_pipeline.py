@@ -11,7 +11,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from services.loadgen import call, lifecycles, random_stream, survey, ticket
+from services.loadgen import agent_state, call, lifecycles, random_stream, survey, ticket
 from tests.support import oracle
 from tests.support.stack import Stack, produce, wait_for
 
@@ -137,19 +137,23 @@ def test_http_ingest_reaches_the_kpis(stack: Stack) -> None:
     """Ingest over HTTP end to end (how fast it is visible is measured by `make bench`, not here)."""
     token = "integration-token-0123456789"
     stack.env["SQM_INGEST_TOKEN"] = token
+    stack.env["SQM_AGENT_STATE_MAP"] = '{"Not Ready": "away"}'
     stack.worker()
     stack.api()
     wait_for(lambda: httpx.get(stack.url + "/readyz").json()["ready"], 60, "ready", stack)
     now = time.time()
-    body = [ticket("ticket.created", now, now, "h1", team="ingest"), survey(now, "hs", team="ingest", csat=9)]
+    body = [ticket("ticket.created", now, now, "h1", team="ingest"), survey(now, "hs", team="ingest", csat=9),
+            agent_state(now, "ia1", "Not Ready", team="ingest"), agent_state(now, "ia2", "Lunch", team="ingest")]
     r = httpx.post(stack.url + "/v1/events", json=body, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 202, r.text
-    assert r.json()["accepted"] == 1 and r.json()["rejected"][0]["reason"] == "invalid"
+    assert r.json()["accepted"] == 2, r.json()  # the ticket, and the vendor state the stack's map knows
+    assert [(x["index"], x["reason"]) for x in r.json()["rejected"]] == [(1, "invalid"), (3, "invalid")]
 
     def visible() -> bool:
-        return stack.kpis("team:ingest", "5m")["tickets_created"]["count"] == 1
+        return stack.kpis("team:ingest", "5m")["tickets_created"]["count"] == 1 and \
+            stack.metrics().get("sqm_events_total{type=agent.state}") == 1
 
-    wait_for(visible, 30, "the ingested event in /v1/kpis", stack)
+    wait_for(visible, 30, "the ingested events in /v1/kpis and /metrics", stack)
     assert httpx.post(stack.url + "/v1/events", json=body).status_code == 401
 
 

@@ -8,14 +8,16 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from services.loadgen import call, iso, random_stream, survey, ticket
+from services.broker import EmbeddedBroker
+from services.loadgen import agent_state, call, iso, random_stream, survey, ticket
 from tests.support import oracle
 from tests.support.stack import Stack, produce, wait_for
 
@@ -57,19 +59,35 @@ def poison_kinds(now: float) -> list[tuple[str, str, Callable[[int], bytes]]]:
         ("invalid", "tickets", lambda i: j(t(i, created_at=iso(now - 500 * DAY)))),
         ("invalid", "surveys", lambda i: j(survey(now, f"ps{i}", csat=9))),
         ("invalid", "surveys", lambda i: j(survey(now, f"ps{i}", csat=1, comment="bad\u0000"))),
+        ("invalid", "agents", lambda i: j(agent_state(now, f"pa{i}", "Lunch"))),  # not one of the five, not mapped
+        ("invalid", "agents", lambda i: j(agent_state(now, f"pa{i}", "on_contact",
+                                                                 queues=[f"q{k}" for k in range(51)]))),
+        ("invalid", "agents", lambda i: j(agent_state(now, f"pa{i}", "away", reason="r" * 65))),
+        ("wrong_topic", "agents", lambda i: j(t(i))),
+        ("wrong_topic", "calls", lambda i: j(agent_state(now, f"pa{i}", "away"))),
     ]
+
+
+@pytest.fixture
+def stack(broker: EmbeddedBroker, tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(broker, tmp_path, SQM_AGENT_STATE_MAP='{"Not Ready": "away"}')
+    yield s
+    s.stop()
 
 
 def test_ten_thousand_malformed_messages_among_good_ones(stack: Stack) -> None:
     now = time.time()
     rnd = random.Random(10)
     good = random_stream(2000, now, seed=10)
+    # agent events, one a vendor name that the stack's state map (SQM_AGENT_STATE_MAP) turns into `away`
+    agents = [("agents", orjson.dumps(agent_state(now - 30 + i % 20, f"a{i % 7}", s)))
+              for i, s in enumerate(["available", "on_contact", "after_contact_work", "Not Ready", "offline"] * 20)]
     kinds = poison_kinds(now)
     bad = []
     for i in range(10_000):
         reason, kind, make = kinds[i % len(kinds)]
         bad.append((reason, kind, make(i)))
-    mixed: list[Any] = list(good)
+    mixed: list[Any] = list(good) + agents
     for _, kind, raw in bad:
         mixed.insert(rnd.randrange(len(mixed) + 1), (kind, raw))
     stack.worker()
@@ -81,7 +99,7 @@ def test_ten_thousand_malformed_messages_among_good_ones(stack: Stack) -> None:
     assert worker.poll() is None and api.poll() is None, "no process died"
 
     m = stack.metrics()
-    assert sum(v for k, v in m.items() if k.startswith("sqm_events_total")) == len(good)
+    assert sum(v for k, v in m.items() if k.startswith("sqm_events_total")) == len(good) + len(agents)
     dead = {k.split("reason=")[1].rstrip("}"): int(v) for k, v in m.items() if k.startswith("sqm_deadletter_total")}
     want = Counter(reason for reason, _, _ in bad)
     assert {k: v for k, v in dead.items() if v} == dict(want)

@@ -1,4 +1,4 @@
-"""Erlang C (workforce.md "Staffing") against the spec's formula computed independently: the ratio of
+"""Erlang C (docs/workforce.md) against the spec's formula computed independently: the ratio of
 sums A^k/k! in 60-digit decimal arithmetic (no recursion, no floats), from 0.1 to 5,000 Erlangs."""
 
 from __future__ import annotations

@@ -180,3 +180,51 @@ def test_comments_keep_line_breaks_but_not_other_controls() -> None:
     assert not isinstance(ok, Rejected) and "\n" in ok.comment
     assert isinstance(_dec(survey(NOW, "s1", csat=1, comment="nul\u0000")), Rejected)
     assert isinstance(_dec(survey(NOW, "s1", csat=1, comment="a\u2028b")), Rejected)
+
+
+# -- agent events (contract 1.2) --------------------------------------------------------------------
+def agent_state(state: str, **extra: object) -> dict[str, object]:
+    return {"event_id": f"ag-{state}", "type": "agent.state", "ts": iso(NOW), "agent": "tech-07", "team": "tech",
+            "state": state, **extra}
+
+
+def test_agent_state_example_and_fields() -> None:
+    raw = (b'{"event_id": "ag-tech-07-1733562000", "type": "agent.state", "ts": "2026-12-07T09:00:00Z",'
+           b' "agent": "tech-07", "team": "tech", "state": "away", "reason": "lunch", "queues": ["tech-line"]}')
+    ev = decode(raw, now=datetime(2026, 12, 7, 9, 1, tzinfo=UTC), topic_kind="agents")
+    assert not isinstance(ev, Rejected)
+    assert (ev.state, ev.reason, ev.queues, ev.channel) == ("away", "lunch", ("tech-line",), None)
+    assert _dec(agent_state("available")).queues is None, "absent queues: unchanged, not none"
+    assert _dec(agent_state("available", queues=[])).queues == ()
+    for state in ("available", "on_contact", "after_contact_work", "away", "offline"):
+        assert _dec(agent_state(state), "agents").state == state
+
+
+@pytest.mark.parametrize("bad", [
+    agent_state("Not Ready"),                       # a vendor name without a map
+    agent_state("AWAY"),                            # names are exact
+    agent_state("away", reason=""),
+    agent_state("away", reason="r" * 65),
+    agent_state("away", reason="lunch\nbreak"),
+    agent_state("available", queues=[f"q{i}" for i in range(51)]),
+    agent_state("available", queues="tech-line"),
+    agent_state("available", queues=["ok", ""]),
+    {k: v for k, v in agent_state("available").items() if k != "team"},
+    {k: v for k, v in agent_state("available").items() if k != "agent"},
+])
+def test_bad_agent_states_are_invalid(bad: dict[str, object]) -> None:
+    r = _dec(bad, "agents")
+    assert isinstance(r, Rejected) and r.reason == "invalid", r
+
+
+def test_the_state_map_turns_vendor_names_into_the_five() -> None:
+    vendor = {"Not Ready": "away", "ACW": "after_contact_work"}
+    ev = decode(orjson.dumps(agent_state("ACW")), now=utcnow(), topic_kind="agents", state_map=vendor)
+    assert not isinstance(ev, Rejected) and ev.state == "after_contact_work"
+    r = decode(orjson.dumps(agent_state("Lunch")), now=utcnow(), topic_kind="agents", state_map=vendor)
+    assert isinstance(r, Rejected) and r.reason == "invalid" and "state" in r.detail
+
+
+def test_agent_events_belong_on_the_agents_topic() -> None:
+    assert _dec(agent_state("away"), "calls").reason == "wrong_topic"  # type: ignore[attr-defined]
+    assert _dec(call("call.offered", NOW, "c1"), "agents").reason == "wrong_topic"  # type: ignore[attr-defined]

@@ -211,8 +211,8 @@ COMPACTED = {"state", "scopes", "alert-state", "rules"}
 def test_topic_specs(kwargs: dict[str, object], rf: int, insync: int) -> None:
     s = Settings(topic_prefix="cc.", partitions=8, compacted_segment_ms=600_000, **kwargs)  # type: ignore[arg-type]
     specs = {t.name.removeprefix("cc."): t for t in topic_specs(s)}
-    assert set(specs) == {"tickets", "calls", "surveys", "deadletter", "state", "scopes", "alert-state", "alerts",
-                          "rules"}
+    assert set(specs) == {"tickets", "calls", "surveys", "agents", "deadletter", "state", "scopes", "alert-state",
+                          "alerts", "rules"}
     for kind, t in specs.items():
         assert t.replication_factor == rf and t.topic_configs["min.insync.replicas"] == str(insync)
         assert t.num_partitions == (1 if kind == "rules" else 8)

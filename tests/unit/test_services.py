@@ -7,6 +7,7 @@ import time
 from collections import Counter
 
 import orjson
+import pytest
 
 from services.broker import should_start
 from services.config import Settings
@@ -66,3 +67,13 @@ def test_demo_traffic_is_valid_and_has_an_incident() -> None:
 def _t(s: str) -> float:
     from datetime import datetime
     return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def test_the_agent_state_map_names_the_contracts_states(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SQM_AGENT_STATE_MAP", '{"Not Ready": "away", "ACW": "after_contact_work"}')
+    s = Settings()
+    assert s.kpi_config.agent_state_map == {"Not Ready": "away", "ACW": "after_contact_work"}
+    assert s.source_topics["agents"] == "sqm.agents"
+    monkeypatch.setenv("SQM_AGENT_STATE_MAP", '{"Lunch": "lunch"}')
+    with pytest.raises(ValueError, match="agent_state_map"):
+        Settings()
