@@ -12,6 +12,9 @@ flapping:
   pending cancels it, and the alert fires with the severity of its latest reading.
 - hysteresis: a firing alert resolves (or steps down from critical) only once the value passes the
   clear level (`clear`, or the threshold moved by `clear_margin`), not when it touches the line.
+- a critical alert steps down to warning only once its value has stayed below the critical clear
+  level for the rule's `for`: a count that wavers around the critical line (27, 23, 28 calls
+  waiting) stays one critical alert instead of a notice every few seconds. Raising is at once.
 - a severity change of a firing alert updates the same alert (`severity_changed`), never a second one.
 
 Alert ids are derived from (rule, scope, pending time), so a replay after a crash produces the same
@@ -39,6 +42,7 @@ class AlertState:
     alert_id: str | None = None
     since: float | None = None  # pending since
     firing_since: float | None = None
+    down_since: float | None = None  # a critical alert's value first below its critical clear level
     seq: int = 0  # the last transition's number: increasing, never reused (see _emit)
     value: float | None = None
     count: int = 0
@@ -204,12 +208,17 @@ def step(rule: Rule, st: AlertState, value: float | None, count: int, now: float
         return st, out  # keep the last severity: no data is not good news
     assert st.severity is not None
     if level == "critical" and st.severity != "critical":
-        prev, st.severity = st.severity, "critical"
+        prev, st.severity, st.down_since = st.severity, "critical", None
         out.append(_emit(rule, scope, st, "severity_changed", now, previous=prev))
-    elif st.severity == "critical" and not rule.holds(value, "critical"):
+    elif st.severity == "critical" and rule.holds(value, "critical"):
+        st.down_since = None
+    elif st.severity == "critical":
         if rule.warning is not None and rule.holds(value, "warning"):
-            st.severity = "warning"
-            out.append(_emit(rule, scope, st, "severity_changed", now, previous="critical"))
+            if st.down_since is None:
+                st.down_since = now
+            if now - st.down_since >= rule.for_s:
+                st.severity, st.down_since = "warning", None
+                out.append(_emit(rule, scope, st, "severity_changed", now, previous="critical"))
         else:
             out.append(_emit(rule, scope, st, "resolved", now))
             return AlertState(), out

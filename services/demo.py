@@ -26,6 +26,14 @@ CHANNELS = ["chat", "email", "social", "phone"]
 TIERS = [("vip", 0.1), ("gold", 0.25), ("standard", 0.65)]
 SCENARIOS = ["invoice", "login", "refund", "delivery", "upgrade"]
 VIP_TARGET_S, STANDARD_TARGET_S = 1800.0, 14400.0  # first-response targets (the KPI workers' defaults)
+NPS_OF_CSAT = {1: 1.5, 2: 3.5, 3: 6.0, 4: 8.0, 5: 9.5}  # a customer's likely NPS answer, by CSAT
+
+
+def csat_of_nps(nps: int) -> int:
+    """The CSAT a customer with this NPS answer most likely gave (the table above, inverted)."""
+    return 1 if nps <= 2 else 2 if nps <= 4 else 3 if nps <= 6 else 4 if nps <= 8 else 5
+
+
 # comments by mood, and the complaints of each scenario (what an incident's customers write about)
 COMMENTS: dict[str, dict[str, list[str]]] = {
     "positive": {
@@ -214,7 +222,7 @@ class DemoTraffic:
         self._at(t, {"event_id": self._eid("co"), "type": "call.offered", "ts": rfc3339(t), **base})
         incident = self.incident_for(team, t)
         wait = rnd.expovariate(1 / (300.0 if incident else 7.0))
-        patience = rnd.expovariate(1 / (20.0 if incident else 400.0))
+        patience = rnd.expovariate(1 / (20.0 if incident else 600.0))  # about 1 % abandon outside incidents
         if patience < wait:
             w = round(patience, 1)
             self._at(t + w, {"event_id": self._eid("ca"), "type": "call.abandoned", "ts": rfc3339(t + w), **base,
@@ -242,13 +250,15 @@ class DemoTraffic:
         ev: dict[str, Any] = {"event_id": self._eid("sv"), "type": "survey.submitted", "ts": rfc3339(t),
                               "survey_id": f"S{next(self._ids)}", "team": team, "channel": channel, "agent": agent,
                               "customer_tier": tier, "csat": csat, **ref}
+        # one customer's scores agree with each other: likelihood to recommend follows satisfaction
+        nps = min(10, max(0, round(NPS_OF_CSAT[csat] + rnd.gauss(0, 0.8))))
         if rnd.random() < 0.7:
-            ev["nps"] = min(10, max(0, round(rnd.gauss(4, 2) if bad else rnd.gauss(8.6, 1.6))))
+            ev["nps"] = nps
         if rnd.random() < 0.5:
             ev["ces"] = min(7, max(1, round(rnd.gauss(5 if bad else 2.5, 1.2))))
         if rnd.random() < (0.45 if csat <= 2 else 0.15):  # unhappy customers write more often
             ev["language"] = lang = "zh" if rnd.random() < 0.4 else "en"
-            ev["comment"] = self._comment(csat, bad, scenario, lang)
+            ev["comment"] = self._comment(min(csat, csat_of_nps(nps)), bad, scenario, lang)
         self._at(t, ev)
 
     def _comment(self, csat: int, bad: bool, scenario: str, lang: str) -> str:

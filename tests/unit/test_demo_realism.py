@@ -29,7 +29,7 @@ def demo() -> DemoTraffic:
 @pytest.fixture(scope="module")
 def events(demo: DemoTraffic) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
-    for step in range(0, 1801, 5):
+    for step in range(0, 3601, 5):
         out += demo.due(DAY + step)
     return out
 
@@ -42,6 +42,9 @@ def test_comments_say_what_the_scores_say(events: list[dict[str, object]]) -> No
     assert sum(c in NEGATIVE for c in low) / len(low) > 0.9, "a low score comes with a complaint"
     assert sum(c in POSITIVE for c in high) / len(high) > 0.9, "a high score with praise"
     assert 0.01 < sum(c in NEGATIVE for c in high) / len(high) < 0.1, "and a few say the opposite, as real ones"
+    # what the board lists as low-score comments (csat <= 2 or nps <= 6) is seldom praise
+    board = [e["comment"] for e in events if "comment" in e and (e["csat"] <= 2 or e.get("nps", 10) <= 6)]  # type: ignore[operator]
+    assert sum(c in POSITIVE for c in board) / len(board) < 0.1
     langs = Counter(lang for _, _, lang in said)
     assert 0.3 < langs["zh"] / len(said) < 0.5 and set(langs) == {"en", "zh"}
     for _, c, lang in said:
@@ -65,6 +68,14 @@ def test_an_incident_leaves_vip_tickets_at_risk_then_overdue(demo: DemoTraffic,
     for team in {"billing", "tech", "sales", "returns"} - hit:
         overdue = [waiting(team, DAY + m * 60, VIP_TARGET_S) for m in range(0, 31)]
         assert not any(overdue), f"{team} had no incident, and no VIP ticket overdue: {overdue}"
+
+
+def test_scores_near_the_targets(events: list[dict[str, object]]) -> None:
+    surveys = [e for e in events if e["type"] == "survey.submitted"]
+    csat = sum(e["csat"] >= 4 for e in surveys) / len(surveys)  # type: ignore[operator]
+    nps = [e["nps"] for e in surveys if "nps" in e]
+    score = 100 * (sum(n >= 9 for n in nps) - sum(n <= 6 for n in nps)) / len(nps)  # type: ignore[operator]
+    assert 0.85 < csat < 0.95 and 30 < score < 70, (csat, score)  # targets: 90 %, 40
 
 
 def test_complaints_and_first_contact_resolution_near_the_targets(events: list[dict[str, object]]) -> None:

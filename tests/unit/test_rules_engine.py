@@ -122,6 +122,20 @@ def test_severity_change_updates_the_same_alert_and_resolves_once() -> None:
     assert out[-1].state == "resolved" and out[-1].ts == 25
 
 
+def test_a_critical_alert_steps_down_only_after_for() -> None:
+    """calls_waiting wavering around the critical line (25, clear margin 2) stays one critical alert;
+    it steps down once below 23 for the rule's 30 s, and a count back above the line raises it at once."""
+    r = Rule.model_validate({"id": "cw", "kpi": "calls_waiting", "scope": "all", "op": ">", "warning": 10,
+                             "critical": 25, "clear_margin": 2, "for": "30s"})
+    waver = [(0, 27, 0), (30, 27, 0), (35, 22, 0), (40, 28, 0), (45, 21, 0), (50, 27, 0), (55, 22, 0), (60, 26, 0)]
+    out = run(r, waver, scope="all")
+    assert kinds(out) == ["pending:critical", "firing:critical"], kinds(out)
+    out = run(r, [*waver, (65, 20, 0), (80, 21, 0), (94, 22, 0), (95, 18, 0), (100, 30, 0)], scope="all")
+    assert kinds(out) == ["pending:critical", "firing:critical", "severity_changed:warning",
+                          "severity_changed:critical"], kinds(out)
+    assert [t.ts for t in out[2:]] == [95, 100]
+
+
 def test_min_count_no_alert_on_a_handful_and_firing_keeps_without_data() -> None:
     r = rule(min_count=20)
     assert run(r, [(0, 0.1, 3), (10, 0.0, 19)]) == []
