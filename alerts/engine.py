@@ -7,7 +7,9 @@ transition becomes an event on the alerts topic and a row in the history. The ru
 flapping:
 
 - `min_count`: a KPI with fewer samples is not judged. A pending alert is dropped; a firing one
-  keeps its severity (no data is not good news).
+  keeps its severity (no data is not good news) until it has gone unjudged for a whole window: by
+  then none of the samples that made it fire are left in the window, and it resolves with that
+  reason (a night queue whose calls dropped below `min_count` is not critical until morning).
 - `for`: the condition must hold for that long before the alert fires; a single good reading while
   pending cancels it, and the alert fires with the severity of its latest reading.
 - hysteresis: a firing alert resolves (or steps down from critical) only once the value passes the
@@ -30,8 +32,10 @@ from typing import Any, Literal
 from alerts.rules import Rule, Severity
 from stream.kpis import KPI_BY_NAME
 from stream.labels import LANGS, kpi_label
+from stream.windows import WINDOWS
 
 State = Literal["inactive", "pending", "firing"]
+UNJUDGED = "too few samples to judge for a whole window (below the rule's min_count)"
 Kind = Literal["pending", "cancelled", "firing", "severity_changed", "resolved"]
 
 
@@ -43,6 +47,7 @@ class AlertState:
     since: float | None = None  # pending since
     firing_since: float | None = None
     down_since: float | None = None  # a critical alert's value first below its critical clear level
+    unjudged_since: float | None = None  # a firing alert's first reading with too few samples
     seq: int = 0  # the last transition's number: increasing, never reused (see _emit)
     value: float | None = None
     count: int = 0
@@ -205,7 +210,16 @@ def step(rule: Rule, st: AlertState, value: float | None, count: int, now: float
 
     # firing
     if not judged or value is None:
-        return st, out  # keep the last severity: no data is not good news
+        window_s = None if rule.live or not rule.enabled else WINDOWS[rule.window]
+        if window_s is None:
+            return st, out  # keep the last severity: no data is not good news
+        if st.unjudged_since is None:
+            st.unjudged_since = now
+        if now - st.unjudged_since < window_s:
+            return st, out
+        out.append(_emit(rule, scope, st, "resolved", now, reason=UNJUDGED))
+        return AlertState(), out
+    st.unjudged_since = None
     assert st.severity is not None
     if level == "critical" and st.severity != "critical":
         prev, st.severity, st.down_since = st.severity, "critical", None

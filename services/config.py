@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="where the API and board listen")
     api_port: int = Field(8000, description="port of the API and board")
     demo: bool = Field(False, description="produce demo traffic (`make run` sets 1; 0: only what producers send)")
-    demo_rate: float = Field(6.0, gt=0, description="demo arrivals per second at the daily peak")
+    demo_rate: float = Field(1.0, gt=0, description="demo contacts (calls and tickets) per second at the daily "
+                             "peak; the demo's agents are rostered for it")
     ingest_token: str | None = Field(None, description="bearer token of POST /v1/events (at least 16 characters); "
                                      "API keys with the ingest or admin role work beside it")
     admin_token: str | None = Field(None, description="bearer token of rule, target, acknowledgement and silence "

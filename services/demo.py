@@ -1,12 +1,22 @@
-"""Demo traffic model: tickets, calls and surveys with a daily rhythm and incidents. Pure (seeded RNG).
+"""Demo traffic model: tickets, calls, surveys and agent states with a daily rhythm and incidents.
+Pure (seeded RNG).
 
 `DemoTraffic.due(now)` returns the events whose time has come. Lifecycles are scheduled ahead
 (a ticket's first response, resolution, survey), so figures look like a real contact center's:
-VIP tickets answered faster, phone waits of seconds, and every so often an incident in one team
-where first responses slow down, callers wait longer and abandon, and CSAT drops. During an incident
-its team answers no ticket: the tickets already waiting are answered after it, so VIP tickets that
-were waiting when it hit go at risk and then overdue. Survey comments, in English and Chinese, say
-what the scores say (a few do not, as real ones), and complain about the incident's cause.
+
+- **Calls are served by agents.** Each team's phone queue has a roster of agents who log in and out
+  with the day, sized every quarter hour by Erlang C for the expected calls (80 % in 20 s, plus a
+  margin for breaks), as a workforce plan would. A call waits for the first agent to be free (first
+  come, first served); a caller whose patience runs out first abandons. So waits, service level,
+  abandonment, occupancy and the agents' states (`agent.state`: on a contact while answering,
+  after-contact work after it, away on breaks and lunch, offline after their shift) agree.
+- **Incidents.** Every so often one team's contacts surge (an outage: three times the calls) beyond
+  what its roster was planned for: its queue is understaffed, callers wait and abandon, first
+  responses slow down, CSAT drops. The team answers no ticket during the incident: the tickets already
+  waiting are answered after it, so VIP tickets that were waiting when it hit go at risk and then
+  overdue.
+- Survey comments, in English and Chinese, say what the scores say (a few do not, as real ones), and
+  complain about the incident's cause.
 """
 
 from __future__ import annotations
@@ -15,11 +25,12 @@ import heapq
 import itertools
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from stream.clock import rfc3339
+from stream.erlang import required_agents
 
 TEAMS = {"billing": "billing-line", "tech": "tech-line", "sales": "sales-line", "returns": "returns-line"}
 CHANNELS = ["chat", "email", "social", "phone"]
@@ -71,6 +82,40 @@ def daily_factor(ts: float) -> float:
     return 0.25 + 0.75 * max(0.0, math.sin(math.pi * (hour - 6) / 14)) if 6 <= hour <= 20 else 0.25
 
 
+CALL_SHARE = 0.45  # of contacts, calls; the rest are tickets
+TEAM_WEIGHTS = (3, 4, 2, 1)  # billing, tech, sales, returns
+SURGE = 3.0  # an incident multiplies its team's contacts
+HANDLE_S = 354.0  # expected talk (lognormal, median 240 s) + hold + wrap of a demo call
+PATIENCE_S = 180.0  # callers' mean patience; during an outage they hang up sooner (and try again)
+INCIDENT_PATIENCE_S = 60.0
+INTERVAL_S = 900.0  # the roster changes every quarter hour
+BREAKS = [("break", 900.0, 0.7), ("lunch", 1800.0, 0.2), ("training", 1800.0, 0.1)]
+BREAK_CHANCE = 0.05  # per logged-in agent and quarter hour
+# two minutes into an incident the lead pulls a third more agents onto its queue (back office,
+# overtime) until ten minutes after it; the roster has room for them at its peak too
+REACT_S, RECOVER_S, REINFORCE = 120.0, 600.0, 0.3
+
+
+@dataclass
+class Agent:
+    """One demo agent: when they can take the next call, and whether they are logged in."""
+
+    name: str
+    team: str
+    queue: str
+    logged_in: bool = False
+    free_at: float = 0.0  # the end of the current call's wrap-up, or of a break
+    break_at: float | None = None  # a break planned from then, taken once the call in hand is done
+
+
+@dataclass
+class Roster:
+    """A team's agents, logged in by the plan of each quarter hour."""
+
+    agents: list[Agent] = field(default_factory=list)
+    planned_until: float = 0.0
+
+
 @dataclass
 class Incident:
     team: str
@@ -82,12 +127,17 @@ class Incident:
 
 
 class DemoTraffic:
-    def __init__(self, start: float, rate: float = 12.0, seed: int | None = None, agents_per_team: int = 6,
+    def __init__(self, start: float, rate: float = 1.0, seed: int | None = None,
                  first_incident_after: float = 5.0, incident_s: float = 240.0, incident_every: float = 900.0,
                  history_s: float = 3 * 3600, backfill_s: float = 1800):
         self.rnd = random.Random(seed)
         self.rate = rate
-        self.agents = {t: [f"{t}-{i:02d}" for i in range(agents_per_team)] for t in TEAMS}
+        # each team has the agents its busiest quarter hour needs, and logs in those the hour needs
+        self.rosters = {team: Roster([Agent(f"{team}-{i:02d}", team, queue)
+                                      for i in range(math.ceil(self.needed(team, peak=True) * (1 + REINFORCE)))])
+                        for team, queue in TEAMS.items()}
+        self.agents = {team: [a.name for a in r.agents] for team, r in self.rosters.items()}
+        self._last_state: dict[str, tuple[float, dict[str, Any]]] = {}  # agent -> its last state before the kept span
         self._heap: list[tuple[float, int, dict[str, Any]]] = []
         self._seq = itertools.count()
         self._ids = itertools.count()
@@ -98,14 +148,85 @@ class DemoTraffic:
         self._keep_from = start - backfill_s
         # one new hire whose contacts are more often not resolved at the first contact: the
         # "assign a mentor" alert has someone to point at
-        self.new_hire = self.agents["billing"][-1]
+        self.new_hire = self.agents["billing"][1]  # logged in all day (every roster has at least two)
         self._waiting_when_hit(self.incidents[0])
         self._backfill(start, history_s)
+        # each agent's state as the kept span begins (the fold must know it), then what follows
+        for ts, ev in self._last_state.values():
+            heapq.heappush(self._heap, (ts, next(self._seq), ev))
+        self._last_state.clear()
 
     # -- scheduling -----------------------------------------------------------------------
     def _at(self, ts: float, ev: dict[str, Any]) -> None:
         if ts >= self._keep_from:
             heapq.heappush(self._heap, (ts, next(self._seq), ev))
+        elif ev["type"] == "agent.state":
+            self._last_state[ev["agent"]] = (ts, ev)
+
+    # -- the roster -----------------------------------------------------------------------
+    def calls_per_s(self, team: str, ts: float) -> float:
+        """The calls a team expects (the plan: no incident)."""
+        share = TEAM_WEIGHTS[list(TEAMS).index(team)] / sum(TEAM_WEIGHTS)
+        return self.rate * daily_factor(ts) * CALL_SHARE * share
+
+    def needed(self, team: str, ts: float = 0.0, *, peak: bool = False) -> int:
+        """Agents to log in for a quarter hour: Erlang C for 90 % in 20 s on the expected calls (the
+        plan aims above the 80 % target), plus a fifth for breaks and chance, and at least two."""
+        lam = self.calls_per_s(team, 13.0 * 3600) if peak else self.calls_per_s(team, ts + INTERVAL_S / 2)
+        n = required_agents(lam * HANDLE_S, threshold_s=20, handle_s=HANDLE_S, target=0.9)
+        return max(2, math.ceil(n * 1.2))
+
+    def _plan_roster(self, team: str, until: float) -> None:
+        """Log agents in and out at each quarter hour up to `until`; send some on a break."""
+        r = self.rosters[team]
+        b = r.planned_until or math.floor(until / INTERVAL_S) * INTERVAL_S
+        while b <= until:
+            n = self.needed(team, b)
+            for i, a in enumerate(r.agents):
+                if i < n and not a.logged_in:
+                    a.logged_in, a.free_at = True, b
+                    self._state(b, a, "available")
+                elif i >= n and a.logged_in:
+                    off = max(b, a.free_at)  # the agent finishes the call in hand, then logs off
+                    a.logged_in, a.free_at, a.break_at = False, math.inf, None
+                    self._state(off, a, "offline")
+                elif a.logged_in and a.break_at is None and self.rnd.random() < BREAK_CHANCE:
+                    a.break_at = b + self.rnd.uniform(0, INTERVAL_S)
+            b += INTERVAL_S
+        r.planned_until = b
+
+    def _reinforce(self, team: str, t: float) -> None:
+        """During an incident's reaction, a third more agents than planned are logged in (the next
+        roster change after it logs them off again)."""
+        if not any(i.team == team and i.start + REACT_S <= t < i.end + RECOVER_S for i in self.incidents):
+            return
+        agents = self.rosters[team].agents
+        want = min(len(agents), math.ceil(self.needed(team, t) * (1 + REINFORCE)))
+        for a in agents[:want]:
+            if not a.logged_in:
+                a.logged_in, a.free_at = True, t
+                self._state(t, a, "available")
+
+    def _take_break(self, a: Agent) -> None:
+        """The agent's planned break, once the call in hand is done."""
+        assert a.break_at is not None
+        reason, dur = self._break()
+        start = max(a.break_at, a.free_at)
+        a.free_at, a.break_at = start + dur, None
+        self._state(start, a, "away", reason=reason)
+        self._state(start + dur, a, "available")
+
+    def _break(self) -> tuple[str, float]:
+        x = self.rnd.random()
+        for reason, dur, p in BREAKS:
+            if x < p:
+                return reason, dur
+            x -= p
+        return BREAKS[0][0], BREAKS[0][1]
+
+    def _state(self, ts: float, a: Agent, state: str, **extra: Any) -> None:
+        self._at(ts, {"event_id": self._eid("as"), "type": "agent.state", "ts": rfc3339(ts), "agent": a.name,
+                      "team": a.team, "state": state, "queues": [a.queue], **extra})
 
     def due(self, now: float) -> list[dict[str, Any]]:
         """Events with ts <= now; new arrivals between the last call and now are generated first."""
@@ -136,7 +257,7 @@ class DemoTraffic:
         self._plan(t1 + 3600)
         t = t0
         while True:
-            t += self.rnd.expovariate(self.rate * daily_factor(t))
+            t += self.rnd.expovariate(self._rate(t))
             if t > t1:
                 break
             self._arrival(t)
@@ -150,8 +271,23 @@ class DemoTraffic:
         """
         t = now - history_s
         while t < now:
-            t += self.rnd.expovariate(self.rate * daily_factor(t))
+            t += self.rnd.expovariate(self._rate(t))
             self._arrival(t)
+
+    def _weights(self, t: float) -> list[float]:
+        return [w * self._surge(team, t) for team, w in zip(TEAMS, TEAM_WEIGHTS, strict=True)]
+
+    def _surge(self, team: str, t: float) -> float:
+        """How much an incident multiplies the team's contacts: SURGE, and at least enough calls for
+        3.5 times what its agents can answer (a night roster has more slack per agent than a day's)."""
+        if not self.incident_for(team, t):
+            return 1.0
+        agents = sum(a.logged_in for a in self.rosters[team].agents) or self.needed(team, t)
+        return max(SURGE, 3.5 * agents / HANDLE_S / max(self.calls_per_s(team, t), 1e-9))
+
+    def _rate(self, t: float) -> float:
+        """Contacts per second: the day's rhythm, raised by an incident's surge."""
+        return self.rate * daily_factor(t) * sum(self._weights(t)) / sum(TEAM_WEIGHTS)
 
     # -- one customer contact ---------------------------------------------------------------
     def _fcr(self, agent: str, incident: bool) -> float:
@@ -178,9 +314,9 @@ class DemoTraffic:
 
     def _arrival(self, t: float) -> None:
         # an incident brings a surge of contacts to its team (customers asking about the outage)
-        weights = [w * (6 if self.incident_for(team, t) else 1) for team, w in zip(TEAMS, (3, 4, 2, 1), strict=True)]
-        team = self.rnd.choices(list(TEAMS), weights=weights)[0]
-        if self.rnd.random() < 0.45:
+        team = self.rnd.choices(list(TEAMS), weights=self._weights(t))[0]
+        self._plan_roster(team, t)
+        if self.rnd.random() < CALL_SHARE:
             self._call(t, team)
         else:
             self._ticket(t, team)
@@ -200,7 +336,7 @@ class DemoTraffic:
         if waiting_at is not None:  # still waiting when its team's incident hits (`_waiting_when_hit`)
             fr = max(fr, waiting_at)
         fr = self._answered_after(team, t, fr)
-        agent = rnd.choice(self.agents[team])
+        agent = self._someone(team)
         bot = channel == "chat" and rnd.random() < 0.15
         self._at(fr, {"event_id": self._eid("tf"), "type": "ticket.first_response", "ts": rfc3339(fr), **base,
                       "by_bot": bot, **({} if bot else {"agent": agent})})
@@ -215,30 +351,46 @@ class DemoTraffic:
         self._survey(res + rnd.uniform(60, 600), team, channel, agent, unhappy, ticket_id=tid,
                      tier=dims["customer_tier"], scenario=dims["scenario"])
 
+    def _someone(self, team: str) -> str:
+        """An agent of the team who is logged in (tickets are worked between calls)."""
+        on = [a.name for a in self.rosters[team].agents if a.logged_in]
+        return self.rnd.choice(on or self.agents[team])
+
     def _call(self, t: float, team: str) -> None:
         rnd, dims = self.rnd, self._dims(team)
         cid = f"C{next(self._ids)}"
         base = {"call_id": cid, "queue": TEAMS[team], "channel": "phone", **dims}
         self._at(t, {"event_id": self._eid("co"), "type": "call.offered", "ts": rfc3339(t), **base})
         incident = self.incident_for(team, t)
-        wait = rnd.expovariate(1 / (300.0 if incident else 7.0))
-        patience = rnd.expovariate(1 / (20.0 if incident else 600.0))  # about 1 % abandon outside incidents
+        self._reinforce(team, t)
+        # first come, first served: the call goes to the agent free first
+        on = [a for a in self.rosters[team].agents if a.logged_in]
+        for a in on:
+            if a.break_at is not None and max(a.free_at, t) >= a.break_at:
+                self._take_break(a)
+        agent = min(on, key=lambda a: a.free_at)
+        wait = max(0.0, agent.free_at - t)
+        patience = rnd.expovariate(1 / (INCIDENT_PATIENCE_S if incident else PATIENCE_S))
         if patience < wait:
             w = round(patience, 1)
             self._at(t + w, {"event_id": self._eid("ca"), "type": "call.abandoned", "ts": rfc3339(t + w), **base,
                              "wait_s": w})
             return
         w = round(wait, 1)
-        agent = rnd.choice(self.agents[team])
-        self._at(t + w, {"event_id": self._eid("cn"), "type": "call.answered", "ts": rfc3339(t + w), **base,
-                         "agent": agent, "wait_s": w})
+        answered = t + w
+        self._at(answered, {"event_id": self._eid("cn"), "type": "call.answered", "ts": rfc3339(answered), **base,
+                            "agent": agent.name, "wait_s": w})
         talk, wrap = rnd.lognormvariate(math.log(240), 0.5), rnd.uniform(15, 90)
         hold = rnd.choice([0.0, 0.0, 30.0, 90.0])
-        end = t + w + talk + hold
-        self._at(end, {"event_id": self._eid("ce"), "type": "call.ended", "ts": rfc3339(end), **base, "agent": agent,
-                       "talk_s": round(talk, 1), "hold_s": hold, "wrap_s": round(wrap, 1),
-                       "resolved": rnd.random() < self._fcr(agent, incident)})
-        self._survey(end + rnd.uniform(30, 300), team, "phone", agent, incident, call_id=cid,
+        end = answered + talk + hold
+        agent.free_at = end + wrap
+        self._state(answered, agent, "on_contact")
+        self._state(end, agent, "after_contact_work")
+        self._state(end + wrap, agent, "available")
+        self._at(end, {"event_id": self._eid("ce"), "type": "call.ended", "ts": rfc3339(end), **base,
+                       "agent": agent.name, "talk_s": round(talk, 1), "hold_s": hold, "wrap_s": round(wrap, 1),
+                       "resolved": rnd.random() < self._fcr(agent.name, incident)})
+        self._survey(end + rnd.uniform(30, 300), team, "phone", agent.name, incident, call_id=cid,
                      tier=dims["customer_tier"], scenario=dims["scenario"])
 
     def _survey(self, t: float, team: str, channel: str, agent: str, bad: bool, tier: str, scenario: str,

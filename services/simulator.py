@@ -21,8 +21,9 @@ def main() -> None:
     producer = make_producer(settings)
     traffic = DemoTraffic(time.time(), rate=settings.demo_rate)
     inc = traffic.incidents[0]
-    log.info("demo traffic at %.0f events/s peak; first incident in team %s at +%.0f s for %.0f s",
-             settings.demo_rate, inc.team, inc.start - time.time(), inc.end - inc.start)
+    log.info("demo traffic at %.1f contacts/s at the peak, %d agents on the rosters; first incident in team %s "
+             "at +%.0f s for %.0f s", settings.demo_rate, sum(len(a) for a in traffic.agents.values()), inc.team,
+             inc.start - time.time(), inc.end - inc.start)
     total = 0
     while not stop.is_set():
         total += send_events(producer, settings, traffic.due(time.time()))

@@ -1,6 +1,7 @@
 """The demo story, on the pure pipeline with a simulated clock: the first incident (team tech) fires a
-warning then a critical alert within about a minute, healthy teams stay quiet, and the alerts resolve
-once the incident has left the window. Daytime and night-time traffic (the demo follows a day curve)."""
+warning then a critical alert within about three minutes (once its queue has grown past what the
+roster can answer), healthy teams stay quiet, and the alerts resolve once the incident has left the
+window. Daytime and night-time traffic (the demo follows a day curve, and so does its roster)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ DAY, NIGHT = 1795190400.0, 1795143600.0  # 2026-11-20 16:00 and 03:00 UTC
 
 
 async def simulate(start: float, seconds: int, seed: int) -> list[tuple[int, Transition]]:
-    demo = DemoTraffic(start, rate=6, seed=seed)
+    demo = DemoTraffic(start, seed=seed, incident_every=3600)  # one incident in the span
     sink = MemorySink(Q)
     proc = Processor(sink, KpiConfig(fr_targets={"vip": 1800.0}), 60, 7 * 86400)
     ev = ScopeEvaluator(60, Q)
@@ -56,13 +57,13 @@ async def simulate(start: float, seconds: int, seed: int) -> list[tuple[int, Tra
 
 @pytest.mark.parametrize(("start", "seed"), [(DAY, 1), (NIGHT, 13)])
 async def test_demo_incident_fires_warning_then_critical_and_resolves(start: float, seed: int) -> None:
-    out = await simulate(start, 720, seed)
+    out = await simulate(start, 1200, seed)
     tech = [(s, t) for s, t in out if t.scope == "team:tech" and t.rule_id == "abandonment-high"
             and t.kind in ("firing", "severity_changed", "resolved")]
     steps = [(t.kind, t.severity) for _, t in tech]
     assert steps[:2] == [("firing", "warning"), ("severity_changed", "critical")], steps
     assert steps[-1][0] == "resolved" and [k for k, _ in steps].count("resolved") == 1, steps
-    assert tech[0][0] <= 50 and tech[1][0] <= 65, "warning, then critical, about a minute after the start"
+    assert 45 <= tech[0][0] <= 180 and tech[1][0] <= 200, "warning, then critical, within about three minutes"
     assert len({t.alert_id for _, t in tech}) == 1
     assert tech[-1][0] > 250, "resolves after the incident (which lasts 240 s) has left the 5 min window"
     fired = {(t.rule_id, t.scope) for _, t in out if t.kind == "firing"}

@@ -23,20 +23,20 @@ def _t(s: str) -> float:
 
 @pytest.fixture(scope="module")
 def demo() -> DemoTraffic:
-    return DemoTraffic(DAY, rate=6, seed=7)
+    return DemoTraffic(DAY, seed=7)
 
 
 @pytest.fixture(scope="module")
 def events(demo: DemoTraffic) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
-    for step in range(0, 3601, 5):
+    for step in range(0, 3 * 3600 + 1, 5):  # three hours: enough comments to judge their share
         out += demo.due(DAY + step)
     return out
 
 
 def test_comments_say_what_the_scores_say(events: list[dict[str, object]]) -> None:
     said = [(e["csat"], e["comment"], e["language"]) for e in events if "comment" in e]
-    assert len(said) > 500
+    assert len(said) > 200
     low = [c for s, c, _ in said if s <= 2]  # type: ignore[operator]
     high = [c for s, c, _ in said if s >= 4]  # type: ignore[operator]
     assert sum(c in NEGATIVE for c in low) / len(low) > 0.9, "a low score comes with a complaint"

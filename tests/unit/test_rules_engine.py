@@ -144,6 +144,22 @@ def test_min_count_no_alert_on_a_handful_and_firing_keeps_without_data() -> None
     assert out[-1].ts == 30
 
 
+def test_a_firing_alert_unjudged_for_a_whole_window_resolves_with_the_reason() -> None:
+    """A night queue: the 5 min window held 30 calls when the alert fired, then fewer than min_count.
+    It keeps its severity while samples that made it fire may still be in the window, and resolves once
+    it has gone unjudged for the window's 300 s; a judged reading in between starts the wait over."""
+    r = rule(min_count=20)
+    readings = [(0, 0.5, 30), (60, 0.9, 12), (200, 0.9, 9), (330, 0.5, 21), (400, 0.9, 15), (699, 1.0, 8)]
+    out = run(r, readings)
+    assert kinds(out) == ["pending:critical", "firing:critical"]
+    out = run(r, [*readings, (700, 1.0, 8)])
+    assert kinds(out) == ["pending:critical", "firing:critical", "resolved:critical"]
+    assert out[-1].ts == 700 and "min_count" in out[-1].reason
+    live = Rule.model_validate({"id": "cw", "kpi": "calls_waiting", "scope": "all", "op": ">", "warning": 10})
+    assert kinds(run(live, [(0, 12, 0), (10, None, 0), (5000, None, 0)], scope="all")) == \
+        ["pending:warning", "firing:warning"], "a live KPI has no window: no data stays no news"
+
+
 def test_clear_absolute_level() -> None:
     r = rule(warning=0.8, critical=None, clear=0.9)
     out = run(r, [(0, 0.79, 50), (1, 0.85, 50), (2, 0.89, 50), (3, 0.9, 50)])

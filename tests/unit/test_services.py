@@ -44,7 +44,7 @@ def test_settings_from_environment(monkeypatch) -> None:  # type: ignore[no-unty
 
 def test_demo_traffic_is_valid_and_has_an_incident() -> None:
     start = time.time()
-    demo = DemoTraffic(start, rate=6, seed=4)
+    demo = DemoTraffic(start, seed=4)
     events = demo.due(start) + demo.due(start + 60) + demo.due(start + 200)
     now = utcnow()
     decoded = [decode(orjson.dumps(e), now=now) for e in events if e["ts"] <= orjson.dumps(now).decode()[1:-1]]
@@ -61,7 +61,7 @@ def test_demo_traffic_is_valid_and_has_an_incident() -> None:
                  and inc.active(_t(e["ts"]) - e["wait_s"]) == during]  # decided when the call was offered
         return sum(e["type"] == "call.abandoned" for e in calls) / len(calls)
 
-    assert abandon_share("tech", True) > 0.5 > 10 * abandon_share("tech", False)
+    assert abandon_share("tech", True) > 0.3 > 10 * abandon_share("tech", False)  # the queue outgrows the roster
 
 
 def _t(s: str) -> float:
