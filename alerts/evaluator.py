@@ -29,7 +29,7 @@ from stream.folds import Acc
 from stream.kpis import KPI_BY_NAME
 from stream.records import AlertKey, Record, SentinelKey, decode_key, encode_key
 from stream.scopes import scope_partition
-from stream.view import View
+from stream.view import StaffingConfig, View
 
 Touched = dict[int, set[str]]
 AlertKeyT = tuple[str, str]  # (rule id, scope)
@@ -86,9 +86,10 @@ class _Partition:
 
 
 class ScopeEvaluator:
-    def __init__(self, bucket_s: int, partitions: int) -> None:
+    def __init__(self, bucket_s: int, partitions: int, staffing: StaffingConfig | None = None) -> None:
         self.bucket_s = bucket_s
         self.partitions = partitions
+        self.staffing = staffing
         self.parts: dict[int, _Partition] = {}
         self.last_rules: dict[str, Rule] = {}  # to resolve the alerts of a rule that was deleted
         self._live: list[LiveValue] = []
@@ -98,7 +99,7 @@ class ScopeEvaluator:
         return q in self.parts
 
     def load(self, q: int, records: Iterable[Record]) -> None:
-        part = self.parts[q] = _Partition(View(self.bucket_s))
+        part = self.parts[q] = _Partition(View(self.bucket_s, staffing=self.staffing))
         for k, v in records:
             match key := decode_key(k):
                 case AlertKey(rule_id, scope) if v is None:

@@ -46,6 +46,7 @@ from alerts.feed import RulesFeed
 from stream.background import BackgroundLoop
 from stream.kafka import KafkaClientConfig
 from stream.store import read_to_sentinel, read_to_sentinel_at
+from stream.view import StaffingConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,14 @@ class AlertRunner(BackgroundLoop):
 
     def __init__(self, *, kafka: KafkaClientConfig, scopes_topic: str, alert_state_topic: str, alerts_topic: str,
                  partitions: int, bucket_s: int, rules: RulesFeed, tick_s: float = 0.5, full_every_s: float = 10.0,
-                 coalesce_s: float = 0.1, fetch_max_wait_ms: int = 100, census_every_s: float = 60.0) -> None:
+                 coalesce_s: float = 0.1, fetch_max_wait_ms: int = 100, census_every_s: float = 60.0,
+                 staffing: StaffingConfig | None = None) -> None:
         self.kafka = kafka
         self.scopes_topic = scopes_topic
         self.alert_state_topic = alert_state_topic
         self.alerts_topic = alerts_topic
         self.rules = rules
-        self.evaluator = ScopeEvaluator(bucket_s, partitions)
+        self.evaluator = ScopeEvaluator(bucket_s, partitions, staffing)
         self.tick_s = tick_s
         self.full_every_s = full_every_s
         self.coalesce_s = coalesce_s

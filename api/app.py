@@ -207,7 +207,7 @@ async def database_down(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     hosts = settings.trusted_hosts  # refuses to start beyond loopback without SQM_API_ALLOWED_HOSTS
-    view = View(settings.bucket_s, settings.effective_scope_caps)
+    view = View(settings.bucket_s, settings.effective_scope_caps, staffing=settings.staffing_config)
     file_targets = load_targets(settings.kpi_targets_file)
     targets = PeriodicSnapshot("targets", lambda: Targets(file_targets), Targets(file_targets))
     live = LiveSampler(view)

@@ -27,6 +27,7 @@ from db.schema import TargetRow
 from stream.clock import utcnow
 from stream.kpis import KPI_BY_NAME, LIVE_KPIS
 from stream.scopes import SCOPE_KINDS, is_valid_scope, kind_of
+from stream.view import StaffingConfig
 
 Source = Literal["file", "api"]
 
@@ -68,6 +69,16 @@ def load_targets(path: str | None) -> dict[tuple[str, str], float]:
         return {}
     data = yaml.safe_load(Path(path).read_text()) or {}
     return {(t.scope, t.kpi): t.target for t in TargetFile.model_validate(data).targets}
+
+
+def staffing_config(targets: dict[tuple[str, str], float], *, default_handle_s: float,
+                    thresholds: dict[str, float], default_threshold_s: float) -> StaffingConfig:
+    """Erlang C's inputs besides the view: each queue's `service_level` target of the targets file
+    (`queue:*` for the others, 80 % without one) and service-level threshold (the KPI workers')."""
+    per_queue = {scope.removeprefix("queue:"): v for (scope, kpi), v in targets.items()
+                 if kpi == "service_level" and scope.startswith("queue:") and scope != "queue:*"}
+    return StaffingConfig(default_handle_s, dict(thresholds), default_threshold_s, per_queue,
+                          targets.get(("queue:*", "service_level"), 0.80))
 
 
 @dataclass

@@ -20,6 +20,7 @@ from stream.caps import DEFAULT_CAPS
 from stream.events import TYPES_BY_TOPIC
 from stream.folds import KpiConfig
 from stream.kafka import KafkaClientConfig
+from stream.view import StaffingConfig
 
 AgentStateName = Literal["available", "on_contact", "after_contact_work", "away", "offline"]
 
@@ -101,6 +102,8 @@ class Settings(BaseSettings):
     short_abandon_default: float = Field(5.0, description="short-abandon cut-off of the other queues, seconds")
     call_horizon_s: float = Field(4 * 3600.0, gt=0, description="a call offered longer ago and never answered "
                                   "or abandoned leaves the live state (calls_waiting), seconds")
+    default_handle_s: float = Field(300.0, gt=0, description="Erlang C's handle time of a queue with no call.ended "
+                                    "in the last hour, seconds (workforce.md)")
     agent_state_map: dict[str, AgentStateName] = Field({}, description="vendor agent state names and the "
                                                        "contract's state each counts as (JSON map, e.g. "
                                                        '{"Not Ready": "away", "ACW": "after_contact_work"})')
@@ -256,6 +259,15 @@ class Settings(BaseSettings):
     @property
     def deadletter_topic(self) -> str:
         return self.topic("deadletter")
+
+    @cached_property
+    def staffing_config(self) -> StaffingConfig:
+        """Erlang C's inputs besides the view: the targets file's service-level targets per queue,
+        the KPI workers' thresholds, the default handle time."""
+        from api.targets import load_targets, staffing_config  # the API's reading of the targets file
+
+        return staffing_config(load_targets(self.kpi_targets_file), default_handle_s=self.default_handle_s,
+                               thresholds=dict(self.sl_thresholds), default_threshold_s=self.sl_default_threshold)
 
     @cached_property
     def kpi_config(self) -> KpiConfig:

@@ -99,7 +99,8 @@ def kpi_table() -> str:
         rows.append(f"| `{k.name}` | `{metric_name(k.name)}` | {k.unit} | {better} | {k.help} |")
     for d in LIVE:
         kinds = ", ".join(sorted(d.kinds))
-        rows.append(f"| `{d.name}` | `{metric_name(d.name)}` | {d.unit} | lower | live state ({kinds}): {d.help} |")
+        better = "higher" if d.higher_is_better else "lower"
+        rows.append(f"| `{d.name}` | `{metric_name(d.name)}` | {d.unit} | {better} | live state ({kinds}): {d.help} |")
     return "\n".join(rows)
 
 

@@ -66,7 +66,7 @@ def build_parts(settings: Settings) -> Parts:
                            partitions=settings.partitions, bucket_s=settings.bucket_s, rules=rules,
                            tick_s=settings.alert_tick_s, full_every_s=settings.alert_full_eval_s,
                            coalesce_s=settings.alert_coalesce_s, fetch_max_wait_ms=settings.fetch_max_wait_ms,
-                           census_every_s=settings.alert_census_s)
+                           census_every_s=settings.alert_census_s, staffing=settings.staffing_config)
     processor = Processor(store, settings.kpi_config, settings.bucket_s, settings.ticket_horizon_s)
     return Parts(settings, store, processor, rules, alerting)
 

@@ -67,6 +67,7 @@ class KpiConfig:
     agent_totals: bool = False
     # a vendor's agent state names -> the contract's five (events.validate)
     agent_state_map: dict[str, str] = field(default_factory=dict)
+    agent_horizon_s: float = 12 * 3600.0  # an agent with no event for this long leaves the live state
 
     def fr_target(self, tier: str) -> float:
         return self.fr_targets.get(tier, self.fr_default_target)

@@ -77,6 +77,8 @@ KPI_BY_NAME = {k.name: k for k in KPIS}
 
 TICKET_KINDS = frozenset({"all", "team", "agent", "channel", "tier"})  # scopes tickets have (no queue)
 CALL_KINDS = frozenset({"all", "team", "queue", "channel", "tier"})  # scopes waiting calls have (no agent yet)
+AGENT_KINDS = frozenset({"all", "team", "queue"})  # scopes agents count in (workforce.md)
+QUEUE_KINDS = frozenset({"queue"})  # staffing is per queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class LiveDef:
     unit: str
     kinds: frozenset[str]  # scope kinds it is reported for
     help: str
+    higher_is_better: bool = False
 
 
 LIVE: tuple[LiveDef, ...] = (
@@ -98,10 +101,27 @@ LIVE: tuple[LiveDef, ...] = (
             "age of the oldest open ticket without a first response (count: such tickets)"),
     LiveDef("calls_waiting", "count", CALL_KINDS, "calls offered and not yet answered or abandoned"),
     LiveDef("longest_wait_s", "seconds", CALL_KINDS, "now minus the offer time of the oldest waiting call"),
+    LiveDef("agents_staffed", "count", AGENT_KINDS, "agents whose state is not offline", True),
+    LiveDef("agents_available", "count", AGENT_KINDS, "agents available for a contact", True),
+    LiveDef("agents_on_contact", "count", AGENT_KINDS, "agents on a contact"),
+    LiveDef("agents_after_contact_work", "count", AGENT_KINDS, "agents in after-contact work"),
+    LiveDef("agents_away", "count", AGENT_KINDS, "agents logged in and not taking contacts (break, lunch, ...)"),
+    LiveDef("longest_available_s", "seconds", AGENT_KINDS, "now minus the since of the agent longest available"),
+    LiveDef("longest_away_s", "seconds", AGENT_KINDS, "now minus the since of the agent longest away"),
+    LiveDef("longest_after_contact_work_s", "seconds", AGENT_KINDS,
+            "now minus the since of the agent longest in after-contact work"),
+    # Erlang C per queue (stream/erlang.py): lambda from calls_offered over 15m, handle time aht_s over 1h
+    LiveDef("traffic_erlangs", "count", QUEUE_KINDS, "offered traffic A = lambda x handle time (Erlangs)"),
+    LiveDef("required_agents", "count", QUEUE_KINDS, "smallest N > A whose Erlang C service level meets the target"),
+    LiveDef("staffing_gap", "count", QUEUE_KINDS, "agents staffed minus away minus required_agents (negative: short)",
+            True),
+    LiveDef("predicted_service_level", "ratio", QUEUE_KINDS,
+            "Erlang C service level with the agents staffed minus away", True),
 )
 LIVE_KPIS = tuple(d.name for d in LIVE)
 LIVE_BY_NAME = {d.name: d for d in LIVE}
-LOWER_IS_BETTER = frozenset(k.name for k in KPIS if not k.higher_is_better) | frozenset(LIVE_KPIS)
+LOWER_IS_BETTER = frozenset(k.name for k in KPIS if not k.higher_is_better) | \
+    frozenset(d.name for d in LIVE if not d.higher_is_better)
 
 
 def compute(acc: Acc) -> dict[str, Kpi]:

@@ -10,6 +10,7 @@ bucket and ticket records again, partition = scope's hash) and the alert-state t
 | `BucketKey` | `["b", topic, p, scope, bucket]` | `BucketValue`: watermark + KPI accumulator |
 | `TicketKey` | `["t", p, ticket_id]` | `Ticket` (stream/tickets.py), or a tombstone when it left the state |
 | `CallKey` | `["k", p, call_id]` | `Call` (stream/calls.py): a call waiting now; tombstone once it is not |
+| `AgentKey` | `["g", p, agent]` | `Agent` (stream/agents.py): the agent's live state; tombstone past the horizon |
 | `CommentKey` | `["m", p, survey_id]` | `Comment`: a recent low-score survey comment; tombstone once evicted |
 | `DedupeKey` | `["d", topic, p, base, run, chunk]` | `DedupeChunk`: part of a run of remembered ids (stream/dedupe) |
 | `CountersKey` | `["c", topic, p]` | `Counters`: events by type, dead letters by reason, late, duplicates |
@@ -60,6 +61,12 @@ class TicketKey:
 class CallKey:
     partition: int
     call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentKey:
+    partition: int
+    agent: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +121,8 @@ class SentinelKey:
         return cls(uuid.uuid4().hex)
 
 
-Key = (BucketKey | TicketKey | CallKey | CommentKey | DedupeKey | CountersKey | TotalKey | HeartbeatKey | AlertKey
-       | SentinelKey)
+Key = (BucketKey | TicketKey | CallKey | AgentKey | CommentKey | DedupeKey | CountersKey | TotalKey | HeartbeatKey
+       | AlertKey | SentinelKey)
 
 
 def encode_key(key: Key) -> bytes:
@@ -126,6 +133,8 @@ def encode_key(key: Key) -> bytes:
             return orjson.dumps(["t", p, tid])
         case CallKey(p, cid):
             return orjson.dumps(["k", p, cid])
+        case AgentKey(p, name):
+            return orjson.dumps(["g", p, name])
         case CommentKey(p, sid):
             return orjson.dumps(["m", p, sid])
         case DedupeKey(topic, p, first, run, chunk):
@@ -166,6 +175,8 @@ def decode_key(raw: bytes | None) -> Key | None:
             return TicketKey(p, tid)
         case ["k", p, str(cid)] if _int(p):
             return CallKey(p, cid)
+        case ["g", p, str(name)] if _int(p):
+            return AgentKey(p, name)
         case ["m", p, str(sid)] if _int(p):
             return CommentKey(p, sid)
         case ["d", str(topic), p, first, str(run), chunk] if _int(p) and _int(first) and _int(chunk) and run:

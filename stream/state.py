@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from stream.agents import Agent
+from stream.agents import transition as agent_transition
 from stream.calls import Call
 from stream.calls import transition as call_transition
 from stream.caps import ScopeIndex
@@ -26,6 +28,7 @@ from stream.dedupe import DedupeIndex
 from stream.events import AgentStateChanged, CallEvent, Event, Rejected, SurveySubmitted, TicketEvent, decode
 from stream.folds import FIELDS, Acc, KpiConfig, contribution
 from stream.records import (
+    AgentKey,
     BucketKey,
     BucketValue,
     CallKey,
@@ -91,12 +94,14 @@ class PartitionState:
         self.buckets: dict[tuple[str, str, int], Bucket] = {}
         self.tickets: dict[str, Ticket] = {}
         self.calls: dict[str, Call] = {}
+        self.agents: dict[str, Agent] = {}
         self.comments: dict[str, Comment] = {}
         self.counters: dict[str, Counters] = {}
         self.seen: dict[str, DedupeIndex] = {}  # per topic: event ids within DEDUPE_HORIZON_S
         self._dirty_buckets: set[tuple[str, str, int]] = set()
         self._dirty_tickets: set[str] = set()
         self._dirty_calls: dict[str, tuple[str, ...]] = {}  # call id -> its scopes
+        self._dirty_agents: dict[str, set[str]] = {}  # agent -> the scopes it was or is in
         self._dirty_comments: set[str] = set()
         self._ticket_scopes_before: dict[str, list[str]] = {}
         self._dirty_counters: set[str] = set()
@@ -144,7 +149,8 @@ class PartitionState:
             for kind in over:
                 c.over[kind] = c.over.get(kind, 0) + 1
         if isinstance(ev, AgentStateChanged):
-            return ev  # agent time in state is kept per agent, not in the KPI buckets
+            self._apply_agent(ev, offset, now)
+            return ev
         if topic == "tickets":
             self._apply_ticket(ev, offset, now)  # type: ignore[arg-type]
         elif topic == "calls":
@@ -218,6 +224,21 @@ class PartitionState:
         self.calls[cid] = nxt
         self._dirty_calls[cid] = tuple(nxt.scopes())
 
+    def _apply_agent(self, ev: AgentStateChanged, offset: int, now: float) -> None:
+        name = ev.agent
+        cur = self.agents.get(name)
+        ts = ev.ts.timestamp()
+        if ts < now - self.cfg.agent_horizon_s:
+            return  # it would leave at once
+        nxt = agent_transition(cur, ev.team, ev.queues, ev.state, ev.reason, ts, offset)
+        if nxt is None:
+            return  # older than the agent's newest event (or replayed)
+        self.agents[name] = nxt
+        scopes = self._dirty_agents.setdefault(name, set())
+        if cur is not None:
+            scopes.update(cur.scopes(name))
+        scopes.update(nxt.scopes(name))
+
     def _apply_comment(self, ev: SurveySubmitted, offset: int) -> None:
         low = (ev.csat is not None and ev.csat <= 2) or (ev.nps is not None and ev.nps <= 6)
         if not (low and ev.comment and ev.comment.strip()):
@@ -261,6 +282,11 @@ class PartitionState:
             rec = (encode_key(CallKey(p, cid)), c.to_bytes() if c else None)
             out.append(rec)
             scoped.append((call_scopes, rec))
+        for name, agent_scopes in self._dirty_agents.items():
+            a = self.agents.get(name)
+            rec = (encode_key(AgentKey(p, name)), a.to_bytes() if a else None)
+            out.append(rec)
+            scoped.append((tuple(sorted(agent_scopes)), rec))
         for sid in self._dirty_comments:
             m = self.comments.get(sid)
             out.append((encode_key(CommentKey(p, sid)), m.to_bytes() if m else None))
@@ -274,6 +300,7 @@ class PartitionState:
         self._dirty_buckets.clear()
         self._dirty_tickets.clear()
         self._dirty_calls.clear()
+        self._dirty_agents.clear()
         self._dirty_comments.clear()
         self._dirty_counters.clear()
         return Drained(out, scoped)
@@ -299,6 +326,9 @@ class PartitionState:
         call_horizon = now - self.cfg.call_horizon_s
         for cid in [cid for cid, c in self.calls.items() if c.offered_at < call_horizon]:
             self._dirty_calls[cid] = tuple(self.calls.pop(cid).scopes())
+        agent_horizon = now - self.cfg.agent_horizon_s
+        for name in [n for n, a in self.agents.items() if a.ts < agent_horizon]:
+            self._dirty_agents.setdefault(name, set()).update(self.agents.pop(name).scopes(name))
         for sid in [sid for sid, m in self.comments.items() if m.ts <= now - LONGEST]:
             del self.comments[sid]
             self._dirty_comments.add(sid)
@@ -335,6 +365,13 @@ class PartitionState:
                     call = Call.from_bytes(vraw)
                     if cid not in self.calls or call.wm > self.calls[cid].wm:
                         self.calls[cid] = call
+                case AgentKey(kp, name) if kp == p:
+                    if vraw is None:
+                        self.agents.pop(name, None)
+                        continue
+                    agent = Agent.from_bytes(vraw)
+                    if name not in self.agents or agent.wm > self.agents[name].wm:
+                        self.agents[name] = agent
                 case CommentKey(kp, sid) if kp == p:
                     if vraw is None:
                         self.comments.pop(sid, None)

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+from stream.agents import COUNTED, Agent, AgentCounts, AgentIndex
 from stream.calls import Call, CallIndex, Waiting
 from stream.caps import DEFAULT_CAPS, OTHER
+from stream.erlang import Staffing, staffing
 from stream.folds import FIELDS, Acc
-from stream.kpis import CALL_KINDS, KPI_BY_NAME, LIVE_BY_NAME, TICKET_KINDS, Kpi, compute
+from stream.kpis import AGENT_KINDS, CALL_KINDS, KPI_BY_NAME, LIVE_BY_NAME, TICKET_KINDS, Kpi, compute
 from stream.records import (
+    AgentKey,
     BucketKey,
     BucketValue,
     CallKey,
@@ -39,6 +43,25 @@ from stream.scopes import kind_of
 from stream.tickets import AT_RISK_SHARE, LiveCounts, LiveIndex, Ticket
 from stream.windows import LONGEST, WINDOWS, bucket_of, window_start_bucket
 
+
+@dataclass(frozen=True)
+class StaffingConfig:
+    """What Erlang C needs besides the view (docs/workforce.md "Staffing"): the handle time while a
+    queue has no call.ended in the last hour, and each queue's service-level threshold and target."""
+
+    default_handle_s: float = 300.0
+    thresholds: Mapping[str, float] = field(default_factory=dict)  # queue -> T (the KPI workers' setting)
+    default_threshold_s: float = 20.0
+    targets: Mapping[str, float] = field(default_factory=dict)  # queue -> SL* (a service_level target)
+    default_target: float = 0.80
+
+    def threshold(self, queue: str) -> float:
+        return self.thresholds.get(queue, self.default_threshold_s)
+
+    def target(self, queue: str) -> float:
+        return self.targets.get(queue, self.default_target)
+
+
 RECENT_S = 120  # buckets this recent are merged per query instead of cached (late events change them)
 
 
@@ -49,8 +72,10 @@ class _Contribution:
 
 
 class View:
-    def __init__(self, bucket_s: int, caps: dict[str, int] | None = None) -> None:
+    def __init__(self, bucket_s: int, caps: dict[str, int] | None = None,
+                 staffing: StaffingConfig | None = None) -> None:
         self.bucket_s = bucket_s
+        self.staffing_cfg = staffing or StaffingConfig()
         self.caps = dict(DEFAULT_CAPS if caps is None else caps)
         # scope -> bucket -> (topic, partition) -> contribution
         self._buckets: dict[str, dict[int, dict[tuple[str, int], _Contribution]]] = defaultdict(dict)
@@ -68,6 +93,8 @@ class View:
         self._live = LiveIndex()
         self._calls = CallIndex()
         self._waiting: dict[tuple[int, str], Call] = {}
+        self.agents: dict[tuple[int, str], Agent] = {}
+        self._agents = AgentIndex()
 
     # -- feeding --------------------------------------------------------------------------
     def apply(self, kraw: bytes | None, vraw: bytes | None) -> tuple[str, ...]:
@@ -87,6 +114,8 @@ class View:
                 return self._apply_ticket((p, tid), vraw)
             case CallKey(p, cid):
                 return self._apply_call((p, cid), vraw)
+            case AgentKey(p, name):
+                return self._apply_agent((p, name), vraw)
             case CommentKey(p, sid):
                 if vraw is None:
                     self.comments.pop((p, sid), None)
@@ -153,6 +182,22 @@ class View:
             self._waiting[k] = new
         self._calls.replace(old, new)
         return tuple(which.scopes())
+
+    def _apply_agent(self, k: tuple[int, str], vraw: bytes | None) -> tuple[str, ...]:
+        old = self.agents.get(k)
+        new = Agent.from_bytes(vraw) if vraw is not None else None
+        which = new or old
+        if which is None or (new is not None and old is not None and new.wm < old.wm):
+            return ()
+        if new is None:
+            del self.agents[k]
+        else:
+            self.agents[k] = new
+        self._agents.replace(k[1], old, new)
+        scopes = set(which.scopes(k[1]))
+        if old is not None:
+            scopes.update(old.scopes(k[1]))
+        return tuple(scopes)
 
     def expire(self, *, now: float) -> None:
         oldest = bucket_of(now - LONGEST, self.bucket_s)
@@ -240,7 +285,41 @@ class View:
             w = self._calls.of(scope)
             out["calls_waiting"] = (float(w.calls), w.calls)
             out["longest_wait_s"] = (w.longest_wait_s(now), w.calls)
+        if kind in AGENT_KINDS:
+            ac = self._agents.of(scope)
+            out["agents_staffed"] = (float(ac.staffed), ac.staffed)
+            for state in COUNTED:
+                n = ac.by_state.get(state, 0)
+                out[f"agents_{state}"] = (float(n), n)
+            for state in ("available", "away", "after_contact_work"):
+                out[f"longest_{state}_s"] = (ac.longest_s(state, now), ac.by_state.get(state, 0))
+        if kind == "queue":
+            s, offered = self.staffing(scope, now=now)
+            out["traffic_erlangs"] = (s.traffic_erlangs, offered)
+            out["required_agents"] = (float(s.required_agents), offered)
+            out["staffing_gap"] = (float(s.staffing_gap), offered)
+            out["predicted_service_level"] = (s.predicted_service_level, offered)
         return out
+
+    def staffing(self, scope: str, *, now: float) -> tuple[Staffing, int]:
+        """Erlang C for a queue scope, and the calls offered in the last 15 minutes it rests on: λ from
+        them, the handle time from aht_s over 1 h (the default while no call ended), the agents
+        staffed minus away (workforce.md)."""
+        cfg, queue = self.staffing_cfg, scope.removeprefix("queue:")
+        offered = self.window_acc(scope, "15m", now=now).offered
+        hour = self.window_acc(scope, "1h", now=now)
+        handle = hour.handle_sum / hour.ended if hour.ended else cfg.default_handle_s
+        ac = self._agents.of(scope)
+        s = staffing(lambda_per_s=offered / WINDOWS["15m"], handle_s=handle, threshold_s=cfg.threshold(queue),
+                     target=cfg.target(queue), agents=ac.staffed - ac.by_state.get("away", 0))
+        return s, int(offered)
+
+    def agents_of(self, scope: str) -> AgentCounts:
+        return self._agents.of(scope)
+
+    def agent_list(self, scope: str) -> list[tuple[str, Agent]]:
+        """The agents of a scope (every state, offline included), by name."""
+        return sorted((name, a) for (_, name), a in self.agents.items() if scope in a.scopes(name))
 
     def scopes(self, *, now: float) -> list[str]:
         """The scopes with figures, at most `caps[kind]` values per kind (plus `<kind>:other`).
@@ -251,7 +330,8 @@ class View:
         """
         oldest = bucket_of(now - LONGEST, self.bucket_s)
         active = {s: n for s, bs in self._buckets.items() if (n := sum(1 for b in bs if b >= oldest))}
-        found = {*active, *self._live.scopes, *self._calls.scopes}
+        found = {*active, *self._live.scopes, *self._calls.scopes,
+                 *(s for s in self._agents.scopes if kind_of(s) in AGENT_KINDS)}
         by_kind: dict[str, list[str]] = defaultdict(list)
         for scope in found:
             by_kind[kind_of(scope)].append(scope)
@@ -266,7 +346,8 @@ class View:
         return sorted(out)
 
     def has_scope(self, scope: str, *, now: float) -> bool:
-        return scope == "all" or scope in self._buckets or scope in self._live.scopes or scope in self._calls.scopes
+        return scope == "all" or scope in self._buckets or scope in self._live.scopes or scope in self._calls.scopes \
+            or scope in self._agents.scopes
 
     def kpi(self, scope: str, kpi: str, window: str, *, now: float) -> Kpi:
         """One KPI as /v1/kpis gives it: a windowed one over `window`, a live-state one now (any

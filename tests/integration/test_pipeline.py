@@ -12,6 +12,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from services.loadgen import agent_state, call, lifecycles, random_stream, survey, ticket
+from stream.erlang import required_agents
 from tests.support import oracle
 from tests.support.stack import Stack, produce, wait_for
 
@@ -57,6 +58,36 @@ def mixed_stream(now: float, n: int, seed: int) -> tuple[list[dict[str, Any]], l
     return events, mixed, len(mixed)  # every message: valid (late included), duplicate or dead-lettered
 
 
+def agent_stream(now: float, n: int, seed: int) -> list[dict[str, Any]]:
+    """Agent states of 12 agents, a tenth of them out of order by up to two minutes."""
+    rnd = random.Random(seed)
+    states = ["available", "on_contact", "after_contact_work", "away", "offline"]
+    out = []
+    for i in range(n):
+        ts = now - 600 + i * 500 / n - (rnd.uniform(0, 120) if rnd.random() < 0.1 else 0)
+        state = rnd.choice(states)
+        extra: dict[str, Any] = {"team": rnd.choice(["billing", "tech"])}
+        if state == "away":
+            extra["reason"] = rnd.choice(["break", "lunch"])
+        if rnd.random() < 0.3:
+            extra["queues"] = rnd.choice([["q1"], ["q1", "q2"], []])
+        out.append(agent_state(ts, f"ag{rnd.randrange(12)}", state, **extra))
+    return out
+
+
+def assert_agents(stack: Stack, events: list[dict[str, Any]]) -> None:
+    """The live agent figures and GET /v1/agents against the oracle (workforce.md)."""
+    at = time.time()
+    for scope in ("all", "team:billing", "team:tech", "queue:q1", "queue:q2"):
+        got, want = stack.kpis(scope, "5m"), oracle.live(events, scope, at)
+        for name in [k for k in want if k.startswith(("agents_", "longest_a"))]:
+            assert got[name]["count"] == want[name][1], (scope, name, got[name], want[name])
+    listed = httpx.get(stack.url + "/v1/agents", params={"scope": "all"}).json()["agents"]
+    want_agents = oracle.agents(events)
+    assert {a["agent"]: (a["state"], a["reason"], tuple(a["queues"])) for a in listed} == \
+        {n: (a["state"], a["reason"], a["queues"]) for n, a in want_agents.items()}
+
+
 def assert_oracle(stack: Stack, events: list[dict[str, Any]], now: float) -> None:
     for scope in SCOPES:
         for window in WINDOWS:
@@ -99,6 +130,9 @@ def test_stream_with_duplicates_and_bad_messages_matches_oracle(stack: Stack) ->
 def test_kill_9_mid_stream_then_restart_matches_oracle(stack: Stack) -> None:
     now = time.time()
     events, mixed, counted = mixed_stream(now, 4000, seed=2)
+    agents = agent_stream(now, 600, seed=2)
+    interleaved = [m for pair in zip(mixed[:len(agents)], agents, strict=True) for m in pair]
+    events, mixed, counted = events + agents, interleaved + mixed[len(agents):], counted + len(agents)
     stack.worker()
     stack.api()
     half = len(mixed) // 2
@@ -111,6 +145,7 @@ def test_kill_9_mid_stream_then_restart_matches_oracle(stack: Stack) -> None:
     time.sleep(1.0)  # anything counted twice would show up now
     assert stack.seen_messages() == counted
     assert_oracle(stack, events, now)
+    assert_agents(stack, events)
 
 
 def test_two_workers_share_partitions_and_agree_with_oracle(stack: Stack) -> None:
@@ -203,3 +238,17 @@ def test_live_calls_and_tickets_reach_kpis_metrics_and_the_ticket_list(stack: St
     waiting = [t for t in body["tickets"] if not t["responded"]]
     assert [t["due_at"] for t in waiting] == sorted(t["due_at"] for t in waiting)  # most urgent first
     assert httpx.get(stack.url + "/v1/tickets", params={"scope": "queue:q1"}).status_code == 422
+    # Erlang C per queue, on the figures /v1/kpis gives (the arithmetic itself: tests/unit/test_erlang.py)
+    st = httpx.get(stack.url + "/v1/staffing", params={"scope": "queue:q1"}).json()["queues"][0]
+    k15, k1h = stack.kpis("queue:q1", "15m"), stack.kpis("queue:q1", "1h")
+    assert st["calls_offered_15m"] == k15["calls_offered"]["count"] > 0
+    assert st["lambda_per_s"] == st["calls_offered_15m"] / 900
+    assert st["handle_time_s"] == (k1h["aht_s"]["value"] or 300.0)
+    a = st["lambda_per_s"] * st["handle_time_s"]
+    assert st["traffic_erlangs"] == a and st["required_agents"] == required_agents(
+        a, threshold_s=st["threshold_s"], handle_s=st["handle_time_s"], target=st["target"])
+    assert (st["threshold_s"], st["target"]) == (20.0, 0.8)  # the defaults: the queue:* target of the file
+    assert st["staffing_gap"] == -st["required_agents"] and st["agents_staffed"] == 0  # no agent events here
+    assert k15["required_agents"]["value"] == st["required_agents"]
+    assert stack.metrics()["sqm_required_agents{kind=queue,scope=queue:q1}"] == st["required_agents"]
+    assert httpx.get(stack.url + "/v1/staffing", params={"scope": "team:billing"}).status_code == 422

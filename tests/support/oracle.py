@@ -121,6 +121,25 @@ def assert_matches(actual: dict[str, dict[str, Any]], expected: dict[str, tuple[
 
 LIVE_TICKET_KINDS = ("all", "team", "agent", "channel", "tier")
 LIVE_CALL_KINDS = ("all", "team", "queue", "channel", "tier")
+LIVE_AGENT_KINDS = ("all", "team", "queue")
+
+
+def agents(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """workforce.md "Agent live state", in stream order (the offset is the position): the newest event
+    (ts, then offset) wins; a state is set at its event's ts unless it repeats the current state and
+    reason; absent queues keep the last ones."""
+    out: dict[str, dict[str, Any]] = {}
+    for offset, e in enumerate(unique(events)):
+        if e["type"] != "agent.state":
+            continue
+        ts, cur = _t(e["ts"]), out.get(e["agent"])
+        if cur is not None and (ts, offset) <= cur["newest"]:
+            continue
+        same = cur is not None and (cur["state"], cur["reason"]) == (e["state"], e.get("reason"))
+        out[e["agent"]] = {"newest": (ts, offset), "state": e["state"], "reason": e.get("reason"), "team": e["team"],
+                           "since": cur["since"] if same and cur else ts,
+                           "queues": tuple(e["queues"]) if "queues" in e else (cur["queues"] if cur else ())}
+    return out
 
 
 def live(events: list[dict[str, Any]], scope: str, now: float, fr_target: dict[str, float] | None = None,
@@ -186,4 +205,15 @@ def live(events: list[dict[str, Any]], scope: str, now: float, fr_target: dict[s
         oldest = min((c["offered"] for c in mine_calls), default=None)
         out["calls_waiting"] = (float(len(mine_calls)), len(mine_calls), [])
         out["longest_wait_s"] = (max(0.0, now - oldest) if oldest is not None else None, len(mine_calls), [])
+    if kind in LIVE_AGENT_KINDS:
+        mine_agents = [a for name, a in agents(events).items()
+                       if scope in {"all", f"team:{a['team']}", *(f"queue:{q}" for q in a["queues"])}]
+        staffed = sum(a["state"] != "offline" for a in mine_agents)
+        out["agents_staffed"] = (float(staffed), staffed, [])
+        for state in ("available", "on_contact", "after_contact_work", "away"):
+            n = sum(a["state"] == state for a in mine_agents)
+            out[f"agents_{state}"] = (float(n), n, [])
+        for state in ("available", "away", "after_contact_work"):
+            sinces = [a["since"] for a in mine_agents if a["state"] == state]
+            out[f"longest_{state}_s"] = (max(0.0, now - min(sinces)) if sinces else None, len(sinces), [])
     return out

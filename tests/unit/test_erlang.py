@@ -4,41 +4,13 @@ sums A^k/k! in 60-digit decimal arithmetic (no recursion, no floats), from 0.1 t
 from __future__ import annotations
 
 import math
-from decimal import Decimal, getcontext
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.erlang import erlang_c, required_agents, service_level, staffing, traffic
-
-getcontext().prec = 60
-
-
-def p_wait_reference(n: int, a: float) -> Decimal:
-    """The spec's P_wait(N) = (A^N/N! · N/(N−A)) / (Σ_{k<N} A^k/k! + A^N/N! · N/(N−A))."""
-    if n <= a:
-        return Decimal(1)
-    big_a, term, total = Decimal(repr(a)), Decimal(1), Decimal(0)
-    for k in range(n):
-        total += term  # term = A^k/k!
-        term = term * big_a / (k + 1)
-    last = term * n / (n - big_a)
-    return last / (total + last)
-
-
-def sl_reference(n: int, a: float, t: float, h: float) -> float:
-    if n <= a:
-        return 0.0
-    return float(1 - p_wait_reference(n, a) * Decimal(-(n - a) * t / h).exp())
-
-
-def required_reference(a: float, t: float, h: float, target: float) -> int:
-    n = math.floor(a) + 1
-    while sl_reference(n, a, t, h) < target:
-        n += 1
-    return n
-
+from tests.support.erlang_reference import p_wait_reference, required_reference, sl_reference
 
 # (calls per hour, handle time s): a small queue to a centre of several thousand Erlangs
 CASES = [(6, 240), (60, 300), (120, 180), (600, 300), (2_000, 420), (12_000, 300), (60_000, 300)]

@@ -1,0 +1,97 @@
+"""GET /v1/agents: the agents of a scope now, from the view (the board's agent grid)."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from api.deps import ReadAuthenticated, ViewDep
+from stream.clock import rfc3339
+from stream.kpis import AGENT_KINDS
+from stream.scopes import kind_of
+
+router = APIRouter(prefix="/v1", tags=["workforce"], dependencies=[ReadAuthenticated])
+AgentStateName = Literal["available", "on_contact", "after_contact_work", "away", "offline"]
+
+
+class AgentNow(BaseModel):
+    agent: str
+    team: str
+    state: AgentStateName
+    reason: str | None
+    since: str = Field(description="RFC 3339 UTC: when the agent entered this state (and reason)")
+    in_state_s: float = Field(description="seconds in this state, now")
+    queues: list[str]
+
+
+class AgentsResponse(BaseModel):
+    scope: str
+    as_of: str
+    agents: list[AgentNow]
+
+
+@router.get("/agents", response_model=AgentsResponse,
+            responses={404: {"description": "unknown scope"}, 422: {"description": "a scope agents do not count in"}})
+async def get_agents(view: ViewDep, scope: str = Query("all", max_length=140),
+                     state: list[AgentStateName] | None = Query(None, description="only these states (repeatable)"),
+                     ) -> AgentsResponse:
+    """The agents of `all`, a `team:`, a `queue:` (those who serve it) or one `agent:`, by name, offline
+    ones included with state `offline` until they leave the live state (the agent horizon)."""
+    now = time.time()
+    if kind_of(scope) not in AGENT_KINDS | {"agent"}:
+        raise HTTPException(422, f"agents do not count in {kind_of(scope)} scopes")
+    if not view.has_scope(scope, now=now):
+        raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
+    wanted = set(state) if state else None
+    rows = [AgentNow(agent=name, team=a.team, state=a.state, reason=a.reason,
+                     since=rfc3339(a.since), in_state_s=max(0.0, now - a.since), queues=list(a.queues))
+            for name, a in view.agent_list(scope) if wanted is None or a.state in wanted]
+    return AgentsResponse(scope=scope, as_of=rfc3339(now), agents=rows)
+
+
+class QueueStaffing(BaseModel):
+    scope: str
+    traffic_erlangs: float = Field(description="A = λ·h")
+    required_agents: int = Field(description="smallest N > A whose Erlang C service level meets the target")
+    agents_staffed: int
+    agents_away: int
+    staffing_gap: int = Field(description="agents_staffed − agents_away − required_agents (negative: short)")
+    predicted_service_level: float | None = Field(description="SL with the agents staffed minus away; null "
+                                                  "without traffic")
+    calls_offered_15m: int
+    lambda_per_s: float = Field(description="calls_offered over 15m / 900 s")
+    handle_time_s: float = Field(description="aht_s over 1h (the default handle time without call.ended)")
+    threshold_s: float = Field(description="the queue's service-level threshold T")
+    target: float = Field(description="the queue's service-level target SL*")
+
+
+class StaffingResponse(BaseModel):
+    as_of: str
+    queues: list[QueueStaffing]
+
+
+@router.get("/staffing", response_model=StaffingResponse, responses={404: {"description": "unknown scope"},
+                                                                      422: {"description": "not a queue scope"}})
+async def get_staffing(view: ViewDep, scope: str | None = Query(None, max_length=140,
+                                                                 description="one queue:; every queue without")
+                       ) -> StaffingResponse:
+    """Erlang C per queue (docs/workforce.md), with the inputs it used."""
+    now = time.time()
+    if scope is not None and kind_of(scope) != "queue":
+        raise HTTPException(422, "staffing is per queue: scope=queue:<name>")
+    if scope is not None and not view.has_scope(scope, now=now):
+        raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
+    scopes = [scope] if scope is not None else [s for s in view.scopes(now=now) if kind_of(s) == "queue"]
+    out = []
+    for s in scopes:
+        st, offered = view.staffing(s, now=now)
+        ac = view.agents_of(s)
+        out.append(QueueStaffing(scope=s, traffic_erlangs=st.traffic_erlangs, required_agents=st.required_agents,
+                                 agents_staffed=ac.staffed, agents_away=ac.by_state.get("away", 0),
+                                 staffing_gap=st.staffing_gap, predicted_service_level=st.predicted_service_level,
+                                 calls_offered_15m=offered, lambda_per_s=st.lambda_per_s,
+                                 handle_time_s=st.handle_time_s, threshold_s=st.threshold_s, target=st.target))
+    return StaffingResponse(as_of=rfc3339(now), queues=out)

@@ -1,0 +1,138 @@
+"""Live agent state (docs/workforce.md "Agent live state"): who is available now. No I/O, no clock.
+
+One `Agent` per agent: the state, reason, queues and team of its newest event, and `since`, the `ts`
+of the event that set that state. An agent counts in `all`, its team's scope, the queue scopes of the
+queues it serves and its own `agent:` scope. Per scope:
+
+    agents_staffed                 agents whose state is not offline
+    agents_<state>                 agents in that state (available, on_contact, after_contact_work, away)
+    longest_<state>_s              now minus the `since` of the agent longest in that state; None when none
+
+Events of one agent may arrive out of order: the one with the latest `ts` wins, ties go to the later
+offset, and an older one never overwrites a newer one. An event that repeats the current state and
+reason does not reset `since`. An agent whose newest event is older than the horizon leaves the state
+(`KpiConfig.agent_horizon_s`), so a person who never logged off is not staffed forever.
+
+    >>> a = transition(None, "tech", ("tech-line",), "available", None, 100.0, 7)
+    >>> a = transition(a, "tech", None, "available", None, 160.0, 8)       # a repeat: since stays
+    >>> (a.state, a.since, a.ts, a.queues)
+    ('available', 100.0, 160.0, ('tech-line',))
+    >>> transition(a, "tech", None, "away", "lunch", 150.0, 9) is None     # older than what we know
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sortedcontainers import SortedList
+
+STATES = ("available", "on_contact", "after_contact_work", "away", "offline")
+COUNTED = STATES[:-1]  # the states with a count and a longest-in-state figure
+
+
+@dataclass(slots=True)
+class Agent:
+    team: str
+    queues: tuple[str, ...]
+    state: str
+    reason: str | None
+    since: float  # ts of the event that set this state (and reason)
+    ts: float  # ts of the newest event applied
+    wm: int = -1  # offset of that event (ties between equal ts; idempotent replay)
+
+    def scopes(self, name: str) -> list[str]:
+        return ["all", f"team:{self.team}", f"agent:{name}", *(f"queue:{q}" for q in self.queues)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"o": self.wm, "team": self.team, "queues": list(self.queues), "state": self.state,
+                "reason": self.reason, "since": self.since, "ts": self.ts}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Agent:
+        return cls(d["team"], tuple(d["queues"]), d["state"], d["reason"], float(d["since"]), float(d["ts"]),
+                   int(d["o"]))
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_json())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Agent:
+        return cls.from_json(orjson.loads(raw))
+
+
+def transition(cur: Agent | None, team: str, queues: tuple[str, ...] | None, state: str, reason: str | None,
+               ts: float, offset: int) -> Agent | None:
+    """The agent after an event at `ts` (offset `offset`); None when the event is older than what the
+    state holds (it changes nothing live)."""
+    if cur is not None and (ts, offset) <= (cur.ts, cur.wm):
+        return None
+    keep = cur.queues if cur is not None else ()
+    q = keep if queues is None else queues
+    if cur is not None and cur.state == state and cur.reason == reason:
+        return Agent(team, q, state, reason, cur.since, ts, offset)
+    return Agent(team, q, state, reason, ts, ts, offset)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCounts:
+    """The agent figures of one scope."""
+
+    staffed: int
+    by_state: dict[str, int]
+    oldest_since: dict[str, float]  # state -> the earliest `since` among its agents
+
+    def longest_s(self, state: str, now: float) -> float | None:
+        s = self.oldest_since.get(state)
+        return max(0.0, now - s) if s is not None else None
+
+
+def counts(agents: Iterable[tuple[str, Agent]], scope: str) -> AgentCounts:
+    """The definition `AgentIndex` keeps up to date (used by the tests as the oracle's twin)."""
+    by: dict[str, int] = {}
+    oldest: dict[str, float] = {}
+    for name, a in agents:
+        if scope not in a.scopes(name):
+            continue
+        by[a.state] = by.get(a.state, 0) + 1
+        if a.state not in oldest or a.since < oldest[a.state]:
+            oldest[a.state] = a.since
+    return AgentCounts(sum(n for s, n in by.items() if s != "offline"), by, oldest)
+
+
+class AgentIndex:
+    """Agents per scope and state, kept up to date agent by agent: O(log n) per change."""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[str, str], SortedList] = {}  # (scope, state) -> sinces
+        self.scopes: dict[str, int] = {}  # scope -> agents (any state)
+
+    def replace(self, name: str, old: Agent | None, new: Agent | None) -> None:
+        if old is not None:
+            for s in old.scopes(name):
+                sinces = self.index[(s, old.state)]
+                sinces.remove(old.since)
+                if not sinces:
+                    del self.index[(s, old.state)]
+                self.scopes[s] -= 1
+                if not self.scopes[s]:
+                    del self.scopes[s]
+        if new is not None:
+            for s in new.scopes(name):
+                sinces = self.index.get((s, new.state))
+                if sinces is None:
+                    sinces = self.index[(s, new.state)] = SortedList()
+                sinces.add(new.since)
+                self.scopes[s] = self.scopes.get(s, 0) + 1
+
+    def of(self, scope: str) -> AgentCounts:
+        by: dict[str, int] = {}
+        oldest: dict[str, float] = {}
+        for state in STATES:
+            sinces = self.index.get((scope, state))
+            if sinces:
+                by[state], oldest[state] = len(sinces), float(sinces[0])
+        return AgentCounts(sum(n for s, n in by.items() if s != "offline"), by, oldest)
