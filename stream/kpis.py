@@ -110,6 +110,8 @@ LIVE: tuple[LiveDef, ...] = (
     LiveDef("longest_away_s", "seconds", AGENT_KINDS, "now minus the since of the agent longest away"),
     LiveDef("longest_after_contact_work_s", "seconds", AGENT_KINDS,
             "now minus the since of the agent longest in after-contact work"),
+    LiveDef("calls_waiting_unattended", "count", AGENT_KINDS,
+            "calls waiting while no agent of the scope is available (0 when one is)"),
     # Erlang C per queue (stream/erlang.py): lambda from calls_offered over 15m, handle time aht_s over 1h
     LiveDef("traffic_erlangs", "count", QUEUE_KINDS, "offered traffic A = lambda x handle time (Erlangs)"),
     LiveDef("required_agents", "count", QUEUE_KINDS, "smallest N > A whose Erlang C service level meets the target"),

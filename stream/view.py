@@ -293,6 +293,9 @@ class View:
                 out[f"agents_{state}"] = (float(n), n)
             for state in ("available", "away", "after_contact_work"):
                 out[f"longest_{state}_s"] = (ac.longest_s(state, now), ac.by_state.get(state, 0))
+            waiting = self._calls.of(scope).calls
+            unattended = waiting if not ac.by_state.get("available") else 0
+            out["calls_waiting_unattended"] = (float(unattended), waiting)
         if kind == "queue":
             s, offered = self.staffing(scope, now=now)
             out["traffic_erlangs"] = (s.traffic_erlangs, offered)

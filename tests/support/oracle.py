@@ -216,4 +216,7 @@ def live(events: list[dict[str, Any]], scope: str, now: float, fr_target: dict[s
         for state in ("available", "away", "after_contact_work"):
             sinces = [a["since"] for a in mine_agents if a["state"] == state]
             out[f"longest_{state}_s"] = (max(0.0, now - min(sinces)) if sinces else None, len(sinces), [])
+        waiting = len([c for c in calls.values() if scope in c["scopes"] and c["offered"] >= now - call_horizon_s])
+        nobody = not any(a["state"] == "available" for a in mine_agents)
+        out["calls_waiting_unattended"] = (float(waiting if nobody else 0), waiting, [])
     return out

@@ -66,6 +66,9 @@ async def test_demo_incident_fires_warning_then_critical_and_resolves(start: flo
     assert 45 <= tech[0][0] <= 180 and tech[1][0] <= 200, "warning, then critical, within about three minutes"
     assert len({t.alert_id for _, t in tech}) == 1
     assert tech[-1][0] > 250, "resolves after the incident (which lasts 240 s) has left the 5 min window"
+    understaffed = [s for s, t in out if t.rule_id == "understaffed" and t.scope == "queue:tech-line"
+                    and t.kind == "firing"]
+    assert understaffed and understaffed[0] < tech[0][0], "the lead hears the queue is short before callers abandon"
     fired = {(t.rule_id, t.scope) for _, t in out if t.kind == "firing"}
     assert ("service-level-low", "team:tech") in fired
     assert not {f for f in fired if f[1].startswith("team:") and f[1] != "team:tech"}, "healthy teams stay quiet"
