@@ -21,6 +21,7 @@ Pure (seeded RNG).
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import math
@@ -91,9 +92,6 @@ INCIDENT_PATIENCE_S = 60.0
 INTERVAL_S = 900.0  # the roster changes every quarter hour
 BREAKS = [("break", 900.0, 0.7), ("lunch", 1800.0, 0.2), ("training", 1800.0, 0.1)]
 BREAK_CHANCE = 0.05  # per logged-in agent and quarter hour
-# two minutes into an incident the lead pulls a third more agents onto its queue (back office,
-# overtime) until ten minutes after it; the roster has room for them at its peak too
-REACT_S, RECOVER_S, REINFORCE = 120.0, 600.0, 0.3
 
 
 @dataclass
@@ -109,11 +107,22 @@ class Agent:
 
 
 @dataclass
+class Caller:
+    """A call waiting in a team's queue."""
+
+    offered: float
+    deadline: float  # when the caller's patience runs out
+    base: dict[str, Any]
+    incident: bool
+
+
+@dataclass
 class Roster:
-    """A team's agents, logged in by the plan of each quarter hour."""
+    """A team's agents, logged in by the plan of each quarter hour, and the callers waiting for them."""
 
     agents: list[Agent] = field(default_factory=list)
     planned_until: float = 0.0
+    queue: collections.deque[Caller] = field(default_factory=collections.deque)
 
 
 @dataclass
@@ -134,7 +143,7 @@ class DemoTraffic:
         self.rate = rate
         # each team has the agents its busiest quarter hour needs, and logs in those the hour needs
         self.rosters = {team: Roster([Agent(f"{team}-{i:02d}", team, queue)
-                                      for i in range(math.ceil(self.needed(team, peak=True) * (1 + REINFORCE)))])
+                                      for i in range(self.needed(team, peak=True))])
                         for team, queue in TEAMS.items()}
         self.agents = {team: [a.name for a in r.agents] for team, r in self.rosters.items()}
         self._last_state: dict[str, tuple[float, dict[str, Any]]] = {}  # agent -> its last state before the kept span
@@ -195,18 +204,6 @@ class DemoTraffic:
             b += INTERVAL_S
         r.planned_until = b
 
-    def _reinforce(self, team: str, t: float) -> None:
-        """During an incident's reaction, a third more agents than planned are logged in (the next
-        roster change after it logs them off again)."""
-        if not any(i.team == team and i.start + REACT_S <= t < i.end + RECOVER_S for i in self.incidents):
-            return
-        agents = self.rosters[team].agents
-        want = min(len(agents), math.ceil(self.needed(team, t) * (1 + REINFORCE)))
-        for a in agents[:want]:
-            if not a.logged_in:
-                a.logged_in, a.free_at = True, t
-                self._state(t, a, "available")
-
     def _take_break(self, a: Agent) -> None:
         """The agent's planned break, once the call in hand is done."""
         assert a.break_at is not None
@@ -231,6 +228,9 @@ class DemoTraffic:
     def due(self, now: float) -> list[dict[str, Any]]:
         """Events with ts <= now; new arrivals between the last call and now are generated first."""
         self._arrivals(self.last, now)
+        for team in TEAMS:
+            self._plan_roster(team, now)
+            self._serve(team, now)
         self.last = now
         out = []
         while self._heap and self._heap[0][0] <= now:
@@ -362,36 +362,56 @@ class DemoTraffic:
         base = {"call_id": cid, "queue": TEAMS[team], "channel": "phone", **dims}
         self._at(t, {"event_id": self._eid("co"), "type": "call.offered", "ts": rfc3339(t), **base})
         incident = self.incident_for(team, t)
-        self._reinforce(team, t)
-        # first come, first served: the call goes to the agent free first
-        on = [a for a in self.rosters[team].agents if a.logged_in]
-        for a in on:
-            if a.break_at is not None and max(a.free_at, t) >= a.break_at:
-                self._take_break(a)
-        agent = min(on, key=lambda a: a.free_at)
-        wait = max(0.0, agent.free_at - t)
         patience = rnd.expovariate(1 / (INCIDENT_PATIENCE_S if incident else PATIENCE_S))
-        if patience < wait:
-            w = round(patience, 1)
-            self._at(t + w, {"event_id": self._eid("ca"), "type": "call.abandoned", "ts": rfc3339(t + w), **base,
-                             "wait_s": w})
-            return
-        w = round(wait, 1)
-        answered = t + w
-        self._at(answered, {"event_id": self._eid("cn"), "type": "call.answered", "ts": rfc3339(answered), **base,
-                            "agent": agent.name, "wait_s": w})
+        self._serve(team, t)  # the callers before this one first
+        self.rosters[team].queue.append(Caller(t, t + patience, base, incident))
+        self._serve(team, t)
+
+    def _serve(self, team: str, until: float) -> None:
+        """Run the team's queue up to `until`, first come, first served: each time an agent is free
+        (a call wrapped up, back from a break, just logged in), the caller who waited longest takes
+        them; a caller whose patience runs out first abandons."""
+        r = self.rosters[team]
+        while r.queue:
+            on = [a for a in r.agents if a.logged_in]
+            agent = min(on, key=lambda a: a.free_at)
+            at = max(agent.free_at, r.queue[0].offered)
+            if agent.break_at is not None and at >= agent.break_at:
+                self._take_break(agent)  # the break comes before the next caller
+                continue
+            if self._abandon(r, min(at, until)):
+                continue  # the head may have changed: look again
+            if at > until:
+                return
+            self._answer(r.queue.popleft(), agent, at)
+
+    def _abandon(self, r: Roster, before: float) -> int:
+        """The callers whose patience ran out before `before`, wherever they are in the queue."""
+        gone = [c for c in r.queue if c.deadline < before]
+        for c in gone:
+            r.queue.remove(c)
+            w = round(c.deadline - c.offered, 1)
+            self._at(c.deadline, {"event_id": self._eid("ca"), "type": "call.abandoned", "ts": rfc3339(c.deadline),
+                                  **c.base, "wait_s": w})
+        return len(gone)
+
+    def _answer(self, c: Caller, agent: Agent, at: float) -> None:
+        rnd, base = self.rnd, c.base
+        w = round(at - c.offered, 1)
+        self._at(at, {"event_id": self._eid("cn"), "type": "call.answered", "ts": rfc3339(at), **base,
+                      "agent": agent.name, "wait_s": w})
         talk, wrap = rnd.lognormvariate(math.log(240), 0.5), rnd.uniform(15, 90)
         hold = rnd.choice([0.0, 0.0, 30.0, 90.0])
-        end = answered + talk + hold
+        end = at + talk + hold
         agent.free_at = end + wrap
-        self._state(answered, agent, "on_contact")
+        self._state(at, agent, "on_contact")
         self._state(end, agent, "after_contact_work")
         self._state(end + wrap, agent, "available")
         self._at(end, {"event_id": self._eid("ce"), "type": "call.ended", "ts": rfc3339(end), **base,
                        "agent": agent.name, "talk_s": round(talk, 1), "hold_s": hold, "wrap_s": round(wrap, 1),
-                       "resolved": rnd.random() < self._fcr(agent.name, incident)})
-        self._survey(end + rnd.uniform(30, 300), team, "phone", agent.name, incident, call_id=cid,
-                     tier=dims["customer_tier"], scenario=dims["scenario"])
+                       "resolved": rnd.random() < self._fcr(agent.name, c.incident)})
+        self._survey(end + rnd.uniform(30, 300), str(base["team"]), "phone", agent.name, c.incident,
+                     call_id=str(base["call_id"]), tier=str(base["customer_tier"]), scenario=str(base["scenario"]))
 
     def _survey(self, t: float, team: str, channel: str, agent: str, bad: bool, tier: str, scenario: str,
                 **ref: str) -> None:

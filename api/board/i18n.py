@@ -26,6 +26,7 @@ WORDS: dict[str, dict[str, str]] = {
     "queues": {"en": "Queues", "zh-CN": "队列状态"}, "waiting": {"en": "Waiting", "zh-CN": "排队"},
     "longest": {"en": "Longest", "zh-CN": "最长等待"}, "sl": {"en": "SL", "zh-CN": "服务水平"},
     "abandoned": {"en": "Aband.", "zh-CN": "放弃率"},
+    "agents_free": {"en": "Free / on", "zh-CN": "空闲/在岗"}, "required": {"en": "Needed", "zh-CN": "需要"},
     "tickets": {"en": "Most urgent tickets", "zh-CN": "最紧急工单"}, "due": {"en": "due in", "zh-CN": "剩余"},
     "overdue_by": {"en": "overdue by", "zh-CN": "已超时"}, "age": {"en": "age", "zh-CN": "已等待"},
     "responded": {"en": "answered", "zh-CN": "已响应"},

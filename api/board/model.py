@@ -111,6 +111,10 @@ class QueueRow:
     sl: tuple[float | None, str]
     abandonment: tuple[float | None, str]
     status: str
+    available: int = 0  # agents of the queue available now
+    staffed: int = 0  # agents of the queue not offline
+    required: int | None = None  # Erlang C's required agents (None without calls in 15 min)
+    short: bool = False  # staffed minus away below required
 
 
 @dataclass(frozen=True)
@@ -258,8 +262,12 @@ def queues(view: View, cfg: BoardConfig, src: Sources, now: float) -> list[Queue
         sl, ab = k["service_level"][0], k["abandonment_rate"][0]
         worst = max((status_of(src.rules, kpi, s, v, n) for kpi, (v, n) in k.items()),
                     key=["none", "ok", "warning", "critical"].index)
+        need, calls = k["required_agents"]
+        gap = k["staffing_gap"][0]
         rows.append(QueueRow(s, s.split(":", 1)[1], w.calls, w.oldest_offered_at, (sl, fmt(sl, "ratio", cfg.lang)),
-                             (ab, fmt(ab, "ratio", cfg.lang)), worst))
+                             (ab, fmt(ab, "ratio", cfg.lang)), worst, available=k["agents_available"][1],
+                             staffed=k["agents_staffed"][1], required=int(need or 0) if calls else None,
+                             short=bool(calls) and gap is not None and gap < 0))
     return sorted(rows, key=lambda r: (-r.waiting, r.name))
 
 
