@@ -55,6 +55,7 @@ class BoardConfig:
     every: int = 30  # seconds per rotated scope
     rank_kpi: str = "csat"
     sound: bool = False  # a wall screen has nobody to tick the box: ?sound=1
+    agents: bool = True  # the agent grid (?agents=0 hides it; a kiosk shows it with ?agents=1)
 
     @classmethod
     def from_query(cls, q: Mapping[str, str], lang: str) -> BoardConfig:
@@ -77,11 +78,14 @@ class BoardConfig:
                    lang=lang if lang in LANGS else "en", kiosk=q.get("kiosk") in ("1", "true", "yes"),
                    theme=q.get("theme", "auto") if q.get("theme") in ("dark", "light") else "auto",
                    cards=cards, queues=split("queues"), rotate=rotate, every=max(5, min(every, 3600)),
-                   rank_kpi=rank if rank in KPI_BY_NAME else "csat", sound=q.get("sound") in ("1", "true", "yes"))
+                   rank_kpi=rank if rank in KPI_BY_NAME else "csat", sound=q.get("sound") in ("1", "true", "yes"),
+                   agents=q.get("agents") in ("1", "true", "yes") if q.get("kiosk") in ("1", "true", "yes")
+                   else q.get("agents") not in ("0", "false", "no"))
 
     def key(self) -> tuple[Any, ...]:
         """What makes two boards render the same sections (shared by every screen with this config)."""
-        return (self.scope, self.window, self.lang, self.cards, self.queues, self.rank_kpi, self.kiosk, self.theme)
+        return (self.scope, self.window, self.lang, self.cards, self.queues, self.rank_kpi, self.kiosk, self.theme,
+                self.agents)
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,36 @@ class QueueRow:
     staffed: int = 0  # agents of the queue not offline
     required: int | None = None  # Erlang C's required agents (None without calls in 15 min)
     short: bool = False  # staffed minus away below required
+
+
+@dataclass(frozen=True)
+class AgentCell:
+    """One agent of the grid: state (colour and word), reason, since (time in state ticks on the page)."""
+
+    name: str
+    team: str
+    state: str
+    reason: str | None
+    since: float
+    long_after_s: float | None  # time in state from which the cell is highlighted (long ACW or away)
+
+
+# after-contact work or away for longer than this is highlighted (the long-after-contact-work rule's warning)
+LONG_STATE_S = {"after_contact_work": 300.0, "away": 1800.0}
+GRID_ORDER = ("available", "on_contact", "after_contact_work", "away", "offline")
+GRID_CELLS = 240  # at most this many cells; the header counts them all
+GRID_CELLS_KIOSK = 36  # three rows on a wall screen, under the panels
+
+
+def agent_cells(view: View, cfg: BoardConfig) -> list[AgentCell]:
+    """The agents of the board's scope (a queue board: those serving its queues), grouped by state
+    (available first, as Flex's Teams View), longest in their state first."""
+    scope = cfg.scope if kind_of(cfg.scope) in ("all", "team", "queue", "agent") else "all"
+    rows = view.agent_list(scope)
+    if cfg.queues:
+        rows = [(n, a) for n, a in rows if set(a.queues) & set(cfg.queues)]
+    cells = [AgentCell(n, a.team, a.state, a.reason, a.since, LONG_STATE_S.get(a.state)) for n, a in rows]
+    return sorted(cells, key=lambda c: (GRID_ORDER.index(c.state), c.since, c.name))
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ RENDER_EVERY_S = 0.5
 COMPARE_EVERY_S = 60.0
 COMPARE_RETRY_S = 10.0  # after a failed history read (the database is down)
 log = logging.getLogger(__name__)
-SECTIONS = ("tiles", "queues", "tickets", "rankings", "alerts", "comments")
+SECTIONS = ("tiles", "queues", "tickets", "rankings", "alerts", "comments", "agents")
 DESK_ROWS, KIOSK_ROWS = 8, 12  # rows of the list panels (tickets; comments two fewer)
 Compared = dict[str, dict[str, Kpi]]  # yesterday / last_week -> KPI -> (value, count)
 Series = dict[str, list[float | None]]  # KPI -> one value a minute
@@ -166,6 +166,8 @@ class Board:
             q["kiosk"] = "1"
         if cfg.theme != "auto":
             q["theme"] = cfg.theme
+        if cfg.agents == cfg.kiosk:  # not the default of its mode
+            q["agents"] = "1" if cfg.agents else "0"
         for k, v in change.items():
             q[k] = v
         return f"{self.base}?{urlencode({k: v for k, v in q.items() if v})}"
@@ -193,6 +195,8 @@ class Board:
                                             "agents": model.rankings(view, cfg, src, "agent", now)}),
             "alerts": ("_alerts.html", {"alerts": model.board_alerts(src, cfg)[:12]}),
             "comments": ("_comments.html", {"comments": view.recent_comments(ticket_scope, limit=rows - 2)}),
+            "agents": ("_agents.html", {"cells": model.agent_cells(view, cfg) if cfg.agents else [],
+                                        "limit": model.GRID_CELLS_KIOSK if cfg.kiosk else model.GRID_CELLS}),
         }
         return {name: self.env.get_template(tpl).render(**ctx, **extra) for name, (tpl, extra) in parts.items()}
 

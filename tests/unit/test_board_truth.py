@@ -142,3 +142,13 @@ def test_the_default_targets_judge_every_headline_tile_of_the_centre() -> None:
                                         ("all", "service_level"): 0.80, ("all", "complaint_resolved_24h_rate"): 0.95}
     assert {k: targets.get(*k) for k in want} == want
     assert load_targets("") == {}
+
+
+def test_every_kpi_has_a_label_in_both_languages() -> None:
+    """Alert rows, tiles and notifications name KPIs by their labels: none may show a raw name."""
+    from stream.kpis import KPIS, LIVE
+    from stream.labels import KPI_LABELS, LANGS
+
+    names = [k.name for k in KPIS] + [d.name for d in LIVE]
+    missing = [(n, lang) for n in names for lang in LANGS if not KPI_LABELS.get(n, {}).get(lang)]
+    assert not missing, missing

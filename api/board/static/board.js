@@ -28,7 +28,14 @@
   function tick() {
     const now = Date.now() / 1000;
     document.querySelectorAll("[data-since]").forEach((el) => {
-      el.textContent = duration(now - Number(el.dataset.since));
+      const inState = now - Number(el.dataset.since);
+      if (el.dataset.agent !== undefined) {  // an agent cell: its time in state, highlighted once long
+        const t = el.querySelector(".t");
+        if (t) t.textContent = duration(inState);
+        if (el.dataset.longAfter) el.classList.toggle("long", inState >= Number(el.dataset.longAfter));
+        return;
+      }
+      el.textContent = duration(inState);
     });
     document.querySelectorAll("[data-due]").forEach((el) => {
       const left = Number(el.dataset.due) - now;
@@ -103,12 +110,16 @@
 
   // A panel shows whole alerts only: those that do not fit are counted on a last line instead of
   // being cut in half at the panel's edge (critical ones come first, so they are the ones shown).
-  function fitAlerts() {
-    const list = document.querySelector("#alerts ul.alerts");
+  // A panel's list shows the rows that fit and says how many more there are, instead of running
+  // past the panel's edge (rows wrap to two lines with long names or in a narrow column).
+  const FIT = {alerts: "ul.alerts > li[data-alert-id]", tickets: "ol.tickets > li", comments: "ul.comments > li"};
+  function fit(id) {
+    const section = document.getElementById(id);
+    const items = section ? [...section.querySelectorAll(FIT[id])] : [];
+    const list = items.length ? items[0].parentElement : null;
     const panel = list && list.closest(".panel");
     if (!panel) return;
     list.querySelectorAll("li.more").forEach((el) => el.remove());
-    const items = [...list.querySelectorAll("li[data-alert-id]")];
     items.forEach((el) => { el.hidden = false; });
     const bottom = panel.getBoundingClientRect().bottom - 24;  // room for the "more" line
     let hidden = 0;
@@ -118,17 +129,19 @@
     if (hidden) {
       const more = document.createElement("li");
       more.className = "more";
-      more.textContent = `+${hidden} ${body.dataset.i18nMore}`;
+      more.textContent = id === "alerts" ? `+${hidden} ${body.dataset.i18nMore}` : `+${hidden}`;
       list.appendChild(more);
     }
   }
+  function fitAll() { Object.keys(FIT).forEach(fit); }
 
   document.body.addEventListener("htmx:sseMessage", () => { lastUpdate = Date.now(); tick(); });
   document.body.addEventListener("htmx:afterSwap", (e) => {
     drawSparks(e.target);
-    if (e.target.id === "alerts") { checkAlerts(); fitAlerts(); }
+    if (e.target.id === "alerts") checkAlerts();
+    if (e.target.id in FIT) fit(e.target.id);
   });
-  window.addEventListener("resize", fitAlerts);
+  window.addEventListener("resize", fitAll);
 
   const sound = document.getElementById("sound");
   if (sound) {
@@ -147,6 +160,6 @@
 
   drawSparks(document);
   checkAlerts();
-  fitAlerts();
+  fitAll();
   setInterval(tick, 1000);
 })();
