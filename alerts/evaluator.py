@@ -26,7 +26,7 @@ import orjson
 from alerts.engine import AlertState, Transition, end, step
 from alerts.rules import Rule
 from stream.folds import Acc
-from stream.kpis import KPI_BY_NAME
+from stream.kpis import KPI_BY_NAME, Kpi
 from stream.records import AlertKey, Record, SentinelKey, decode_key, encode_key
 from stream.scopes import scope_partition
 from stream.view import StaffingConfig, View
@@ -136,6 +136,7 @@ class ScopeEvaluator:
         for q, part in self.parts.items():
             scopes = set(self.scopes_of(q, now=now)) if only is None else set(only.get(q, ()))
             cache: dict[tuple[str, str], Acc] = {}
+            live_cache: dict[str, dict[str, Kpi]] = {}  # scope -> its live KPIs (staffing runs Erlang C)
             view = part.view
             pairs = {(r.id, s) for r in rules.values() for s in scopes if r.matches(s)}
             pairs.update(k for k, st in part.alerts.items() if st.state != "inactive")
@@ -153,7 +154,10 @@ class ScopeEvaluator:
                 if not rule.enabled:
                     value, count = None, 0
                 elif rule.live:
-                    value, count = view.live_kpis(scope, now=now).get(rule.kpi, (None, 0))
+                    live = live_cache.get(scope)
+                    if live is None:
+                        live = live_cache[scope] = view.live_kpis(scope, now=now)
+                    value, count = live.get(rule.kpi, (None, 0))
                 else:
                     ck = (scope, rule.window)
                     acc = cache.get(ck)

@@ -17,12 +17,10 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.caps import DEFAULT_CAPS
-from stream.events import TYPES_BY_TOPIC
+from stream.events import TYPES_BY_TOPIC, AgentStateName
 from stream.folds import KpiConfig
 from stream.kafka import KafkaClientConfig
 from stream.view import StaffingConfig
-
-AgentStateName = Literal["available", "on_contact", "after_contact_work", "away", "offline"]
 
 
 class Settings(BaseSettings):

@@ -23,14 +23,14 @@ reason does not reset `since`. An agent whose newest event is older than the hor
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sortedcontainers import SortedList
 
-STATES = ("available", "on_contact", "after_contact_work", "away", "offline")
+from stream.events import AGENT_STATES as STATES
+
 COUNTED = STATES[:-1]  # the states with a count and a longest-in-state figure
 
 
@@ -88,19 +88,6 @@ class AgentCounts:
     def longest_s(self, state: str, now: float) -> float | None:
         s = self.oldest_since.get(state)
         return max(0.0, now - s) if s is not None else None
-
-
-def counts(agents: Iterable[tuple[str, Agent]], scope: str) -> AgentCounts:
-    """The definition `AgentIndex` keeps up to date (used by the tests as the oracle's twin)."""
-    by: dict[str, int] = {}
-    oldest: dict[str, float] = {}
-    for name, a in agents:
-        if scope not in a.scopes(name):
-            continue
-        by[a.state] = by.get(a.state, 0) + 1
-        if a.state not in oldest or a.since < oldest[a.state]:
-            oldest[a.state] = a.since
-    return AgentCounts(sum(n for s, n in by.items() if s != "offline"), by, oldest)
 
 
 class AgentIndex:

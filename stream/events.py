@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from pydantic import (
@@ -196,7 +196,8 @@ class SurveySubmitted(_Envelope):
 
 
 #: the five agent states of contract 1.2; a vendor's own names reach them through the state map
-AGENT_STATES = ("available", "on_contact", "after_contact_work", "away", "offline")
+AgentStateName = Literal["available", "on_contact", "after_contact_work", "away", "offline"]
+AGENT_STATES: tuple[str, ...] = get_args(AgentStateName)
 MAX_AGENT_QUEUES = 50
 Reason = Annotated[str, Field(min_length=1, max_length=64, pattern=_NAME)]
 
@@ -207,7 +208,7 @@ class AgentStateChanged(_Envelope):
     type: Literal["agent.state"]
     agent: Dim
     team: Dim
-    state: Literal["available", "on_contact", "after_contact_work", "away", "offline"]
+    state: AgentStateName
     reason: Reason | None = None
     queues: Annotated[tuple[Dim, ...], Field(max_length=MAX_AGENT_QUEUES)] | None = None  # None: unchanged
     channel: Dim | None = None

@@ -15,9 +15,10 @@ records' keys and values are defined in `stream/records.py`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 
 from stream.agents import Agent
 from stream.agents import transition as agent_transition
@@ -52,6 +53,25 @@ DEDUPE_HORIZON_S = LONGEST + 600  # 24 h plus the 5 min future tolerance, with m
 COMMENTS_KEPT = 200  # newest low-score survey comments kept per partition (for the board)
 
 Scoped = tuple[tuple[str, ...], Record]  # a record and the scopes it concerns
+
+
+class _Watermarked(Protocol):
+    wm: int
+
+
+W = TypeVar("W", bound=_Watermarked)
+
+
+def _keep_newest(held: dict[str, W], key: str, vraw: bytes | None, decode: Callable[[bytes], W]) -> None:
+    """Load one record into `held`: a tombstone removes the key, a value replaces a lower watermark
+    (a late write of a worker that just lost the partition never rolls the state back)."""
+    if vraw is None:
+        held.pop(key, None)
+        return
+    v = decode(vraw)
+    cur = held.get(key)
+    if cur is None or v.wm > cur.wm:
+        held[key] = v
 
 
 @dataclass(slots=True)
@@ -352,33 +372,13 @@ class PartitionState:
                     if v.wm > self.buckets.get(k, Bucket()).wm:
                         self.buckets[k] = Bucket(v.acc, v.wm)
                 case TicketKey(kp, tid) if kp == p:
-                    if vraw is None:
-                        self.tickets.pop(tid, None)
-                        continue
-                    t = Ticket.from_bytes(vraw)
-                    if tid not in self.tickets or t.wm > self.tickets[tid].wm:
-                        self.tickets[tid] = t
+                    _keep_newest(self.tickets, tid, vraw, Ticket.from_bytes)
                 case CallKey(kp, cid) if kp == p:
-                    if vraw is None:
-                        self.calls.pop(cid, None)
-                        continue
-                    call = Call.from_bytes(vraw)
-                    if cid not in self.calls or call.wm > self.calls[cid].wm:
-                        self.calls[cid] = call
+                    _keep_newest(self.calls, cid, vraw, Call.from_bytes)
                 case AgentKey(kp, name) if kp == p:
-                    if vraw is None:
-                        self.agents.pop(name, None)
-                        continue
-                    agent = Agent.from_bytes(vraw)
-                    if name not in self.agents or agent.wm > self.agents[name].wm:
-                        self.agents[name] = agent
+                    _keep_newest(self.agents, name, vraw, Agent.from_bytes)
                 case CommentKey(kp, sid) if kp == p:
-                    if vraw is None:
-                        self.comments.pop(sid, None)
-                        continue
-                    m = Comment.from_bytes(vraw)
-                    if sid not in self.comments or m.wm > self.comments[sid].wm:
-                        self.comments[sid] = m
+                    _keep_newest(self.comments, sid, vraw, Comment.from_bytes)
                 case DedupeKey(topic=topic, partition=kp) as key if kp == p:
                     dedupe.setdefault(topic, []).append((key, kraw, vraw))
                 case TotalKey(topic, kp, scope) if kp == p and vraw is not None:

@@ -281,8 +281,8 @@ class View:
             out["first_response_overdue"] = (float(lc.overdue), lc.overdue)
             out["first_response_at_risk"] = (float(lc.at_risk), lc.at_risk)
             out["oldest_unanswered_s"] = (lc.oldest_unanswered_s(now), lc.unanswered)
+        w = self._calls.of(scope)
         if kind in CALL_KINDS:
-            w = self._calls.of(scope)
             out["calls_waiting"] = (float(w.calls), w.calls)
             out["longest_wait_s"] = (w.longest_wait_s(now), w.calls)
         if kind in AGENT_KINDS:
@@ -293,9 +293,8 @@ class View:
                 out[f"agents_{state}"] = (float(n), n)
             for state in ("available", "away", "after_contact_work"):
                 out[f"longest_{state}_s"] = (ac.longest_s(state, now), ac.by_state.get(state, 0))
-            waiting = self._calls.of(scope).calls
-            unattended = waiting if not ac.by_state.get("available") else 0
-            out["calls_waiting_unattended"] = (float(unattended), waiting)
+            unattended = w.calls if not ac.by_state.get("available") else 0
+            out["calls_waiting_unattended"] = (float(unattended), w.calls)
         if kind == "queue":
             s, offered = self.staffing(scope, now=now)
             out["traffic_erlangs"] = (s.traffic_erlangs, offered)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ReadAuthenticated, ViewDep
 from stream.clock import rfc3339
+from stream.events import AgentStateName
 from stream.kpis import AGENT_KINDS
 from stream.scopes import kind_of
 
 router = APIRouter(prefix="/v1", tags=["workforce"], dependencies=[ReadAuthenticated])
-AgentStateName = Literal["available", "on_contact", "after_contact_work", "away", "offline"]
 
 
 class AgentNow(BaseModel):

@@ -5,6 +5,7 @@ read again) and a takeover by a new worker that loads the records, and the view'
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import orjson
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.loadgen import agent_state
-from stream.agents import COUNTED, Agent, counts
+from stream.agents import COUNTED, Agent, AgentCounts
 from stream.folds import KpiConfig
 from stream.records import AgentKey, decode_key
 from stream.state import PartitionState
@@ -37,6 +38,19 @@ def view_of(*states: PartitionState) -> View:
         for k, val in ps.drain().records:
             v.apply(k, val)
     return v
+
+
+def counts(agents: Iterable[tuple[str, Agent]], scope: str) -> AgentCounts:
+    """The per-scope figures by their definition, over a list of agents (what AgentIndex keeps up to date)."""
+    by: dict[str, int] = {}
+    oldest: dict[str, float] = {}
+    for name, a in agents:
+        if scope not in a.scopes(name):
+            continue
+        by[a.state] = by.get(a.state, 0) + 1
+        if a.state not in oldest or a.since < oldest[a.state]:
+            oldest[a.state] = a.since
+    return AgentCounts(sum(n for s, n in by.items() if s != "offline"), by, oldest)
 
 
 def test_the_newest_event_wins_and_a_repeat_keeps_since() -> None:
