@@ -88,6 +88,11 @@ TOTALS: dict[str, tuple[str, str]] = {
     "detractors": ("nps_detractors", "survey responses with nps <= 6"),
     "ces_n": ("ces_responses", "survey responses with a ces score"),
     "ces_sum": ("ces_score_points", "sum of ces scores"),
+    "t_available": ("agent_available_seconds", "seconds agents spent available (booked when the state ends)"),
+    "t_on_contact": ("agent_on_contact_seconds", "seconds agents spent on a contact (booked when it ends)"),
+    "t_acw": ("agent_after_contact_work_seconds", "seconds agents spent in after-contact work (booked when it "
+              "ends)"),
+    "t_away": ("agent_away_seconds", "seconds agents spent away (booked when they come back)"),
 }
 
 

@@ -4,7 +4,8 @@ The live windows end at 24 h, so history older than the running system can only 
 of the events of that time (JSON lines, any age, any order). Each line is validated like a message
 on the input topics; duplicates (same `event_id`) count once; events from `until` on are skipped,
 because the live history writer counts those. Events older than the minute retention go straight
-to hour rows.
+to hour rows. Agent events are sorted per agent by time, and their time in state is booked up to the
+file's last event (or `until`).
 
     rows, stats = fold_lines(lines, now=time.time(), cfg=KpiConfig(), minute_cutoff=..., until=...)
 """
@@ -16,9 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from history.series import HOUR, MINUTE, floor
+from stream.agents import TIME_FIELD, Agent, split
+from stream.agents import transition as agent_transition
 from stream.clock import utc
-from stream.events import Rejected, decode
-from stream.folds import Acc, KpiConfig, contribution
+from stream.events import AgentStateChanged, Rejected, decode
+from stream.folds import IX, Acc, KpiConfig, contribution
 from stream.scopes import scopes_of
 
 Row = tuple[str, str, int, Acc]
@@ -38,12 +41,14 @@ def fold_lines(lines: Iterable[bytes], *, now: float, cfg: KpiConfig, minute_cut
     stats = BackfillStats()
     seen: set[str] = set()
     accs: dict[tuple[str, str, int], Acc] = defaultdict(Acc)
+    agents: dict[str, list[tuple[float, int, AgentStateChanged]]] = {}  # their time needs them in time order
+    last = float("-inf")
     now_dt = utc(now)
     for raw in lines:
         if not raw.strip():
             continue
         stats.lines += 1
-        ev = decode(raw.strip(), now=now_dt)
+        ev = decode(raw.strip(), now=now_dt, state_map=cfg.agent_state_map)
         if isinstance(ev, Rejected):
             stats.rejected[ev.reason] += 1
             continue
@@ -52,12 +57,42 @@ def fold_lines(lines: Iterable[bytes], *, now: float, cfg: KpiConfig, minute_cut
             continue
         seen.add(ev.event_id)
         ts = ev.ts.timestamp()
+        last = max(last, ts)
+        if isinstance(ev, AgentStateChanged) and until is not None and ts >= until:
+            agents.setdefault(ev.agent, []).append((ts, stats.lines, ev))  # ends the spell before `until`
         if until is not None and ts >= until:
             stats.live += 1
             continue
         stats.events += 1
+        if isinstance(ev, AgentStateChanged):
+            agents.setdefault(ev.agent, []).append((ts, stats.lines, ev))
+            continue
         res, start = ("m", floor(ts, MINUTE)) if ts >= minute_cutoff else ("h", floor(ts, HOUR))
         c = contribution(ev, cfg)
         for scope in scopes_of(ev):
             accs[(res, scope, start)].add(c)
+    end = min(until, last) if until is not None else last
+    for name, evs in agents.items():
+        _book_agent_time(accs, name, sorted(evs, key=lambda x: (x[0], x[1])), end, minute_cutoff)
     return [(r, s, t, a) for (r, s, t), a in sorted(accs.items())], stats
+
+
+def _book_agent_time(accs: dict[tuple[str, str, int], Acc], name: str,
+                     evs: list[tuple[float, int, AgentStateChanged]], end: float, minute_cutoff: int) -> None:
+    """The agent's time in state (workforce.md), as the workers book it (stream/agents.py), with the
+    events in time order: each spell up to the next change, the last up to `end` (the file's last
+    event, or `until`, where the live path takes over); minutes from `minute_cutoff` on, hours before."""
+    cur: Agent | None = None
+    for ts, line, ev in [*evs, (end, -1, None)]:
+        nxt = agent_transition(cur, ev.team, ev.queues, ev.state, ev.reason, ts, line) if ev is not None else None
+        ends = ev is None or (nxt is not None and cur is not None and nxt.booked > cur.booked)
+        if cur is not None and cur.state in TIME_FIELD and ends:
+            stop = min(ts, end)
+            i, scopes = IX[TIME_FIELD[cur.state]], cur.scopes(name)
+            pieces = [*(("h", b, x) for b, x in split(cur.booked, min(stop, minute_cutoff), HOUR)),
+                      *(("m", b, x) for b, x in split(max(cur.booked, minute_cutoff), stop, MINUTE))]
+            for res, b, secs in pieces:
+                for scope in scopes:
+                    accs[(res, scope, b)].v[i] += secs
+        if nxt is not None:
+            cur = nxt

@@ -13,6 +13,16 @@ offset, and an older one never overwrites a newer one. An event that repeats the
 reason does not reset `since`. An agent whose newest event is older than the horizon leaves the state
 (`KpiConfig.agent_horizon_s`), so a person who never logged off is not staffed forever.
 
+Time in state (workforce.md "Windowed agent KPIs"): each agent's timeline is cut into spells, and a
+spell is booked into the time buckets it spans (`split`) when it ends, in the scopes the agent had
+during it; `booked` is where the unbooked part of the current state starts (its `since`, or the
+event that moved the agent to another team or queue). The view adds the current state's time up to
+the request time (`AgentIndex.open_seconds`). An event older than the agent's newest changes nothing,
+its time included: the state it would have inserted counts as the state the agent was in.
+
+    >>> list(split(50.0, 200.0, 60))       # a spell from 0:50 to 3:20, in minute buckets
+    [(0, 10.0), (60, 60.0), (120, 60.0), (180, 20.0)]
+
     >>> a = transition(None, "tech", ("tech-line",), "available", None, 100.0, 7)
     >>> a = transition(a, "tech", None, "available", None, 160.0, 8)       # a repeat: since stays
     >>> (a.state, a.since, a.ts, a.queues)
@@ -23,6 +33,8 @@ reason does not reset `since`. An agent whose newest event is older than the hor
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +44,9 @@ from sortedcontainers import SortedList
 from stream.events import AGENT_STATES as STATES
 
 COUNTED = STATES[:-1]  # the states with a count and a longest-in-state figure
+#: the accumulator counter (stream.folds) that holds the seconds spent in each state but offline
+TIME_FIELD = {"available": "t_available", "on_contact": "t_on_contact", "after_contact_work": "t_acw",
+              "away": "t_away"}
 
 
 @dataclass(slots=True)
@@ -43,18 +58,23 @@ class Agent:
     since: float  # ts of the event that set this state (and reason)
     ts: float  # ts of the newest event applied
     wm: int = -1  # offset of that event (ties between equal ts; idempotent replay)
+    booked: float = -1.0  # start of the current state's time not yet booked (negative: since)
+
+    def __post_init__(self) -> None:
+        if self.booked < 0:
+            self.booked = self.since
 
     def scopes(self, name: str) -> list[str]:
         return ["all", f"team:{self.team}", f"agent:{name}", *(f"queue:{q}" for q in self.queues)]
 
     def to_json(self) -> dict[str, Any]:
         return {"o": self.wm, "team": self.team, "queues": list(self.queues), "state": self.state,
-                "reason": self.reason, "since": self.since, "ts": self.ts}
+                "reason": self.reason, "since": self.since, "ts": self.ts, "b": self.booked}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Agent:
         return cls(d["team"], tuple(d["queues"]), d["state"], d["reason"], float(d["since"]), float(d["ts"]),
-                   int(d["o"]))
+                   int(d["o"]), float(d.get("b", -1.0)))
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.to_json())
@@ -73,8 +93,17 @@ def transition(cur: Agent | None, team: str, queues: tuple[str, ...] | None, sta
     keep = cur.queues if cur is not None else ()
     q = keep if queues is None else queues
     if cur is not None and cur.state == state and cur.reason == reason:
-        return Agent(team, q, state, reason, cur.since, ts, offset)
-    return Agent(team, q, state, reason, ts, ts, offset)
+        moved = (team, q) != (cur.team, cur.queues)  # its time from now on counts in other scopes
+        return Agent(team, q, state, reason, cur.since, ts, offset, ts if moved else cur.booked)
+    return Agent(team, q, state, reason, ts, ts, offset, ts)
+
+
+def split(start: float, end: float, size: int) -> Iterator[tuple[int, float]]:
+    """The buckets of `size` seconds that [start, end) spans, each with the seconds it holds."""
+    b = int(start // size) * size
+    while b < end:
+        yield b, float(min(end, b + size) - max(start, b))
+        b += size
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +124,7 @@ class AgentIndex:
 
     def __init__(self) -> None:
         self.index: dict[tuple[str, str], SortedList] = {}  # (scope, state) -> sinces
+        self.open: dict[tuple[str, str], SortedList] = {}  # (scope, state) -> booked (time not yet in buckets)
         self.scopes: dict[str, int] = {}  # scope -> agents (any state)
 
     def replace(self, name: str, old: Agent | None, new: Agent | None) -> None:
@@ -104,6 +134,10 @@ class AgentIndex:
                 sinces.remove(old.since)
                 if not sinces:
                     del self.index[(s, old.state)]
+                booked = self.open[(s, old.state)]
+                booked.remove(old.booked)
+                if not booked:
+                    del self.open[(s, old.state)]
                 self.scopes[s] -= 1
                 if not self.scopes[s]:
                     del self.scopes[s]
@@ -113,7 +147,20 @@ class AgentIndex:
                 if sinces is None:
                     sinces = self.index[(s, new.state)] = SortedList()
                 sinces.add(new.since)
+                booked = self.open.get((s, new.state))
+                if booked is None:
+                    booked = self.open[(s, new.state)] = SortedList()
+                booked.add(new.booked)
                 self.scopes[s] = self.scopes.get(s, 0) + 1
+
+    def open_seconds(self, scope: str, state: str, start: float, end: float) -> float:
+        """Seconds in [start, end) that the scope's agents now in `state` spent in it and that are not
+        booked yet: each counts from max(booked, start)."""
+        booked = self.open.get((scope, state))
+        if not booked:
+            return 0.0
+        i, j = bisect_left(booked, start), bisect_left(booked, end)
+        return float(i * (end - start) + sum(end - b for b in booked.islice(i, j)))
 
     def of(self, scope: str) -> AgentCounts:
         by: dict[str, int] = {}

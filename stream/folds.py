@@ -43,6 +43,9 @@ FIELDS_OF = {  # the counters of an accumulator, by the source topic whose event
     "calls": ("offered", "answered", "answered_in_sl", "wait_sum", "abandoned", "abandoned_long", "ended",
               "ended_resolved", "handle_sum"),
     "surveys": ("surveys", "csat_n", "csat_ok", "nps_n", "promoters", "detractors", "ces_n", "ces_sum"),
+    # seconds agents spent in each state (stream/agents.py TIME_FIELD), booked when the state ends; the
+    # state an agent is in now is added by the view up to the request time (workforce.md)
+    "agents": ("t_available", "t_on_contact", "t_acw", "t_away"),
 }
 FIELDS = tuple(f for fields in FIELDS_OF.values() for f in fields)
 IX = {name: i for i, name in enumerate(FIELDS)}

@@ -17,6 +17,11 @@ def _ratio(num: float, den: int) -> Kpi:
     return (num / den if den else None, den)
 
 
+def _time_ratio(num: float, den: float) -> Kpi:
+    """A share of time; its count is the seconds it rests on (whole seconds)."""
+    return (num / den if den > 0 else None, int(den))
+
+
 def _n(n: int) -> Kpi:
     return (float(n), n)
 
@@ -72,6 +77,11 @@ KPIS: tuple[KpiDef, ...] = (
     KpiDef("csat", lambda a: _ratio(a.csat_ok, a.csat_n), "ratio", True, "responses with csat >= 4 / with csat"),
     KpiDef("nps", _nps, "score", True, "100 x (promoters - detractors) / responses with nps"),
     KpiDef("ces_mean", lambda a: _ratio(a.ces_sum, a.ces_n), "score", False, "mean ces"),
+    KpiDef("occupancy", lambda a: _time_ratio(a.t_on_contact + a.t_acw, a.t_available + a.t_on_contact + a.t_acw),
+           "ratio", True, "time on_contact + after_contact_work / time available + on_contact + "
+           "after_contact_work (count: those seconds)"),
+    KpiDef("away_share", lambda a: _time_ratio(a.t_away, a.t_available + a.t_on_contact + a.t_acw + a.t_away),
+           "ratio", False, "time away / time not offline (count: the seconds not offline)"),
 )
 KPI_BY_NAME = {k.name: k for k in KPIS}
 

@@ -33,6 +33,8 @@ KPI_LABELS: dict[str, dict[str, str]] = {
     "required_agents": {"en": "Agents needed", "zh-CN": "所需坐席"},
     "staffing_gap": {"en": "Staffing gap", "zh-CN": "人手缺口"},
     "predicted_service_level": {"en": "Predicted service level", "zh-CN": "预测服务水平"},
+    "occupancy": {"en": "Occupancy", "zh-CN": "坐席占用率"},
+    "away_share": {"en": "Time away", "zh-CN": "离开时间占比"},
     "first_response_sla_rate": {"en": "First-response SLA", "zh-CN": "首次响应达标率"},
     "backlog": {"en": "Backlog", "zh-CN": "积压工单"},
     "first_response_at_risk": {"en": "At risk", "zh-CN": "即将超时"},

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-from stream.agents import Agent
+from stream.agents import TIME_FIELD, Agent, split
 from stream.agents import transition as agent_transition
 from stream.calls import Call
 from stream.calls import transition as call_transition
 from stream.caps import ScopeIndex
 from stream.dedupe import DedupeIndex
 from stream.events import AgentStateChanged, CallEvent, Event, Rejected, SurveySubmitted, TicketEvent, decode
-from stream.folds import FIELDS, Acc, KpiConfig, contribution
+from stream.folds import FIELDS, IX, Acc, Contribution, KpiConfig, contribution
 from stream.records import (
     AgentKey,
     BucketKey,
@@ -181,11 +181,14 @@ class PartitionState:
             if fresh:
                 c.late += 1
             return None
-        b = bucket_of(ts, self.bucket_s)
-        contrib = contribution(ev, self.cfg)
+        self._count(topic, scopes_of(ev), bucket_of(ts, self.bucket_s), contribution(ev, self.cfg), offset)
+        return ev
+
+    def _count(self, topic: str, scopes: Iterable[str], b: int, contrib: Contribution, offset: int) -> None:
+        """Add `contrib` to bucket `b` of each scope and to the scope's totals, once per offset."""
         buckets, dirty = self.buckets, self._dirty_buckets
         totals, agent_totals = self.totals, self.cfg.agent_totals
-        for scope in scopes_of(ev):
+        for scope in scopes:
             k = (topic, scope, b)
             bucket = buckets.get(k)
             if bucket is None:
@@ -206,7 +209,6 @@ class PartitionState:
                         v[i] += inc
                     total.wm = offset
                     self._dirty_totals.add(tk)
-        return ev
 
     def _apply_ticket(self, ev: TicketEvent, offset: int, now: float) -> None:
         tid = ev.ticket_id
@@ -253,6 +255,12 @@ class PartitionState:
         nxt = agent_transition(cur, ev.team, ev.queues, ev.state, ev.reason, ts, offset)
         if nxt is None:
             return  # older than the agent's newest event (or replayed)
+        if cur is not None and nxt.booked > cur.booked and cur.state in TIME_FIELD:
+            # the time since `booked` ends here: into the buckets it spans, in the scopes it had
+            i, oldest = IX[TIME_FIELD[cur.state]], bucket_of(now - LONGEST, self.bucket_s)
+            had = cur.scopes(name)
+            for b, secs in split(max(cur.booked, oldest), nxt.booked, self.bucket_s):
+                self._count("agents", had, b, Contribution(((i, secs),)), offset)
         self.agents[name] = nxt
         scopes = self._dirty_agents.setdefault(name, set())
         if cur is not None:

@@ -16,11 +16,11 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from stream.agents import COUNTED, Agent, AgentCounts, AgentIndex
+from stream.agents import COUNTED, TIME_FIELD, Agent, AgentCounts, AgentIndex
 from stream.calls import Call, CallIndex, Waiting
 from stream.caps import DEFAULT_CAPS, OTHER
 from stream.erlang import Staffing, staffing
-from stream.folds import FIELDS, Acc
+from stream.folds import FIELDS, IX, Acc
 from stream.kpis import AGENT_KINDS, CALL_KINDS, KPI_BY_NAME, LIVE_BY_NAME, TICKET_KINDS, Kpi, compute
 from stream.records import (
     AgentKey,
@@ -242,15 +242,28 @@ class View:
         for b in range(max(start, settled), cur + self.bucket_s, self.bucket_s):
             if b in buckets:
                 out.merge(self._bucket(scope, b))
+        self._add_open_time(out, scope, start, now)
         return out
 
-    def range_acc(self, scope: str, first: int, last: int) -> Acc:
+    def _add_open_time(self, acc: Acc, scope: str, start: float, end: float) -> None:
+        """Add the time in [start, end) of the states the scope's agents are in now: not booked into
+        buckets until the state ends (stream/agents.py)."""
+        if scope not in self._agents.scopes:
+            return
+        v = acc.v
+        for state, name in TIME_FIELD.items():
+            secs = self._agents.open_seconds(scope, state, start, end)
+            if secs:
+                v[IX[name]] += secs
+
+    def range_acc(self, scope: str, first: int, last: int, *, now: float) -> Acc:
         """The merged accumulator of the scope's buckets from `first` to `last` (bucket starts, both
         included), uncached: for a window other than the current one (the previous period)."""
         out = Acc()
         for b in self._buckets.get(scope, {}):
             if first <= b <= last:
                 out.merge(self._bucket(scope, b))
+        self._add_open_time(out, scope, first, min(last + self.bucket_s, now))
         return out
 
     def minute_accs(self, scope: str, first: int, minutes: int) -> list[Acc]:

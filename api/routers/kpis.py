@@ -199,7 +199,7 @@ async def _previous_period(view: View, history: HistoryStore | None, scopes: lis
     start, end = previous_window(now, w, w)
     if 2 * w <= LONGEST:
         b = view.bucket_s
-        return {s: fn(view.range_acc(s, floor(start, b), floor(end, b)))[0] for s in scopes}
+        return {s: fn(view.range_acc(s, floor(start, b), floor(end, b), now=now))[0] for s in scopes}
 
     def read(h: HistoryStore) -> dict[str, float | None]:
         return {s: fn(h.window_before(s, w, now, w)[0])[0] for s in scopes}

@@ -100,6 +100,8 @@ def kpis(events: list[dict[str, Any]], scope: str, window: str, now: float,
         "nps": (100.0 * (sum(n >= 9 for n in nps) - sum(n <= 6 for n in nps)) / len(nps) if nps else None,
                 len(nps), []),
         "ces_mean": mean([float(c) for c in ces]),
+        # time in state counts from the window's first bucket (kpis.md: the start may be off by one bucket)
+        **agent_shares(events, scope, (now - w) // 60 * 60, now),
     }
 
 
@@ -140,6 +142,50 @@ def agents(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                            "since": cur["since"] if same and cur else ts,
                            "queues": tuple(e["queues"]) if "queues" in e else (cur["queues"] if cur else ())}
     return out
+
+
+AGENT_TIME_STATES = ("available", "on_contact", "after_contact_work", "away")
+
+
+def agent_time(events: list[dict[str, Any]], scope: str, start: float, end: float) -> dict[str, float]:
+    """workforce.md "Windowed agent KPIs": seconds in [start, end) the scope's agents spent per state.
+
+    An agent's timeline is the events it accepted in stream order (the newest (ts, then offset) wins,
+    as for its live state); each accepted event starts a stretch of its state, in the scopes it gives,
+    up to the next accepted event, the last up to `end`. Time before an agent's first event is in no
+    state.
+    """
+    out = dict.fromkeys(AGENT_TIME_STATES, 0.0)
+    timeline: dict[str, list[tuple[float, str, set[str]]]] = {}
+    queues: dict[str, tuple[str, ...]] = {}
+    newest: dict[str, tuple[float, int]] = {}
+    for offset, e in enumerate(unique(events)):
+        if e["type"] != "agent.state":
+            continue
+        name, ts = e["agent"], _t(e["ts"])
+        if name in newest and (ts, offset) <= newest[name]:
+            continue
+        newest[name] = (ts, offset)
+        if "queues" in e:
+            queues[name] = tuple(e["queues"])
+        mine = {"all", f"team:{e['team']}", f"agent:{name}", *(f"queue:{q}" for q in queues.get(name, ()))}
+        timeline.setdefault(name, []).append((ts, e["state"], mine))
+    for stretches in timeline.values():
+        for (ts, state, mine), nxt in zip(stretches, [*(t for t, _, _ in stretches[1:]), end], strict=True):
+            if state in out and scope in mine:
+                out[state] += max(0.0, min(nxt, end) - max(ts, start))
+    return out
+
+
+def agent_shares(events: list[dict[str, Any]], scope: str, start: float, end: float,
+                 ) -> dict[str, tuple[float | None, int, list[float]]]:
+    """occupancy and away_share of workforce.md over [start, end)."""
+    t = agent_time(events, scope, start, end)
+    working = t["on_contact"] + t["after_contact_work"]
+    ready = working + t["available"]
+    on = ready + t["away"]
+    return {"occupancy": (working / ready if ready > 0 else None, int(ready), []),
+            "away_share": (t["away"] / on if on > 0 else None, int(on), [])}
 
 
 def live(events: list[dict[str, Any]], scope: str, now: float, fr_target: dict[str, float] | None = None,

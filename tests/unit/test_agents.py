@@ -18,6 +18,7 @@ from stream.folds import KpiConfig
 from stream.records import AgentKey, decode_key
 from stream.state import PartitionState
 from stream.view import View
+from tests.support import oracle as by_spec
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC).timestamp()
 AGENT_STATES = ("available", "on_contact", "after_contact_work", "away", "offline")
@@ -175,6 +176,53 @@ def test_agent_state_is_exact_across_a_crash_and_a_takeover(spec: list[tuple[str
             assert live[f"agents_{state}"][1] == c.by_state.get(state, 0)
         for state in ("available", "away", "after_contact_work"):
             assert live[f"longest_{state}_s"][0] == c.longest_s(state, NOW)
+    # time in state, from the spec's timeline, in every scope and window (agent scopes included)
+    for scope in ("all", "team:tech", "queue:q1", "queue:q2", "agent:a1", "agent:a2"):
+        for window, w in (("5m", 300), ("15m", 900), ("1h", 3600)):
+            got_k = v.kpis(scope, window, now=NOW + 30)
+            for name, (value, count, _) in by_spec.agent_shares(events, scope, (NOW + 30 - w) // 60 * 60,
+                                                             NOW + 30).items():
+                gv, gc = got_k[name]
+                assert gc == count, (scope, window, name)
+                assert (gv is None) == (value is None) and (value is None or abs(gv - value) < 1e-9), \
+                    (scope, window, name, gv, value)
+
+
+def test_time_in_state_is_clipped_to_the_window_and_the_current_state_counts_to_now() -> None:
+    """workforce.md "Windowed agent KPIs", case by case (NOW is a whole minute)."""
+    ps = fresh()
+    feed(ps, [agent_state(NOW - 1000, "a1", "available", team="tech", queues=["q"]),   # spans 15m's start
+              agent_state(NOW - 430, "a1", "on_contact", team="tech"),                 # spans bucket ends
+              agent_state(NOW - 250, "a1", "away", team="tech", reason="break"),
+              agent_state(NOW - 300, "a1", "available", team="tech"),   # older than the newest: no effect
+              agent_state(NOW - 130, "a1", "available", team="tech"),
+              agent_state(NOW - 70, "a1", "after_contact_work", team="tech")])
+    v = view_of(ps)
+    # 5m from NOW-300: on_contact 300-250 = 50, away 250-130 = 120, available 130-70 = 60, acw 70 up to now
+    k = v.kpis("agent:a1", "5m", now=NOW)
+    assert k["occupancy"] == ((50 + 70) / (50 + 60 + 70), 180) and k["away_share"] == (120 / 300, 300)
+    # 15m from NOW-900: available 900-430 = 470 more; the state before the window counts from its start
+    k = v.kpis("team:tech", "15m", now=NOW)
+    assert k["occupancy"] == ((180 + 70) / (470 + 180 + 60 + 70), 780)
+    # the current state keeps counting at the next request, exactly to it (the window still starts at
+    # its first bucket, NOW-300)
+    k = v.kpis("queue:q", "5m", now=NOW + 30)
+    assert k["occupancy"] == ((50 + 100) / (50 + 60 + 100), 210)
+    # the booked spells are in the buckets: the history's minutes get them
+    assert sum(b.acc.t_on_contact for (t, s_, _), b in ps.buckets.items() if t == "agents" and s_ == "all") == 180
+
+
+def test_a_move_to_another_team_splits_the_time_between_the_scopes() -> None:
+    ps = fresh()
+    feed(ps, [agent_state(NOW - 600, "a1", "available", team="tech", queues=["q1"]),
+              agent_state(NOW - 200, "a1", "available", team="billing", queues=["q2"])])  # since stays
+    assert ps.agents["a1"].since == NOW - 600
+    v = view_of(ps)
+    t = {s: v.window_acc(s, "1h", now=NOW).t_available for s in ("team:tech", "team:billing", "queue:q1",
+                                                                   "queue:q2", "all", "agent:a1")}
+    assert t == {"team:tech": 400, "team:billing": 200, "queue:q1": 400, "queue:q2": 200, "all": 600,
+                 "agent:a1": 600}
+    assert v.live_kpis("team:billing", now=NOW)["longest_available_s"] == (600.0, 1)
 
 
 def test_staffing_of_a_queue_from_the_view() -> None:

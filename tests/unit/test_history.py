@@ -93,3 +93,39 @@ def test_backfill_of_an_earlier_day_equals_the_oracle_and_replaces_itself(engine
     # events from `until` on are the live writer's
     _, stats = fold_lines(lines, now=NOW, cfg=KpiConfig(), minute_cutoff=0, until=day - 600)
     assert stats.live > 0 and stats.events + stats.live == len(events)
+
+
+def test_backfilled_agent_time_equals_the_oracle(engine: Engine) -> None:
+    """Agent events of a file in any order: time in state per the spec, minutes and hours alike."""
+    import random
+
+    from services.loadgen import agent_state
+
+    rnd, day = random.Random(5), floor(NOW - 86400, HOUR)
+    events = []
+    for a in range(6):
+        t = day - 5 * 3600 + rnd.uniform(0, 600)
+        while t < day:
+            state = rnd.choice(["available", "on_contact", "after_contact_work", "away", "offline"])
+            events.append(agent_state(t, f"a{a}", state, team=["tech", "billing"][a % 2],
+                                      queues=[f"q{a % 3}"], **({"reason": "break"} if state == "away" else {})))
+            t += rnd.expovariate(1 / 240)
+    last = max(oracle._t(str(e["ts"])) for e in events)
+    shuffled = events[:]
+    rnd.shuffle(shuffled)
+    cutoff = day - 2 * 3600  # older than this: hour rows
+    rows, _ = fold_lines([orjson.dumps(e) for e in shuffled], now=NOW, cfg=KpiConfig(), minute_cutoff=cutoff,
+                         until=None)
+    assert {r for r, *_ in rows} == {"h", "m"}
+    store = HistoryStore(engine)
+    store.replace_source("backfill:agents.jsonl", rows)
+    in_time = sorted(events, key=lambda e: oracle._t(str(e["ts"])))
+    for scope in ("all", "team:tech", "queue:q1", "agent:a2"):
+        for start, end in ((day - 5 * HOUR, day - 2 * HOUR), (cutoff, floor(last, MINUTE)),
+                           (day - 3 * HOUR, day - 2 * HOUR)):
+            acc, _ = store.merged(scope, start, end)
+            want = oracle.agent_time(in_time, scope, start, end)
+            got = {"available": acc.t_available, "on_contact": acc.t_on_contact,
+                   "after_contact_work": acc.t_acw, "away": acc.t_away}
+            assert got == pytest.approx(want), (scope, start, end)
+            assert sum(want.values()) > 0
