@@ -42,6 +42,7 @@ from api.board.service import Board
 from api.deps import DATABASE_DOWN, RETRY_AFTER_S, DatabaseStatus, ReadAuthenticated, principal_of, token_of
 from api.docs_ui import mount_docs
 from api.feed import StateFeed
+from api.forecasts import Forecaster
 from api.keys import KeyStore, Principal
 from api.limits import BodyLimit, RateLimit, TokenBuckets
 from api.metrics import AlertStatsCache, build_registry
@@ -53,6 +54,8 @@ from api.targets import TargetBook, Targets, load_targets
 from db.engine import make_engine, upgrade
 from history.store import HistoryStore
 from services.config import Settings
+from stream.records import ForecastKey, Record, decode_key
+from stream.scopes import scope_partition
 from stream.view import View
 
 log = logging.getLogger(__name__)
@@ -108,6 +111,7 @@ class Parts:
     board: Board
     database: DatabaseStatus
     live: LiveSampler
+    forecaster: Forecaster
     history: AlertHistory | None = None  # once the database is connected
     checks: FollowUpChecker | None = None  # once the database is connected
     stats: AlertStatsCache = field(init=False)
@@ -134,6 +138,7 @@ async def start_database(app: FastAPI, parts: Parts, engine: Engine, producer: A
     parts.targets.read = app.state.target_book.snapshot
     parts.keys.read = KeyStore(engine).snapshot
     parts.board.connect(book, parts.history, app.state.kpi_history)
+    parts.forecaster.connect(app.state.kpi_history)
     app.state.db = engine
     if parts.database.since:
         log.info("database connected after %.0f s", time.time() - parts.database.since)
@@ -152,6 +157,21 @@ async def start_database(app: FastAPI, parts: Parts, engine: Engine, producer: A
     log.info("published %d rules to %s", n, settings.rules_topic)
 
 
+def forecast_publisher(producer: AIOKafkaProducer, settings: Settings) -> Callable[[list[Record]], Awaitable[None]]:
+    """Forecast records to the state topic (the APIs' views) and the scope topic (the alert workers')."""
+    async def publish(records: list[Record]) -> None:
+        futs = []
+        for k, v in records:
+            key = decode_key(k)
+            assert isinstance(key, ForecastKey)
+            futs.append(await producer.send(settings.state_topic, key=k, value=v, partition=0))
+            futs.append(await producer.send(settings.scopes_topic, key=k, value=v,
+                                            partition=scope_partition(key.scope, settings.partitions)))
+        await asyncio.gather(*futs)
+
+    return publish
+
+
 def lifespan_of(parts: Parts, connect: bool) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -165,6 +185,8 @@ def lifespan_of(parts: Parts, connect: bool) -> Callable[[FastAPI], contextlib.A
             app.state.producer = producer
             await parts.feed.start()
             await parts.live.start()
+            parts.forecaster.publish = forecast_publisher(producer, settings)
+            await parts.forecaster.start()
             engine = make_engine(settings.database_url)
             starting = asyncio.create_task(start_database(app, parts, engine, producer), name="database start")
             starting.add_done_callback(_log_failure)
@@ -183,6 +205,7 @@ def lifespan_of(parts: Parts, connect: bool) -> Callable[[FastAPI], contextlib.A
             if parts.checks is not None:
                 await parts.checks.stop()
             await parts.live.stop()
+            await parts.forecaster.stop()
             await parts.feed.stop()
             await parts.stats.stop()
             if producer is not None:
@@ -214,7 +237,8 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     parts = Parts(settings, view, StateFeed(view, settings.kafka, settings.state_topic,
                                             settings.fetch_max_wait_ms),
                   file_targets, targets, PeriodicSnapshot("api keys", dict, {}, every_s=10.0, loaded=not connect),
-                  Board(view, lambda: targets.value, live), DatabaseStatus(connecting=connect), live)
+                  Board(view, lambda: targets.value, live), DatabaseStatus(connecting=connect), live,
+                  Forecaster(view, every_s=settings.forecast_every_s))
     registry, ingest = build_registry(view, parts.feed, settings.metrics_agent_scopes, parts.stats,
                                       partitions=settings.partitions)
 
@@ -236,6 +260,7 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     app.state.targets = targets
     app.state.keys = parts.keys
     app.state.board = parts.board
+    app.state.forecaster = parts.forecaster
     app.state.ingest_metrics = ingest
     for r in ROUTERS:
         app.include_router(r)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from db.schema import KpiHistoryRow
 from history.series import HOUR, MINUTE, floor, previous_window
 from stream.clock import utcnow
-from stream.folds import Acc
+from stream.folds import IX, Acc
 
 Row = tuple[str, str, int, Acc]  # resolution, scope, start, accumulator
 LIVE = "live"
@@ -133,6 +133,27 @@ class HistoryStore:
         for _, t, acc in self.rows(scope, first, end):
             out[floor(t, step)].merge(acc)
         return sorted(out.items())
+
+    def counts(self, scope: str, fields: Sequence[str], start: int, end: int, step: int) -> dict[str, list[float]]:
+        """Per step of [start, end): the accumulator counters `fields` (stream.folds.FIELDS) of the scope.
+        A row longer than a step (an hour row, for quarter hours) is spread evenly over the steps it
+        spans, so a forecaster reads an hour as an hour, not as a spike at its first quarter."""
+        first = floor(start, step)
+        n = max(0, -(-(end - first) // step))
+        out = {f: [0.0] * n for f in fields}
+        ixs = [(out[f], IX[f]) for f in fields]
+        for res, t, acc in self.rows(scope, first - HOUR, end):
+            span = HOUR if res == "h" else MINUTE
+            parts = max(1, span // step)
+            for series, i in ixs:
+                x = acc.v[i]
+                if not x:
+                    continue
+                for k in range(parts):
+                    idx = (t + k * step - first) // step
+                    if 0 <= idx < n:
+                        series[idx] += x / parts
+        return out
 
     def live_since(self) -> int | None:
         """The first minute the live writer recorded (events before it can only come from a backfill)."""

@@ -129,6 +129,14 @@ LIVE: tuple[LiveDef, ...] = (
             True),
     LiveDef("predicted_service_level", "ratio", QUEUE_KINDS,
             "Erlang C service level with the agents staffed minus away", True),
+    # the forecast of the next quarter hour (history/forecast.py, made by the API every 5 minutes)
+    LiveDef("calls_offered_next", "count", QUEUE_KINDS,
+            "calls expected in the next quarter hour (forecast; null without a recent one)"),
+    LiveDef("required_agents_next", "count", QUEUE_KINDS,
+            "Erlang C's agents for the next quarter hour's forecast calls, at the current handle time"),
+    LiveDef("staffing_gap_next", "count", QUEUE_KINDS,
+            "agents staffed now minus away minus required_agents_next (negative: short for the next interval)",
+            True),
 )
 LIVE_KPIS = tuple(d.name for d in LIVE)
 LIVE_BY_NAME = {d.name: d for d in LIVE}

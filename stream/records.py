@@ -121,8 +121,16 @@ class SentinelKey:
         return cls(uuid.uuid4().hex)
 
 
+@dataclass(frozen=True, slots=True)
+class ForecastKey:
+    """The forecast of a scope's KPI per quarter hour (history/forecast.py), as the API last made it."""
+
+    scope: str
+    kpi: str
+
+
 Key = (BucketKey | TicketKey | CallKey | AgentKey | CommentKey | DedupeKey | CountersKey | TotalKey | HeartbeatKey
-       | AlertKey | SentinelKey)
+       | AlertKey | SentinelKey | ForecastKey)
 
 
 def encode_key(key: Key) -> bytes:
@@ -151,6 +159,8 @@ def encode_key(key: Key) -> bytes:
             return orjson.dumps(["w", worker])
         case AlertKey(rule_id, scope):
             return orjson.dumps(["a", rule_id, scope])
+        case ForecastKey(scope, kpi):
+            return orjson.dumps(["f", scope, kpi])
         case SentinelKey(token):
             return orjson.dumps(["s", token])
     raise TypeError(f"not a record key: {key!r}")
@@ -191,6 +201,8 @@ def decode_key(raw: bytes | None) -> Key | None:
             return HeartbeatKey(worker)
         case ["a", str(rule_id), str(scope)]:
             return AlertKey(rule_id, scope)
+        case ["f", str(scope), str(kpi)]:
+            return ForecastKey(scope, kpi)
         case ["s", str(token)]:
             return SentinelKey(token)
     return None
@@ -242,6 +254,28 @@ class TotalValue:
             if i is not None:
                 v[i] = x
         return cls(int(d["o"]), v)
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastValue:
+    """`expected[i]`: the count expected in the quarter hour from `start + 900 i` (UTC), made at `made`."""
+
+    made: float
+    start: int
+    expected: list[float]
+
+    def at(self, interval: int) -> float | None:
+        """The expectation for the quarter hour starting at `interval`, if this forecast covers it."""
+        i, r = divmod(interval - self.start, 900)
+        return self.expected[i] if r == 0 and 0 <= i < len(self.expected) else None
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"made": self.made, "start": self.start, "expected": self.expected})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> ForecastValue:
+        d = orjson.loads(raw)
+        return cls(float(d["made"]), int(d["start"]), [float(x) for x in d["expected"]])
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from stream.agents import COUNTED, TIME_FIELD, Agent, AgentCounts, AgentIndex
 from stream.calls import Call, CallIndex, Waiting
 from stream.caps import DEFAULT_CAPS, OTHER
-from stream.erlang import Staffing, staffing
+from stream.erlang import Staffing, required_agents, staffing
 from stream.folds import FIELDS, IX, Acc
 from stream.kpis import AGENT_KINDS, CALL_KINDS, KPI_BY_NAME, LIVE_BY_NAME, TICKET_KINDS, Kpi, compute
 from stream.records import (
@@ -31,6 +31,8 @@ from stream.records import (
     CommentKey,
     Counters,
     CountersKey,
+    ForecastKey,
+    ForecastValue,
     Heartbeat,
     HeartbeatKey,
     Key,
@@ -62,6 +64,8 @@ class StaffingConfig:
         return self.targets.get(queue, self.default_target)
 
 
+FORECAST_FRESH_S = 1200  # a forecast older than this is not used (its maker stopped)
+QUARTER = 900
 RECENT_S = 120  # buckets this recent are merged per query instead of cached (late events change them)
 
 
@@ -95,6 +99,7 @@ class View:
         self._waiting: dict[tuple[int, str], Call] = {}
         self.agents: dict[tuple[int, str], Agent] = {}
         self._agents = AgentIndex()
+        self.forecasts: dict[tuple[str, str], ForecastValue] = {}  # (scope, kpi) -> the latest forecast
 
     # -- feeding --------------------------------------------------------------------------
     def apply(self, kraw: bytes | None, vraw: bytes | None) -> tuple[str, ...]:
@@ -134,6 +139,15 @@ class View:
                     per[(topic, p)] = total
             case HeartbeatKey(worker) if vraw is not None:
                 self.workers[worker] = Heartbeat.from_bytes(vraw)
+            case ForecastKey(scope, kpi):
+                if vraw is None:
+                    self.forecasts.pop((scope, kpi), None)
+                    return (scope,)
+                f = ForecastValue.from_bytes(vraw)
+                made = self.forecasts.get((scope, kpi))
+                if made is None or f.made >= made.made:
+                    self.forecasts[(scope, kpi)] = f
+                return (scope,)
         return ()
 
     def _apply_bucket(self, topic: str, p: int, scope: str, b: int, vraw: bytes | None) -> tuple[str, ...]:
@@ -314,7 +328,33 @@ class View:
             out["required_agents"] = (float(s.required_agents), offered)
             out["staffing_gap"] = (float(s.staffing_gap), offered)
             out["predicted_service_level"] = (s.predicted_service_level, offered)
+            nxt = self.next_interval(scope, now=now, staffed=s)
+            if nxt is None:
+                out["calls_offered_next"] = out["required_agents_next"] = out["staffing_gap_next"] = (None, 0)
+            else:
+                expected, need = nxt
+                n = round(expected)
+                out["calls_offered_next"] = (expected, n)
+                out["required_agents_next"] = (float(need), n)
+                out["staffing_gap_next"] = (float(s.agents - need), n)
         return out
+
+    def next_interval(self, scope: str, *, now: float, staffed: Staffing) -> tuple[float, int] | None:
+        """The calls a queue's forecast expects in the next quarter hour and the agents Erlang C needs
+        for them at the current handle time (workforce.md "Forecast"); None without a fresh forecast."""
+        f = self.forecasts.get((scope, "calls_offered"))
+        if f is None or now - f.made > FORECAST_FRESH_S:
+            return None
+        expected = f.at(int(now // QUARTER) * QUARTER + QUARTER)
+        if expected is None:
+            return None
+        return expected, self.required_for(scope, expected, staffed.handle_time_s)
+
+    def required_for(self, scope: str, calls: float, handle_s: float) -> int:
+        """Erlang C's agents for `calls` in a quarter hour of a queue, at handle time `handle_s`."""
+        queue = scope.removeprefix("queue:")
+        return required_agents(calls / QUARTER * handle_s, threshold_s=self.staffing_cfg.threshold(queue),
+                               handle_s=handle_s, target=self.staffing_cfg.target(queue))
 
     def staffing(self, scope: str, *, now: float) -> tuple[Staffing, int]:
         """Erlang C for a queue scope, and the calls offered in the last 15 minutes it rests on: λ from

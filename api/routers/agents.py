@@ -1,13 +1,15 @@
-"""GET /v1/agents: the agents of a scope now, from the view (the board's agent grid)."""
+"""GET /v1/agents, /v1/staffing and /v1/forecast: the workforce figures (docs/workforce.md)."""
 
 from __future__ import annotations
 
 import time
+from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from api.deps import ReadAuthenticated, ViewDep
+from api.forecasts import KINDS, kpis_of
 from stream.clock import rfc3339
 from stream.events import AgentStateName
 from stream.kpis import AGENT_KINDS
@@ -94,3 +96,52 @@ async def get_staffing(view: ViewDep, scope: str | None = Query(None, max_length
                                  calls_offered_15m=offered, lambda_per_s=st.lambda_per_s,
                                  handle_time_s=st.handle_time_s, threshold_s=st.threshold_s, target=st.target))
     return StaffingResponse(as_of=rfc3339(now), queues=out)
+
+
+class ForecastInterval(BaseModel):
+    start: str = Field(description="RFC 3339 UTC start of the quarter hour")
+    expected: float | None = Field(description="the forecast count (past intervals: made one interval before)")
+    low: float | None = Field(description="80 % prediction interval, low end")
+    high: float | None = Field(description="80 % prediction interval, high end")
+    actual: float | None = Field(description="the count; the current interval so far; null for the future")
+    required_agents: int | None = Field(description="queues: Erlang C's agents for `expected` at the current "
+                                        "handle time")
+    future: bool
+
+
+class ForecastResponse(BaseModel):
+    scope: str
+    kpi: Literal["calls_offered", "tickets_created"]
+    step: Literal["15m"] = "15m"
+    as_of: str = Field(description="when the forecast was made (it is remade every 5 minutes)")
+    method: str = Field(description="profile (four weeks of history or more), daily (a day), flat (less)")
+    intervals: list[ForecastInterval]
+    wape_24h: float | None = Field(description="Σ|actual − expected| / Σ actual over the past intervals listed")
+
+
+@router.get("/forecast", response_model=ForecastResponse,
+            responses={404: {"description": "unknown scope, or no forecast made yet"},
+                       422: {"description": "not an all, team: or queue: scope, or no such KPI for it"}})
+async def get_forecast(request: Request, view: ViewDep,
+                       scope: str = Query("all", max_length=140, description="all, team:<name> or queue:<name>"),
+                       kpi: Literal["calls_offered", "tickets_created"] = Query("calls_offered")
+                       ) -> ForecastResponse:
+    """The next 8 quarter hours of a scope's calls or tickets, and the past 24 h with their actual and
+    the forecast made for them (docs/workforce.md "Forecast")."""
+    now = time.time()
+    if kind_of(scope) not in KINDS:
+        raise HTTPException(422, "forecasts are per all, team: and queue: scope")
+    if kpi not in kpis_of(scope):
+        raise HTTPException(422, f"{kpi} is not forecast for {kind_of(scope)} scopes (tickets have no queue)")
+    if not view.has_scope(scope, now=now):
+        raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
+    made = request.app.state.forecaster.answer(scope, kpi)
+    if made is None:
+        raise HTTPException(404, "no forecast made yet for this scope (the forecaster runs every 5 minutes "
+                                 "once the database is connected)")
+    return ForecastResponse(scope=scope, kpi=kpi, as_of=rfc3339(made.made), method=made.method,
+                            wape_24h=made.wape_24h,
+                            intervals=[ForecastInterval(start=rfc3339(i.start), expected=i.expected, low=i.low,
+                                                        high=i.high, actual=i.actual, future=i.start > made.made,
+                                                        required_agents=i.required_agents)
+                                       for i in made.intervals])

@@ -1,0 +1,149 @@
+"""The forecaster inside the API (docs/workforce.md "Forecast"): every 5 minutes, per `all`, `team:` and
+`queue:` scope, the calls and tickets of the next two hours per quarter hour, from the KPI history
+(older than 24 h) and the live view (the last 24 h, exact). I/O edge around history/forecast.py.
+
+What it makes is served by GET /v1/forecast and the board, and published as a `["f", scope, kpi]`
+record to the state and scope topics, so that every view (the alert workers' included) has the next
+interval's expectation: the `*_next` KPIs and the rules on them (stream/view.py `next_interval`).
+
+Past intervals are listed with the forecast the method made for them one interval ahead, recomputed
+from the same history (the forecaster ran at least once in every interval before it began), so
+forecast error is visible from the first start, and after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from history.forecast import BACKTESTS, HORIZON, LEVEL, STEP, WEEK, WEEKS, banded, expected, forecast, wape
+from history.store import HistoryStore
+from stream.background import BackgroundLoop
+from stream.folds import IX
+from stream.records import ForecastKey, ForecastValue, Record, encode_key
+from stream.scopes import kind_of
+from stream.view import View
+from stream.windows import LONGEST
+
+log = logging.getLogger(__name__)
+
+EVERY_S = 300.0
+#: the KPIs forecast, and the accumulator counter each counts (stream.folds)
+FORECAST_KPIS = {"calls_offered": "offered", "tickets_created": "created"}
+KINDS = ("all", "team", "queue")
+SPAN = WEEKS * WEEK + LEVEL + BACKTESTS  # intervals of history read: four weeks before the last day's origins
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    start: int
+    expected: float | None
+    low: float | None
+    high: float | None
+    actual: float | None  # None for the future; the current interval: so far
+    required_agents: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeForecast:
+    scope: str
+    kpi: str
+    made: float
+    method: str
+    intervals: list[Interval]  # the last 24 h, the current one, then the next 8
+    wape_24h: float | None
+
+
+def kpis_of(scope: str) -> tuple[str, ...]:
+    """Queues carry calls only (tickets have no queue)."""
+    return ("calls_offered",) if kind_of(scope) == "queue" else tuple(FORECAST_KPIS)
+
+
+def build(scope: str, kpi: str, y: np.ndarray, current: float, cur: int, now: float,
+          need: Callable[[float], int] | None) -> ScopeForecast:
+    """The forecast of one scope's KPI from `y` (complete intervals up to the current one, which starts
+    at `cur` and has `current` so far)."""
+    ahead = forecast(y, HORIZON + 1)  # the current interval, then the next 8
+    out: list[Interval] = []
+    past_a: list[float] = []
+    past_f: list[float] = []
+    for back in range(BACKTESTS, 0, -1):  # the last 24 h: each with the forecast made one interval before
+        origin = len(y) - back
+        if origin < LEVEL:
+            continue
+        e = float(expected(y[:origin], 1)[1][0])
+        p, a = banded(e, ahead.z), float(y[origin])
+        out.append(Interval(cur - back * STEP, e, p.low, p.high, a, need(e) if need else None))
+        past_a.append(a)
+        past_f.append(e)
+    for i, p in enumerate(ahead.points):
+        out.append(Interval(cur + i * STEP, p.expected, p.low, p.high, current if i == 0 else None,
+                            need(p.expected) if need else None))
+    return ScopeForecast(scope, kpi, now, ahead.method, out, wape(past_a, past_f))
+
+
+class Forecaster(BackgroundLoop):
+    name = "forecaster"
+
+    def __init__(self, view: View, publish: Callable[[list[Record]], Awaitable[None]] | None = None,
+                 every_s: float = EVERY_S) -> None:
+        self.view = view
+        self.publish = publish
+        self.every_s = every_s
+        self.history: HistoryStore | None = None  # once the database is connected
+        self.made: dict[tuple[str, str], ScopeForecast] = {}
+        self.last_run_s = 0.0  # seconds the last refresh took (all scopes)
+
+    def connect(self, history: HistoryStore) -> None:
+        self.history = history
+
+    async def run_once(self) -> None:
+        while True:
+            if self.history is not None:
+                await self.refresh(time.time())
+            await asyncio.sleep(self.every_s)
+
+    async def refresh(self, now: float) -> None:
+        t0 = time.perf_counter()
+        records: list[Record] = []
+        for scope in [s for s in self.view.scopes(now=now) if kind_of(s) in KINDS]:
+            for f in await asyncio.to_thread(self.make, scope, now):
+                self.made[(scope, f.kpi)] = f
+                future = [i.expected or 0.0 for i in f.intervals if i.start > now]
+                value = ForecastValue(now, f.intervals[-HORIZON].start, future)
+                records.append((encode_key(ForecastKey(scope, f.kpi)), value.to_bytes()))
+        for k, v in records:
+            self.view.apply(k, v)
+        if self.publish is not None and records:
+            await self.publish(records)
+        self.last_run_s = time.perf_counter() - t0
+        log.info("forecast of %d scope KPIs made in %.2f s", len(records), self.last_run_s)
+
+    def make(self, scope: str, now: float) -> list[ScopeForecast]:
+        """The forecasts of one scope (runs in a thread: it reads the history)."""
+        cur = int(now // STEP) * STEP
+        first = cur - SPAN * STEP
+        live_from = cur - int(LONGEST) + STEP  # the view holds the last 24 h exactly
+        kpis = kpis_of(scope)
+        fields = [FORECAST_KPIS[k] for k in kpis]
+        assert self.history is not None
+        older = self.history.counts(scope, fields, first, live_from, STEP)
+        minutes = self.view.minute_accs(scope, live_from, (cur - live_from) // 60 + 15)
+        handle = self.view.staffing(scope, now=now)[0].handle_time_s if kind_of(scope) == "queue" else None
+        out = []
+        for kpi, field in zip(kpis, fields, strict=True):
+            i_f = IX[field]
+            recent = [sum(m.v[i_f] for m in minutes[i:i + 15]) for i in range(0, len(minutes), 15)]
+            y = np.array(older[field] + recent[:-1])
+            need = (lambda e, h=handle: self.view.required_for(scope, e, h)) if handle is not None else None
+            out.append(build(scope, kpi, y, recent[-1], cur, now, need))
+        return out
+
+    def answer(self, scope: str, kpi: str) -> ScopeForecast | None:
+        return self.made.get((scope, kpi))
+
