@@ -132,14 +132,18 @@ class Forecaster(BackgroundLoop):
         kpis = kpis_of(scope)
         fields = [FORECAST_KPIS[k] for k in kpis]
         assert self.history is not None
-        older = self.history.counts(scope, fields, first, live_from, STEP)
+        stored = self.history.counts(scope, fields, first, cur, STEP)
         minutes = self.view.minute_accs(scope, live_from, (cur - live_from) // 60 + 15)
         handle = self.view.staffing(scope, now=now)[0].handle_time_s if kind_of(scope) == "queue" else None
         out = []
         for kpi, field in zip(kpis, fields, strict=True):
             i_f = IX[field]
             recent = [sum(m.v[i_f] for m in minutes[i:i + 15]) for i in range(0, len(minutes), 15)]
-            y = np.array(older[field] + recent[:-1])
+            # the view is exact for what the stream saw; the history also has what it did not (a
+            # backfill, minutes before the broker's last restart): per interval, the larger of the two
+            y = np.array(stored[field])
+            n_live = len(recent) - 1
+            y[-n_live:] = np.maximum(y[-n_live:], recent[:-1])
             need = (lambda e, h=handle: self.view.required_for(scope, e, h)) if handle is not None else None
             out.append(build(scope, kpi, y, recent[-1], cur, now, need))
         return out

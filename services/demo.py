@@ -30,8 +30,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from stream.clock import rfc3339
 from stream.erlang import required_agents
+from stream.folds import IX, Acc
 
 TEAMS = {"billing": "billing-line", "tech": "tech-line", "sales": "sales-line", "returns": "returns-line"}
 CHANNELS = ["chat", "email", "social", "phone"]
@@ -81,6 +84,14 @@ def daily_factor(ts: float) -> float:
     """0.25 at night .. 1.0 in the early afternoon (UTC), a smooth day curve."""
     hour = datetime.fromtimestamp(ts, UTC).hour + datetime.fromtimestamp(ts, UTC).minute / 60
     return 0.25 + 0.75 * max(0.0, math.sin(math.pi * (hour - 6) / 14)) if 6 <= hour <= 20 else 0.25
+
+
+WEEKLY = (1.1, 1.0, 1.0, 1.0, 1.0, 0.7, 0.6)  # Monday first: a busy Monday, a quiet weekend
+
+
+def season(ts: float) -> float:
+    """The demand of the moment against the busiest weekday hour: the day curve times the weekday's."""
+    return daily_factor(ts) * WEEKLY[datetime.fromtimestamp(ts, UTC).weekday()]
 
 
 CALL_SHARE = 0.45  # of contacts, calls; the rest are tickets
@@ -154,7 +165,7 @@ class DemoTraffic:
         self.incidents = [Incident("tech", start + first_incident_after, start + first_incident_after + incident_s)]
         self.incident_every = incident_every
         self.incident_s = incident_s
-        self._keep_from = start - backfill_s
+        self._keep_from = self.events_from = start - backfill_s  # the first event sent
         # one new hire whose contacts are more often not resolved at the first contact: the
         # "assign a mentor" alert has someone to point at
         self.new_hire = self.agents["billing"][1]  # logged in all day (every roster has at least two)
@@ -176,7 +187,7 @@ class DemoTraffic:
     def calls_per_s(self, team: str, ts: float) -> float:
         """The calls a team expects (the plan: no incident)."""
         share = TEAM_WEIGHTS[list(TEAMS).index(team)] / sum(TEAM_WEIGHTS)
-        return self.rate * daily_factor(ts) * CALL_SHARE * share
+        return self.rate * season(ts) * CALL_SHARE * share
 
     def needed(self, team: str, ts: float = 0.0, *, peak: bool = False) -> int:
         """Agents to log in for a quarter hour: Erlang C for 90 % in 20 s on the expected calls (the
@@ -287,7 +298,7 @@ class DemoTraffic:
 
     def _rate(self, t: float) -> float:
         """Contacts per second: the day's rhythm, raised by an incident's surge."""
-        return self.rate * daily_factor(t) * sum(self._weights(t)) / sum(TEAM_WEIGHTS)
+        return self.rate * season(t) * sum(self._weights(t)) / sum(TEAM_WEIGHTS)
 
     # -- one customer contact ---------------------------------------------------------------
     def _fcr(self, agent: str, incident: bool) -> float:
@@ -442,3 +453,41 @@ class DemoTraffic:
         if mood == "negative" and (bad or self.rnd.random() < 0.3):
             return self.rnd.choice(COMPLAINTS[scenario][lang])
         return self.rnd.choice(COMMENTS[mood][lang])
+
+
+def history(until: float, days: float, rate: float = 1.0, seed: int = 0,
+            minute_s: float = 7 * 86400) -> list[tuple[str, str, int, Acc]]:
+    """The demo's past as KPI history rows (`HistoryStore.replace_source`), so that the forecast and the
+    comparisons have weeks to read on the first start: calls offered and tickets created per minute
+    (hours beyond `minute_s` before `until`), Poisson draws of the plan's rates (no incidents), for
+    `all`, each team and each team's queue. Other KPIs have no backfilled history."""
+    rng = np.random.default_rng(seed)
+    t0 = int((until - days * 86400) // 3600 * 3600)
+    end = int(until // 60 * 60)
+    minutes = np.arange(t0, end, 60, dtype=np.int64)
+    shape = np.array([season(float(t) + 30.0) for t in minutes]) * rate * 60.0
+    rows: list[tuple[str, str, int, Acc]] = []
+    cut = end - minute_s
+    total = {k: np.zeros(len(minutes)) for k in ("offered", "created")}
+    for team, weight in zip(TEAMS, TEAM_WEIGHTS, strict=True):
+        share = weight / sum(TEAM_WEIGHTS)
+        counts = {"offered": rng.poisson(shape * CALL_SHARE * share),
+                  "created": rng.poisson(shape * (1 - CALL_SHARE) * share)}
+        for k, v in counts.items():
+            total[k] += v
+        rows += _rows(minutes, counts, f"team:{team}", cut)
+        rows += _rows(minutes, {"offered": counts["offered"]}, f"queue:{TEAMS[team]}", cut)
+    rows += _rows(minutes, total, "all", cut)
+    return rows
+
+
+def _rows(minutes: np.ndarray, counts: dict[str, np.ndarray], scope: str,
+          cut: float) -> list[tuple[str, str, int, Acc]]:
+    by: dict[tuple[str, int], Acc] = collections.defaultdict(Acc)
+    for name, v in counts.items():
+        i = IX[name]
+        for t, x in zip(minutes.tolist(), v.tolist(), strict=True):
+            if x:
+                key = ("m", t) if t >= cut else ("h", t - t % 3600)
+                by[key].v[i] += x
+    return [(res, scope, t, acc) for (res, t), acc in sorted(by.items())]

@@ -3,14 +3,41 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
+from db.engine import make_engine
+from history.store import HistoryStore
 from services.config import Settings
-from services.demo import DemoTraffic
+from services.demo import DemoTraffic, history
 from services.producer import make_producer, send_events
 from services.signals import stop_event
 
 log = logging.getLogger("sqm.simulator")
+
+
+HISTORY_DAYS = 28  # what the demo writes of its past: four weeks, the forecast's longest season
+SOURCE = "demo:history"
+
+
+def write_history(settings: Settings, start: float, events_from: float, stop: threading.Event) -> None:
+    """The demo's past four weeks into the KPI history (once the API has migrated the database), up to
+    where its events begin (or the live history, if an earlier run wrote some): replaced at each start."""
+    engine = make_engine(settings.database_url)
+    t0 = time.monotonic()
+    while not stop.is_set():
+        try:
+            store = HistoryStore(engine)
+            live = store.live_since()
+            until = min(events_from, float(live) if live is not None else float("inf"))
+            rows = history(until, HISTORY_DAYS, rate=settings.demo_rate, seed=int(start) % 1000)
+            n = store.replace_source(SOURCE, rows)
+            log.info("demo history: %d rows of %d days written in %.1f s", n, HISTORY_DAYS, time.monotonic() - t0)
+            break
+        except Exception as exc:  # the database is not migrated yet (the API does it), or not up
+            log.info("demo history waits for the database (%s)", type(exc).__name__)
+            stop.wait(2.0)
+    engine.dispose()
 
 
 def main() -> None:
@@ -19,7 +46,11 @@ def main() -> None:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     stop = stop_event()
     producer = make_producer(settings)
-    traffic = DemoTraffic(time.time(), rate=settings.demo_rate)
+    start = time.time()
+    traffic = DemoTraffic(start, rate=settings.demo_rate)
+    writer = threading.Thread(target=write_history, args=(settings, start, traffic.events_from, stop),
+                              name="demo history", daemon=True)
+    writer.start()
     inc = traffic.incidents[0]
     log.info("demo traffic at %.1f contacts/s at the peak, %d agents on the rosters; first incident in team %s "
              "at +%.0f s for %.0f s", settings.demo_rate, sum(len(a) for a in traffic.agents.values()), inc.team,
