@@ -124,8 +124,8 @@ def forecast_bench(say: Callable[[str], None] = print) -> dict[str, Any]:
             f"profile {e['profile_sqm']}, seasonal naive {e['seasonal_naive_week']}, Holt-Winters "
             f"{e['holt_winters_statsmodels']}, noise floor {e['noise_floor']}")
     times = fit_times()
-    say(f"forecast fit: {times['forecast_with_band_ms']} ms with its band (Holt-Winters {times['holt_winters_fit_ms']} ms);"
-        f" per scope with the history read {times['make_per_scope_ms']} ms")
+    say(f"forecast fit: {times['forecast_with_band_ms']} ms with its band (Holt-Winters "
+        f"{times['holt_winters_fit_ms']} ms); per scope with the history read {times['make_per_scope_ms']} ms")
     return {"wape": errs, "time": times}
 
 
