@@ -234,11 +234,12 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     file_targets = load_targets(settings.kpi_targets_file)
     targets = PeriodicSnapshot("targets", lambda: Targets(file_targets), Targets(file_targets))
     live = LiveSampler(view)
+    forecaster = Forecaster(view, every_s=settings.forecast_every_s)
     parts = Parts(settings, view, StateFeed(view, settings.kafka, settings.state_topic,
                                             settings.fetch_max_wait_ms),
                   file_targets, targets, PeriodicSnapshot("api keys", dict, {}, every_s=10.0, loaded=not connect),
-                  Board(view, lambda: targets.value, live), DatabaseStatus(connecting=connect), live,
-                  Forecaster(view, every_s=settings.forecast_every_s))
+                  Board(view, lambda: targets.value, live, forecaster=forecaster), DatabaseStatus(connecting=connect),
+                  live, forecaster)
     registry, ingest = build_registry(view, parts.feed, settings.metrics_agent_scopes, parts.stats,
                                       partitions=settings.partitions)
 

@@ -1,4 +1,4 @@
-"""The forecaster inside the API (docs/workforce.md "Forecast"): every 5 minutes, per `all`, `team:` and
+"""The forecaster inside the API (docs/workforce.md "Forecast"): every minute, per `all`, `team:` and
 `queue:` scope, the calls and tickets of the next two hours per quarter hour, from the KPI history
 (older than 24 h) and the live view (the last 24 h, exact). I/O edge around history/forecast.py.
 
@@ -32,7 +32,8 @@ from stream.windows import LONGEST
 
 log = logging.getLogger(__name__)
 
-EVERY_S = 300.0
+EVERY_S = 60.0
+HISTORY_EVERY_S = 3600  # the history is read again per scope this often (the view has the newer part)
 #: the KPIs forecast, and the accumulator counter each counts (stream.folds)
 FORECAST_KPIS = {"calls_offered": "offered", "tickets_created": "created"}
 KINDS = ("all", "team", "queue")
@@ -97,6 +98,8 @@ class Forecaster(BackgroundLoop):
         self.every_s = every_s
         self.history: HistoryStore | None = None  # once the database is connected
         self.made: dict[tuple[str, str], ScopeForecast] = {}
+        # scope -> (read at, quarter-hour counts before the last 24 h, minute counts of the last 24 h)
+        self._stored: dict[str, tuple[int, dict[str, np.ndarray], dict[str, np.ndarray]]] = {}
         self.last_run_s = 0.0  # seconds the last refresh took (all scopes)
 
     def connect(self, history: HistoryStore) -> None:
@@ -104,8 +107,10 @@ class Forecaster(BackgroundLoop):
 
     async def run_once(self) -> None:
         while True:
-            if self.history is not None:
-                await self.refresh(time.time())
+            if self.history is None or len(self.view.scopes(now=time.time())) < 2:
+                await asyncio.sleep(2.0)  # the database is not connected, or the view has not loaded yet
+                continue
+            await self.refresh(time.time())
             await asyncio.sleep(self.every_s)
 
     async def refresh(self, now: float) -> None:
@@ -127,26 +132,49 @@ class Forecaster(BackgroundLoop):
     def make(self, scope: str, now: float) -> list[ScopeForecast]:
         """The forecasts of one scope (runs in a thread: it reads the history)."""
         cur = int(now // STEP) * STEP
-        first = cur - SPAN * STEP
         live_from = cur - int(LONGEST) + STEP  # the view holds the last 24 h exactly
         kpis = kpis_of(scope)
         fields = [FORECAST_KPIS[k] for k in kpis]
-        assert self.history is not None
-        stored = self.history.counts(scope, fields, first, cur, STEP)
+        older, minutes_stored = self._stored_counts(scope, fields, cur - SPAN * STEP, live_from, cur)
         minutes = self.view.minute_accs(scope, live_from, (cur - live_from) // 60 + 15)
         handle = self.view.staffing(scope, now=now)[0].handle_time_s if kind_of(scope) == "queue" else None
         out = []
         for kpi, field in zip(kpis, fields, strict=True):
+            # per minute of the last 24 h, the larger of the view (exact for what the stream saw) and
+            # the history (which also holds what it did not: a backfill, minutes before the broker's
+            # last restart); an interval where one ends and the other begins gets both halves
             i_f = IX[field]
-            recent = [sum(m.v[i_f] for m in minutes[i:i + 15]) for i in range(0, len(minutes), 15)]
-            # the view is exact for what the stream saw; the history also has what it did not (a
-            # backfill, minutes before the broker's last restart): per interval, the larger of the two
-            y = np.array(stored[field])
-            n_live = len(recent) - 1
-            y[-n_live:] = np.maximum(y[-n_live:], recent[:-1])
+            seen = np.array([m.v[i_f] for m in minutes])
+            both = np.maximum(seen[:len(minutes_stored[field])], minutes_stored[field])
+            recent = both.reshape(-1, 15).sum(axis=1)
+            y = np.concatenate([older[field], recent])
+            y = y[int(np.argmax(y > 0)):] if y.any() else y[:0]  # the history starts at its first count
+            current = float(seen[-15:].sum())
             need = (lambda e, h=handle: self.view.required_for(scope, e, h)) if handle is not None else None
-            out.append(build(scope, kpi, y, recent[-1], cur, now, need))
+            out.append(build(scope, kpi, y, current, cur, now, need))
         return out
+
+    def _stored_counts(self, scope: str, fields: list[str], first: int, live_from: int, cur: int,
+                       ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The history's counts per quarter hour from `first` to `live_from` and per minute from there
+        to `cur`, read from the database at most every HISTORY_EVERY_S per scope and moved along in
+        between (the view has what is newer), or at each refresh while the scope has no history yet
+        (a new install, or a backfill on its way)."""
+        cached = self._stored.get(scope)
+        if cached is not None and cur - cached[0] < HISTORY_EVERY_S:
+            k = (cur - cached[0]) // STEP
+            older, mins = cached[1], cached[2]
+            if not k:
+                return older, mins
+            return ({f: np.concatenate([v[k:], mins[f][:15 * k].reshape(-1, 15).sum(axis=1)])
+                     for f, v in older.items()},
+                    {f: np.concatenate([v[15 * k:], np.zeros(15 * k)]) for f, v in mins.items()})
+        assert self.history is not None
+        older = {f: np.array(v) for f, v in self.history.counts(scope, fields, first, live_from, STEP).items()}
+        mins = {f: np.array(v) for f, v in self.history.counts(scope, fields, live_from, cur, 60).items()}
+        if any(v.any() for v in older.values()):
+            self._stored[scope] = (cur, older, mins)
+        return older, mins
 
     def answer(self, scope: str, kpi: str) -> ScopeForecast | None:
         return self.made.get((scope, kpi))

@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     history_minute_days: float = Field(7.0, gt=0, description="KPI history is kept per minute this long (plus a "
                                        "day, so that last-week comparisons stay minute-exact), then per hour")
     history_days: float = Field(400.0, gt=1, description="KPI history is deleted after this many days")
-    forecast_every_s: float = Field(300.0, gt=0, le=900, description="the API remakes the forecasts of the next "
+    forecast_every_s: float = Field(60.0, gt=0, le=300, description="the API remakes the forecasts of the next "
                                     "two hours this often (docs/workforce.md \"Forecast\")")
 
     # stream tuning

@@ -127,6 +127,25 @@ def random_stream(n: int, now: float, seed: int = 7, bands: tuple[tuple[int, int
     return out
 
 
+def agent_shift(n: int, now: float, agents: int = 200, seed: int = 5, span_s: float = 120.0) -> list[dict[str, Any]]:
+    """n agent.state events of `agents` agents over the last `span_s`, each agent in order through a
+    contact centre's cycle: available, on a contact, after-contact work, now and then away or offline."""
+    rnd = random.Random(seed)
+    cycle = {"available": ["on_contact"] * 8 + ["away", "offline"], "on_contact": ["after_contact_work"],
+             "after_contact_work": ["available"] * 9 + ["away"], "away": ["available"], "offline": ["available"]}
+    state = {f"a{i}": "offline" for i in range(agents)}
+    queues = {a: [QUEUES[i % len(QUEUES)]] for i, a in enumerate(state)}
+    names = list(state)
+    out = []
+    for i in range(n):
+        a = rnd.choice(names)
+        state[a] = rnd.choice(cycle[state[a]])
+        extra = {"reason": rnd.choice(["break", "lunch"])} if state[a] == "away" else {}
+        out.append(agent_state(now - span_s + span_s * i / n, a, state[a], team=TEAMS[int(a[1:]) % len(TEAMS)],
+                               queues=queues[a], **extra))
+    return out
+
+
 def lifecycles(n: int, now: float, seed: int = 3, span_s: float = 3 * 3600, agents: int = 6) -> list[dict[str, Any]]:
     """n contacts with their whole lifecycles so far, in time order: tickets (created, then maybe a first
     response, a resolution, a reopen) and calls (offered, then maybe answered or abandoned, then ended).

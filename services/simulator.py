@@ -16,7 +16,7 @@ from services.signals import stop_event
 log = logging.getLogger("sqm.simulator")
 
 
-HISTORY_DAYS = 28  # what the demo writes of its past: four weeks, the forecast's longest season
+HISTORY_DAYS = 29  # what the demo writes of its past: four weeks and the hours before them (the level)
 SOURCE = "demo:history"
 
 
@@ -31,7 +31,11 @@ def write_history(settings: Settings, start: float, events_from: float, stop: th
             live = store.live_since()
             until = min(events_from, float(live) if live is not None else float("inf"))
             rows = history(until, HISTORY_DAYS, rate=settings.demo_rate, seed=int(start) % 1000)
-            n = store.replace_source(SOURCE, rows)
+            store.replace_source(SOURCE, [])
+            n = 0
+            for i in range(0, len(rows), 2000):  # short transactions: the other writers are not held up
+                n += store.upsert(rows[i:i + 2000], SOURCE)
+                stop.wait(0.02)
             log.info("demo history: %d rows of %d days written in %.1f s", n, HISTORY_DAYS, time.monotonic() - t0)
             break
         except Exception as exc:  # the database is not migrated yet (the API does it), or not up

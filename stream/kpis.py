@@ -129,7 +129,7 @@ LIVE: tuple[LiveDef, ...] = (
             True),
     LiveDef("predicted_service_level", "ratio", QUEUE_KINDS,
             "Erlang C service level with the agents staffed minus away", True),
-    # the forecast of the next quarter hour (history/forecast.py, made by the API every 5 minutes)
+    # the forecast of the next quarter hour (history/forecast.py, made by the API every minute)
     LiveDef("calls_offered_next", "count", QUEUE_KINDS,
             "calls expected in the next quarter hour (forecast; null without a recent one)"),
     LiveDef("required_agents_next", "count", QUEUE_KINDS,

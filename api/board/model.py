@@ -14,6 +14,7 @@ from typing import Any
 from alerts.rules import Rule
 from api.alert_views import AlertView
 from api.board.i18n import LANGS, fmt, fmt_change, kpi_label, word
+from api.forecasts import Forecaster
 from api.targets import Targets
 from stream.folds import Acc
 from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, LOWER_IS_BETTER, Kpi, achievement, change, ranks
@@ -149,6 +150,102 @@ def agent_cells(view: View, cfg: BoardConfig) -> list[AgentCell]:
         rows = [(n, a) for n, a in rows if set(a.queues) & set(cfg.queues)]
     cells = [AgentCell(n, a.team, a.state, a.reason, a.since, LONG_STATE_S.get(a.state)) for n, a in rows]
     return sorted(cells, key=lambda c: (GRID_ORDER.index(c.state), c.since, c.name))
+
+
+@dataclass(frozen=True)
+class OutlookRow:
+    """One quarter hour of the "next 2 hours" panel (docs/board.md "Next 2 hours")."""
+
+    start: int
+    when: str  # past, now, next
+    actual: float | None  # past: the count; now: so far; next: None
+    expected: float | None
+    low: float | None
+    high: float | None
+    required: int | None  # Erlang C's agents for `expected` (summed over the scope's queues)
+    short: bool  # required above the agents staffed now (minus away)
+
+
+@dataclass(frozen=True)
+class Outlook:
+    scope: str
+    kpi: str  # calls_offered, or tickets_created for a scope without calls
+    rows: list[OutlookRow]  # the last 2 h, the current quarter hour, the next 2 h
+    staffed: int | None  # agents staffed minus away now (None: the scope has no agents)
+    wape: float | None
+    method: str
+    chart: dict[str, Any]
+
+
+PAST_SHOWN = 8  # quarter hours of the last 2 h in the chart
+
+
+def outlook(view: View, forecaster: Forecaster | None, cfg: BoardConfig, now: float) -> Outlook | None:
+    """The forecast of the board's scope (all, a team or a queue) against the actual so far, and for
+    calls the agents each quarter hour needs against those staffed now (None: no forecast yet)."""
+    if forecaster is None or kind_of(cfg.scope) not in ("all", "team", "queue"):
+        return None
+    scope = cfg.scope
+    made = forecaster.answer(scope, "calls_offered")
+    if made is None or not any(i.expected or i.actual for i in made.intervals):
+        made = forecaster.answer(scope, "tickets_created") if kind_of(scope) != "queue" else None
+    if made is None:
+        return None
+    queues = _queues_of(view, forecaster, scope) if made.kpi == "calls_offered" else []
+    need: dict[int, int] = {}
+    for q in queues:
+        qf = forecaster.answer(q, "calls_offered")
+        for i in qf.intervals if qf is not None else []:
+            if i.required_agents is not None:
+                need[i.start] = need.get(i.start, 0) + i.required_agents
+    ac = view.agents_of(scope)
+    staffed = ac.staffed - ac.by_state.get("away", 0) if ac.staffed or ac.by_state else None
+    cur = int(now // 900) * 900
+    rows = []
+    for i in made.intervals:
+        if i.start < cur - PAST_SHOWN * 900:
+            continue
+        when = "past" if i.start < cur else "now" if i.start == cur else "next"
+        req = need.get(i.start) if queues else None
+        rows.append(OutlookRow(i.start, when, i.actual, i.expected, i.low, i.high, req,
+                               req is not None and staffed is not None and when != "past" and req > staffed))
+    return Outlook(scope, made.kpi, rows, staffed, made.wape_24h, made.method, _chart(rows))
+
+
+def _queues_of(view: View, forecaster: Forecaster, scope: str) -> list[str]:
+    """The queue scopes whose staffing adds up to the scope's: itself, the queues a team's agents serve,
+    or every queue with a forecast."""
+    if kind_of(scope) == "queue":
+        return [scope]
+    if kind_of(scope) == "team":
+        return sorted({f"queue:{q}" for _, a in view.agent_list(scope) for q in a.queues})
+    return sorted({s for s, _ in forecaster.made if kind_of(s) == "queue"})
+
+
+CHART_W, CHART_H, CHART_PAD = 340, 96, 4
+
+
+def _chart(rows: list[OutlookRow]) -> dict[str, Any]:
+    """The panel's chart as SVG coordinates: actual bars, the forecast line and its band, a mark at now."""
+    if not rows:
+        return {"bars": [], "line": "", "band": "", "labels": [], "now_x": None, "top": 0, "w": CHART_W, "h": CHART_H}
+    top = max([r.high or 0.0 for r in rows] + [r.actual or 0.0 for r in rows] + [1.0])
+    slot = CHART_W / len(rows)
+
+    def y(v: float) -> float:
+        return round(CHART_H - CHART_PAD - (CHART_H - 2 * CHART_PAD) * v / top, 1)
+
+    bars = [{"x": round(i * slot + 1, 1), "w": round(slot - 2, 1), "y": y(r.actual), "h": round(y(0) - y(r.actual), 1),
+             "cls": r.when} for i, r in enumerate(rows) if r.actual]
+    mid = [round(i * slot + slot / 2, 1) for i in range(len(rows))]
+    line = " ".join(f"{x},{y(r.expected)}" for x, r in zip(mid, rows, strict=True) if r.expected is not None)
+    upper = [f"{x},{y(r.high)}" for x, r in zip(mid, rows, strict=True) if r.high is not None]
+    lower = [f"{x},{y(r.low)}" for x, r in zip(mid, rows, strict=True) if r.low is not None][::-1]
+    now_i = next((i for i, r in enumerate(rows) if r.when == "now"), None)
+    labels = [{"ts": rows[0].start}, *([{"ts": rows[now_i].start}] if now_i else []), {"ts": rows[-1].start + 900}]
+    return {"bars": bars, "line": line, "band": " ".join(upper + lower), "labels": labels,
+            "now_x": round(now_i * slot, 1) if now_i is not None else None, "top": round(top), "w": CHART_W,
+            "h": CHART_H}
 
 
 @dataclass(frozen=True)

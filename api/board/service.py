@@ -28,6 +28,7 @@ from alerts.rules import Rule
 from api.alert_views import AlertView, alert_view
 from api.board import model
 from api.board.i18n import WORDS, duration, fmt, kpi_label
+from api.forecasts import Forecaster
 from api.sampling import LiveSampler
 from api.snapshots import PeriodicSnapshot, reason
 from api.targets import Targets
@@ -52,8 +53,10 @@ FiringAlerts = tuple[list[Any], dict[str, list[Reading]]]  # alert rows, follow-
 
 
 class Board:
-    def __init__(self, view: View, targets: Callable[[], Targets], live: LiveSampler, base: str = "/board") -> None:
+    def __init__(self, view: View, targets: Callable[[], Targets], live: LiveSampler, base: str = "/board",
+                 forecaster: Forecaster | None = None) -> None:
         self.view = view
+        self.forecaster = forecaster
         self.targets = targets
         self.live = live
         self.base = base
@@ -195,6 +198,7 @@ class Board:
                                             "agents": model.rankings(view, cfg, src, "agent", now)}),
             "alerts": ("_alerts.html", {"alerts": model.board_alerts(src, cfg)[:12]}),
             "comments": ("_comments.html", {"comments": view.recent_comments(ticket_scope, limit=rows - 2)}),
+            "outlook": ("_outlook.html", {"outlook": model.outlook(view, self.forecaster, cfg, now)}),
             "agents": ("_agents.html", {"cells": model.agent_cells(view, cfg) if cfg.agents else [],
                                         "limit": model.GRID_CELLS_KIOSK if cfg.kiosk else model.GRID_CELLS}),
         }

@@ -113,7 +113,7 @@ class ForecastResponse(BaseModel):
     scope: str
     kpi: Literal["calls_offered", "tickets_created"]
     step: Literal["15m"] = "15m"
-    as_of: str = Field(description="when the forecast was made (it is remade every 5 minutes)")
+    as_of: str = Field(description="when the forecast was made (it is remade every minute)")
     method: str = Field(description="profile (four weeks of history or more), daily (a day), flat (less)")
     intervals: list[ForecastInterval]
     wape_24h: float | None = Field(description="Σ|actual − expected| / Σ actual over the past intervals listed")
@@ -137,7 +137,7 @@ async def get_forecast(request: Request, view: ViewDep,
         raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
     made = request.app.state.forecaster.answer(scope, kpi)
     if made is None:
-        raise HTTPException(404, "no forecast made yet for this scope (the forecaster runs every 5 minutes "
+        raise HTTPException(404, "no forecast made yet for this scope (the forecaster runs every minute "
                                  "once the database is connected)")
     return ForecastResponse(scope=scope, kpi=kpi, as_of=rfc3339(made.made), method=made.method,
                             wape_24h=made.wape_24h,

@@ -52,6 +52,15 @@
     }
   }
 
+  // Quarter-hour times arrive as epoch seconds: shown in the screen's own time zone.
+  function localTimes(root) {
+    root.querySelectorAll("time[data-ts]").forEach((el) => {
+      const d = new Date(Number(el.dataset.ts) * 1000);
+      el.dateTime = d.toISOString();
+      el.textContent = d.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", hour12: false });
+    });
+  }
+
   function css(name) {
     return getComputedStyle(body).getPropertyValue(name).trim() || "#888";
   }
@@ -138,6 +147,7 @@
   document.body.addEventListener("htmx:sseMessage", () => { lastUpdate = Date.now(); tick(); });
   document.body.addEventListener("htmx:afterSwap", (e) => {
     drawSparks(e.target);
+    localTimes(e.target);
     if (e.target.id === "alerts") checkAlerts();
     if (e.target.id in FIT) fit(e.target.id);
   });
@@ -159,6 +169,7 @@
   }
 
   drawSparks(document);
+  localTimes(document);
   checkAlerts();
   fitAll();
   setInterval(tick, 1000);
