@@ -207,6 +207,8 @@ def outlook(view: View, forecaster: Forecaster | None, cfg: BoardConfig, now: fl
             continue
         when = "past" if i.start < cur else "now" if i.start == cur else "next"
         req = need.get(i.start) if queues else None
+        if when == "now" and queues:  # what the queue rows say: Erlang C on the calls of the last 15 min
+            req = sum(view.staffing(q, now=now)[0].required_agents for q in queues)
         rows.append(OutlookRow(i.start, when, i.actual, i.expected, i.low, i.high, req,
                                req is not None and staffed is not None and when != "past" and req > staffed))
     return Outlook(scope, made.kpi, rows, staffed, made.wape_24h, made.method, _chart(rows))

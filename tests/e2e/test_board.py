@@ -8,6 +8,7 @@ import math
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from db.engine import make_engine
+from history.store import HistoryStore
+from services import demo
 from services.broker import EmbeddedBroker
 from services.loadgen import LIVE, agent_state, call, lifecycles, random_stream, survey, ticket
 from tests.support.board_checks import clipped, small_texts
@@ -43,7 +47,7 @@ def board_stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
     tmp = tmp_path_factory.mktemp("board")
     rules = tmp / "rules.yaml"
     rules.write_text(RULES)
-    stack = Stack(broker, tmp, SQM_ADMIN_TOKEN=TOKEN, SQM_RULES_FILE=str(rules))
+    stack = Stack(broker, tmp, SQM_ADMIN_TOKEN=TOKEN, SQM_RULES_FILE=str(rules), SQM_FORECAST_EVERY_S="2")
     try:
         stack.worker()
         stack.notifier()  # before the API: it boots while stack.api() waits for /healthz
@@ -367,4 +371,59 @@ def test_the_agent_grid_shows_who_can_take_the_calls(board_stack: Stack, browser
     page.close()
     page = open_board(browser, board_stack, "team=grid&kiosk=1", size=(1920, 1080))
     assert page.locator("#agents").get_attribute("hidden") is not None, "a wall screen shows the grid on request"
+    page.close()
+
+
+def test_the_next_two_hours_panel_agrees_with_the_forecast(board_stack: Stack, browser: Browser) -> None:
+    """The "next 2 hours" panel: actual bars, the forecast in its band, need against staffed per quarter
+    hour; the same figures as /v1/forecast, the current quarter hour's need the one the queue row shows;
+    pushed, in kiosk mode and in Chinese, times in the screen's time zone."""
+    now = time.time()
+    engine = make_engine(f"sqlite:///{board_stack.tmp}/sqm.db")
+    HistoryStore(engine).replace_source("test:demo", demo.history(now - 1800, 9, seed=3, minute_s=86400))
+    engine.dispose()
+    q = {"team": "tech", "queues": ["tech-line"]}
+    produce(board_stack, [*[agent_state(now - 60 - i, f"fc-a{i}", "available" if i % 3 else "on_contact", **q)
+                            for i in range(9)],
+                          *[call("call.offered", now - 20 - i, f"fc-c{i}", team="tech", queue="tech-line")
+                            for i in range(15)]])
+
+    def forecast() -> dict[str, Any] | None:
+        r = httpx.get(board_stack.url + "/v1/forecast", params={"scope": "queue:tech-line"})
+        body = r.json() if r.status_code == 200 else None
+        return body if body and body["method"] == "profile" and any(i["future"] for i in body["intervals"]) else None
+
+    wait_for(lambda: forecast() is not None, 60, "a forecast from the history", board_stack)
+    page = open_board(browser, board_stack, "scope=queue:tech-line&kiosk=1&lang=zh-CN", size=(1920, 1080))
+    page.wait_for_selector("#outlook td[data-expected]")
+    page.wait_for_timeout(2500)  # a forecast made every 2 s: compare the page with the answer of its time
+    cells = page.eval_on_selector_all("#outlook td[data-expected]", "els => els.map(e => [Number(e.dataset.start), "
+                                      "JSON.parse(e.dataset.expected)])")
+    body = forecast()
+    assert body is not None
+    api = {round(datetime.fromisoformat(i["start"].replace("Z", "+00:00")).timestamp()): i
+           for i in body["intervals"]}
+    assert len(cells) == 9, "the current quarter hour and the next 8"
+    for start, expected in cells:
+        assert start in api and abs(expected - api[start]["expected"]) <= 0.02 * api[start]["expected"] + 1, \
+            (start, expected, api.get(start))
+    need = page.eval_on_selector_all("#outlook td[data-required]", "els => els.map(e => [e.dataset.required, "
+                                     "e.dataset.staffed, e.innerText])")
+    row = page.locator("#queues td.agents[data-scope='queue:tech-line']")
+    assert need and need[0][0] == row.get_attribute("data-required"), "now: the need the queue row shows"
+    staffed = int(need[0][1])
+    assert staffed == 9, "staffed now (minus away) of the queue"  # 9 agents on, none away
+    for required, _, text in need[1:]:
+        assert text.startswith(f"{required}/{staffed}") and ("▲" in text) == (int(required) > staffed)
+    times = page.eval_on_selector_all("#outlook time[data-ts]", "els => els.map(e => e.textContent)")
+    assert all(len(t) == 5 and t[2] == ":" for t in times), times
+    assert "未来 2 小时" in page.inner_text("#outlook") and page.locator("#outlook svg .line").count() == 1
+    assert small_texts(page, 14.0) == [] and clipped(page, ".panel") == []
+    shot(page, "outlook-kiosk-zh")
+    page.close()
+    page = open_board(browser, board_stack, "scope=all&lang=en", size=(1366, 768))
+    page.wait_for_selector("#outlook td[data-expected]")
+    assert "Next 2 hours" in page.inner_text("#outlook")
+    assert clipped(page, "#outlook") == []
+    page.locator("#outlook").screenshot(path=str(ARTIFACTS / "board-outlook-desk.png"))
     page.close()
