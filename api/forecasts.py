@@ -119,8 +119,8 @@ class Forecaster(BackgroundLoop):
         for scope in [s for s in self.view.scopes(now=now) if kind_of(s) in KINDS]:
             for f in await asyncio.to_thread(self.make, scope, now):
                 self.made[(scope, f.kpi)] = f
-                future = [i.expected or 0.0 for i in f.intervals if i.start > now]
-                value = ForecastValue(now, f.intervals[-HORIZON].start, future)
+                ahead = f.intervals[-HORIZON - 1:]  # the current quarter hour and the next 8
+                value = ForecastValue(now, ahead[0].start, [i.expected or 0.0 for i in ahead])
                 records.append((encode_key(ForecastKey(scope, f.kpi)), value.to_bytes()))
         for k, v in records:
             self.view.apply(k, v)

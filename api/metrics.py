@@ -2,7 +2,7 @@
 
 Names follow Prometheus conventions: `sqm_` prefix, base units (`_seconds`), ratios 0..1 (`_ratio`),
 `_total` on counters. Labels are bounded: `scope` comes from teams, channels, tiers and queues;
-per-agent series are off unless SQM_METRICS_AGENT_SCOPES=true (one series per agent per KPI).
+per-agent series for the busiest SQM_METRICS_AGENT_SCOPES agents only (100 by default; about 240 series each).
 """
 
 from __future__ import annotations
@@ -97,15 +97,17 @@ TOTALS: dict[str, tuple[str, str]] = {
 
 
 class ViewCollector(Collector):
-    def __init__(self, view: View, feed_state: FeedState, include_agents: bool = False) -> None:
+    def __init__(self, view: View, feed_state: FeedState, agent_limit: int = 0) -> None:
         self.view = view
         self.feed = feed_state
-        self.include_agents = include_agents
+        self.agent_limit = agent_limit  # agent scopes served: the busiest this many (SQM_METRICS_AGENT_SCOPES)
 
     def collect(self) -> Iterator[Metric]:
         now = time.time()
         view = self.view
-        scopes = [s for s in view.scopes(now=now) if self.include_agents or kind_of(s) != "agent"]
+        scopes = [s for s in view.scopes(now=now) if kind_of(s) != "agent"]
+        if self.agent_limit:
+            scopes += view.busiest("agent", self.agent_limit, now=now)
         fams = {k.name: GaugeMetricFamily(metric_name(k.name), f"{k.help} (rolling window)",
                                           labels=["scope", "kind", "window"]) for k in KPIS}
         counts = GaugeMetricFamily("sqm_kpi_samples", "denominator of each KPI (events behind the value)",
@@ -319,13 +321,13 @@ class IngestMetrics:
     rejected: Counter
 
 
-def build_registry(view: View, feed: FeedState, include_agents: bool, alert_stats: AlertStatsCache | None = None,
+def build_registry(view: View, feed: FeedState, agent_limit: int, alert_stats: AlertStatsCache | None = None,
                    *, partitions: int | None = None) -> tuple[CollectorRegistry, IngestMetrics]:
     # no `<name>_created` gauge beside each counter: Prometheus' text format shows it as a family of
     # its own, which dashboards and `promtool check metrics` stumble on
     disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
     registry = CollectorRegistry()
-    registry.register(ViewCollector(view, feed, include_agents))
+    registry.register(ViewCollector(view, feed, agent_limit))
     registry.register(AlertsCollector(alert_stats))
     if partitions is not None:  # what the health rules compare the workers' assignments with
         Gauge("sqm_partitions", "partitions of the input and scope topics (SQM_PARTITIONS): the source partitions "

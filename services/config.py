@@ -22,6 +22,8 @@ from stream.folds import KpiConfig
 from stream.kafka import KafkaClientConfig
 from stream.view import StaffingConfig
 
+AGENTS_ALL = 1_000_000  # SQM_METRICS_AGENT_SCOPES=true: every agent
+
 
 class Settings(BaseSettings):
     """Every setting of every process. Each field's description is its documentation: the table in
@@ -165,9 +167,10 @@ class Settings(BaseSettings):
                                  "<prefix>alerts for the alerts role")
     worker_id: str = Field(default_factory=lambda: socket.gethostname(),
                            description="worker name in heartbeats and metrics; default: the host name")
-    metrics_agent_scopes: bool = Field(False, description="per-agent series in /metrics (one series per agent "
-                                       "and KPI: mind the cardinality); set it on the workers too, which then "
-                                       "keep the per-agent `sqm_kpi_*_total` counters")
+    metrics_agent_scopes: int = Field(100, ge=0, description="per-agent series in /metrics for this many agents "
+                                      "at most, the busiest of the last 24 h (about 240 series per agent: mind "
+                                      "the cardinality); 0: none, `true`: every agent. Set it on the workers too "
+                                      "(0 there: they keep no per-agent `sqm_kpi_*_total` counters)")
     uvloop: bool = Field(True, description="run the worker on uvloop")
     fetch_max_wait_ms: int = Field(100, ge=0, le=5000, description="consumer long-poll wait; Faust's own 1500 ms "
                                    "adds up to 1.5 s of latency on brokers that hold a fetch (stream/transport.py)")
@@ -182,6 +185,16 @@ class Settings(BaseSettings):
         "Unset: no probe server. The API has its own, on SQM_API_PORT "
         "([deploy/kubernetes.md](deploy/kubernetes.md#probes))")
 
+
+    @field_validator("metrics_agent_scopes", mode="before")
+    @classmethod
+    def _agent_scopes_flag(cls, v: object) -> object:
+        """The earlier on/off setting still reads: `true` is every agent, `false` none."""
+        if isinstance(v, bool):
+            return AGENTS_ALL if v else 0
+        if isinstance(v, str) and v.strip().lower() in ("true", "yes", "on", "false", "no", "off"):
+            return AGENTS_ALL if v.strip().lower() in ("true", "yes", "on") else 0
+        return v
 
     @field_validator("ingest_token", "admin_token")
     @classmethod
@@ -273,7 +286,7 @@ class Settings(BaseSettings):
     def kpi_config(self) -> KpiConfig:
         return KpiConfig(dict(self.fr_targets), self.fr_default_target, dict(self.sl_thresholds),
                          self.sl_default_threshold, dict(self.short_abandon), self.short_abandon_default,
-                         self.call_horizon_s, self.effective_scope_caps, agent_totals=self.metrics_agent_scopes,
+                         self.call_horizon_s, self.effective_scope_caps, agent_totals=self.metrics_agent_scopes > 0,
                          agent_state_map=dict(self.agent_state_map))
 
     @property

@@ -66,7 +66,7 @@ class KpiConfig:
     # distinct values kept per dimension and source partition (stream/caps.py); the rest count as `other`
     scope_caps: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CAPS))
     # keep the monotonic KPI totals (records.TotalValue) of agent scopes too: one record per agent and
-    # source topic, kept for good, so only when /metrics serves agent series (SQM_METRICS_AGENT_SCOPES)
+    # source topic, kept for good, so only while /metrics serves agent series (SQM_METRICS_AGENT_SCOPES not 0)
     agent_totals: bool = False
     # a vendor's agent state names -> the contract's five (events.validate)
     agent_state_map: dict[str, str] = field(default_factory=dict)

@@ -130,6 +130,8 @@ LIVE: tuple[LiveDef, ...] = (
     LiveDef("predicted_service_level", "ratio", QUEUE_KINDS,
             "Erlang C service level with the agents staffed minus away", True),
     # the forecast of the next quarter hour (history/forecast.py, made by the API every minute)
+    LiveDef("calls_offered_forecast", "count", QUEUE_KINDS,
+            "calls the forecast expects in the current quarter hour (null without a recent forecast)"),
     LiveDef("calls_offered_next", "count", QUEUE_KINDS,
             "calls expected in the next quarter hour (forecast; null without a recent one)"),
     LiveDef("required_agents_next", "count", QUEUE_KINDS,

@@ -34,6 +34,7 @@ KPI_LABELS: dict[str, dict[str, str]] = {
     "staffing_gap": {"en": "Staffing gap", "zh-CN": "人手缺口"},
     "predicted_service_level": {"en": "Predicted service level", "zh-CN": "预测服务水平"},
     "occupancy": {"en": "Occupancy", "zh-CN": "坐席占用率"},
+    "calls_offered_forecast": {"en": "Calls expected this quarter hour", "zh-CN": "本时段预计来电"},
     "calls_offered_next": {"en": "Calls next 15 min", "zh-CN": "未来15分钟来电"},
     "required_agents_next": {"en": "Agents needed next 15 min", "zh-CN": "未来15分钟所需坐席"},
     "staffing_gap_next": {"en": "Gap next 15 min", "zh-CN": "未来15分钟人手缺口"},

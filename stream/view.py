@@ -328,6 +328,9 @@ class View:
             out["required_agents"] = (float(s.required_agents), offered)
             out["staffing_gap"] = (float(s.staffing_gap), offered)
             out["predicted_service_level"] = (s.predicted_service_level, offered)
+            f = self.forecasts.get((scope, "calls_offered"))
+            this = f.at(int(now // QUARTER) * QUARTER) if f is not None and now - f.made <= FORECAST_FRESH_S else None
+            out["calls_offered_forecast"] = (this, round(this)) if this is not None else (None, 0)
             nxt = self.next_interval(scope, now=now, staffed=s)
             if nxt is None:
                 out["calls_offered_next"] = out["required_agents_next"] = out["staffing_gap_next"] = (None, 0)
@@ -399,6 +402,13 @@ class View:
                                                                         -active.get(s, 0), s))
             out.extend(scopes)
         return sorted(out)
+
+    def busiest(self, kind: str, n: int, *, now: float) -> list[str]:
+        """The `n` scopes of `kind` with the most minutes with events in the last 24 h (ties: by name)."""
+        oldest = bucket_of(now - LONGEST, self.bucket_s)
+        prefix = f"{kind}:"
+        active = ((sum(1 for b in bs if b >= oldest), s) for s, bs in self._buckets.items() if s.startswith(prefix))
+        return sorted(s for _, s in heapq.nsmallest(n, ((-m, s) for m, s in active if m)))
 
     def has_scope(self, scope: str, *, now: float) -> bool:
         return scope == "all" or scope in self._buckets or scope in self._live.scopes or scope in self._calls.scopes \

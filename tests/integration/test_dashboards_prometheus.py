@@ -39,7 +39,7 @@ import yaml
 
 from deploy.grafana.sqm_dashboards.shipped import load, substitute, targets, variable_values
 from services.broker import EmbeddedBroker, free_port
-from services.loadgen import LIVE, lifecycles, random_stream, survey, ticket
+from services.loadgen import LIVE, agent_shift, lifecycles, random_stream, survey, ticket
 from tests.support.peers import WebhookSink
 from tests.support.stack import Stack, produce, wait_for
 
@@ -125,7 +125,8 @@ def rules_file(tmp: Path) -> Path:
 def first_wave(now: float) -> list[Any]:
     """Events over every window and live contacts, plus a message that breaks the contract, a
     duplicate and an event older than the longest window."""
-    events: list[Any] = random_stream(1200, now, seed=41) + lifecycles(300, now, seed=41)
+    events: list[Any] = random_stream(1200, now, seed=41) + lifecycles(300, now, seed=41) + \
+        agent_shift(300, now, agents=30, span_s=1800)  # agents of the teams and queues: occupancy, staffing
     return [*events, ("tickets", b"{not json"), events[0], ticket("ticket.created", now - 3 * 86400,
                                                                    now - 3 * 86400, "late-1", team="billing")]
 
@@ -479,7 +480,7 @@ def test_dashboards_and_recording_rules_on_a_real_prometheus(broker: EmbeddedBro
     hook = WebhookSink().start()
     stack = Stack(broker, tmp_path, SQM_METRICS_AGENT_SCOPES="true", SQM_INGEST_TOKEN=TOKEN,
                   SQM_RULES_FILE=str(rules_file(tmp_path)), SQM_DELIVERY_BACKOFF_MAX_S="1",
-                  SQM_ALERT_FULL_EVAL_S="1")
+                  SQM_ALERT_FULL_EVAL_S="1", SQM_FORECAST_EVERY_S="5")
     stack.env["SQM_NOTIFY_FILE"] = str(notify_file(tmp_path, hook, stack.url))
     prom: Prometheus | None = None
     try:
@@ -505,7 +506,8 @@ def test_dashboards_and_recording_rules_on_a_real_prometheus(broker: EmbeddedBro
         wait_for(delivered, 30, "deliveries: delivered, parked and waiting", stack)
         settle(stack, prom)  # the first wave's counters are stored: the second raises them
         took["alerts delivered, first wave scraped"] = round(time.monotonic() - t0, 1)
-        second = random_stream(600, time.time(), seed=42, bands=LIVE)
+        second = random_stream(600, time.time(), seed=42, bands=LIVE) + agent_shift(100, time.time(), agents=30,
+                                                                                     seed=6, span_s=60)
         produce(stack, second)
         expected += len(second)
         wait_for(lambda: stack.seen_messages() >= expected, 60, f"{expected} messages in the view", stack)

@@ -19,8 +19,10 @@ from db.engine import make_engine
 from history.store import HistoryStore
 from services.broker import free_port
 from services.config import Settings
-from services.loadgen import random_stream
+from services.loadgen import random_stream, ticket
+from stream.folds import KpiConfig
 from stream.kpis import KPIS, LIVE
+from stream.state import PartitionState
 from tests.support.fakes import MemorySink
 from tests.support.pipeline import run, to_messages
 
@@ -77,7 +79,10 @@ def test_metrics_exposition(client: TestClient) -> None:
     sl = [s for s in fams["sqm_service_level_ratio"].samples if s.labels["scope"] == "all"]
     assert {s.labels["window"] for s in sl} == {"5m", "15m", "1h", "24h"}
     assert all(0 <= s.value <= 1 for s in sl)
-    assert not any(s.labels.get("kind") == "agent" for f in fams.values() for s in f.samples)
+    # agent series for the busiest agents only (SQM_METRICS_AGENT_SCOPES, 100 by default)
+    view = client.app.state.view
+    agents = {s.labels["scope"] for f in fams.values() for s in f.samples if s.labels.get("kind") == "agent"}
+    assert agents and agents == set(view.busiest("agent", 100, now=time.time()))
     assert fams["sqm_events"].type == "counter"
     assert "sqm_deadletter" in fams and "sqm_backlog_tickets" in fams
 
@@ -154,3 +159,34 @@ def test_not_connected_yet_says_since_when_and_how_often_it_retries() -> None:
         assert r.status_code == 503 and r.headers["retry-after"] == "8"
         assert r.json()["detail"].startswith("the database is unavailable: not connected since ")
         assert c.get("/v1/kpis", params={"compare": "last_week"}).json()["compare_error"].endswith("not connected")
+
+
+def test_agent_series_are_capped_at_the_busiest() -> None:
+    """SQM_METRICS_AGENT_SCOPES=N serves the N agents with the most active minutes; 0 none; `true` all."""
+    from api.metrics import ViewCollector
+    from services.config import AGENTS_ALL
+    from stream.view import View
+
+    assert Settings(metrics_agent_scopes="true").metrics_agent_scopes == AGENTS_ALL
+    assert Settings(metrics_agent_scopes="false").metrics_agent_scopes == 0
+    now = time.time()
+    events = [ticket("ticket.created", now - 60 * m, now - 60 * m, f"b{a}-{m}", team="tech", agent=f"a{a}")
+              for a in range(5) for m in range(a + 1)]  # agent a<n> has events in n + 1 minutes
+    ps = PartitionState(0, KpiConfig(agent_totals=True), 60, 7 * 86400)
+    for i, ev in enumerate(events):
+        ps.apply("tickets", i, orjson.dumps(ev), now=now)
+    view = View(60)
+    for k, v in ps.drain().records:
+        view.apply(k, v)
+    assert view.busiest("agent", 2, now=now) == ["agent:a3", "agent:a4"]
+
+    def served(limit: int) -> set[str]:
+        return {s.labels["scope"] for f in ViewCollector(view, _Warm(), limit).collect() for s in f.samples
+                if s.labels.get("kind") == "agent"}
+
+    assert served(2) == {"agent:a3", "agent:a4"} and served(0) == set() and len(served(AGENTS_ALL)) == 5
+
+
+class _Warm:
+    warm = True  # the view has read every record: /metrics serves its counters
+    latest_record_ts = 0.0

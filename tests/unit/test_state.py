@@ -137,7 +137,7 @@ LIVE_SCOPES = ["all", "team:billing", "team:tech", "agent:a1", "channel:chat", "
 
 
 STAFFING = {"traffic_erlangs", "required_agents", "staffing_gap", "predicted_service_level", "calls_offered_next",
-            "required_agents_next", "staffing_gap_next"}
+            "calls_offered_forecast", "required_agents_next", "staffing_gap_next"}
 
 
 def assert_live_matches(view: View, events: list[dict[str, Any]], now: float = NOW) -> None:

@@ -129,7 +129,7 @@ async def test_a_total_record_per_touched_scope_and_not_for_agents() -> None:
 async def test_metrics_serve_one_counter_family_per_field() -> None:
     events = random_stream(800, NOW, seed=8)
     view = view_of(await run(to_messages(events)))
-    registry, _ = build_registry(view, _Feed(), include_agents=False)
+    registry, _ = build_registry(view, _Feed(), agent_limit=0)
     fams = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
     assert set(TOTALS) == set(FIELDS)
     for name, _ in TOTALS.values():
@@ -153,7 +153,7 @@ async def test_no_counters_until_the_view_is_warm() -> None:
     class Cold(_Feed):
         warm = False
 
-    registry, _ = build_registry(view, Cold(), include_agents=False)
+    registry, _ = build_registry(view, Cold(), agent_limit=0)
     text = generate_latest(registry).decode()
     assert "sqm_first_response_sla_ratio{" in text  # the gauges are served ...
     assert "sqm_kpi_tickets_created_total" not in text and "sqm_events_total" not in text  # ... not the counters

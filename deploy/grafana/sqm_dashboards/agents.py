@@ -1,4 +1,4 @@
-"""sqm / Agents: per-agent KPIs (only when the API exposes agent scopes: SQM_METRICS_AGENT_SCOPES=true)."""
+"""sqm / Agents: agent state and occupancy per team and queue, and per-agent KPIs (the busiest agents)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .panels import (
     datasource_variable,
     higher_is_better,
     job_variable,
+    lower_is_better,
     scope_variable,
     table_panel,
     text_panel,
@@ -19,9 +20,9 @@ from .panels import (
 from .promql import RATE, count, gauge, kpi, per_minute, recorded, scoped
 
 UID = "sqm-agents"
-OPT_IN = ("Agent scopes (`agent:<name>`) are on /metrics only when the API runs with "
-          "`SQM_METRICS_AGENT_SCOPES=true`: one series per agent and counter, so weigh the cardinality "
-          "(agents x about 30 counters and gauges) before turning it on. Without it this dashboard stays empty.")
+OPT_IN = ("Per-agent series (`agent:<name>`) are on /metrics for the busiest 100 agents of the last 24 h "
+          "(`SQM_METRICS_AGENT_SCOPES=N` for another cap, 0 for none: about 240 series per agent, so weigh the "
+          "cardinality before raising it). The team and queue panels need no agent series.")
 FCR = higher_is_better(0.55, 0.70)
 CSAT = higher_is_better(0.70, 0.85)
 FR_SLA = higher_is_better(0.85, 0.95)
@@ -30,9 +31,27 @@ FR_SLA = higher_is_better(0.85, 0.95)
 def build() -> dm.Dashboard:
     a = scoped("agent")
     b = dashboard(UID, "sqm / Agents", "Per-agent ticket and call handling, first-contact resolution and satisfaction. "
-                  + OPT_IN, [datasource_variable(), job_variable(), scope_variable("agent")])
+                  + OPT_IN, [datasource_variable(), job_variable(), scope_variable("team"), scope_variable("queue"),
+                             scope_variable("agent")])
     b.add(text_panel("About agent scopes", OPT_IN + " The thresholds are those of the default alert rules "
                      "(`agent-fcr-low`: FCR over 24 h below 70 % warning, 55 % critical).", height=3))
+    t, q = scoped("team"), scoped("queue")
+    b.row("Teams and queues")
+    b.add(
+        timeseries_panel("Occupancy per team, 1 h", "Time on a contact or in after-contact work over time available "
+                         "or on a contact or in after-contact work, over the last hour (docs/workforce.md).",
+                         [Series(gauge("sqm_occupancy", [*t, 'window="1h"']), "{{scope}}")], unit="percentunit",
+                         min_=0, max_=1, thresholds=lower_is_better(0.85, 0.92), span=8),
+        timeseries_panel("Time away per team, 1 h", "Time away (breaks, lunch, training) over time logged in, over "
+                         "the last hour.", [Series(gauge("sqm_away_share", [*t, 'window="1h"']), "{{scope}}")],
+                         unit="percentunit", min_=0, max_=1, span=8),
+        timeseries_panel("Agents by state per queue", "Agents of each selected queue available, on a contact, in "
+                         "after-contact work and away (live state).",
+                         [Series(gauge(f"sqm_agents_{state}", q), "{{scope}} " + word)
+                          for state, word in (("available", "available"), ("on_contact", "on a contact"),
+                                              ("after_contact_work", "wrap-up"), ("away", "away"))],
+                         unit="short", min_=0, decimals=0, span=8),
+    )
     b.row("Agents over the time range")
     b.add(table_panel(
         "Agents over the time range", "One row per selected agent. Over the dashboard's time range: KPIs are ratios "

@@ -74,6 +74,28 @@ def build() -> dm.Dashboard:
                          "state).", [Series(gauge("sqm_longest_wait_seconds", q), "{{scope}}")], unit="s", min_=0,
                          thresholds=WAIT, span=8),
     )
+    b.row("Staffing and forecast")
+    b.add(
+        timeseries_panel("Agents needed and staffed per queue", "Erlang C's required agents for the calls of the "
+                         "last 15 minutes at the queue's handle time and service-level target, against the agents "
+                         "staffed minus those away (live state; docs/workforce.md). Below the line: short.",
+                         [Series(gauge("sqm_required_agents", q), "{{scope}} needed"),
+                          Series(f"{gauge('sqm_agents_staffed', q)} - {gauge('sqm_agents_away', q)}",
+                                 "{{scope}} staffed")], unit="short", min_=0, decimals=0, span=8),
+        timeseries_panel("Staffing gap per queue, now and next 15 min", "Agents staffed minus away minus required "
+                         "now (solid) and for the next quarter hour's forecast calls (`_next`); negative: short. The "
+                         "understaffed and understaffed-next-interval rules fire below 0.",
+                         [Series(gauge("sqm_staffing_gap", q), "{{scope}} now"),
+                          Series(gauge("sqm_staffing_gap_next", q), "{{scope}} next 15 min")], unit="short",
+                         decimals=0, thresholds=higher_is_better(-5, 0), span=8),
+        timeseries_panel("Forecast against actual calls per queue", "The calls the forecast expects in the current "
+                         "quarter hour (a step at each quarter) against the calls offered over the last 15 minutes "
+                         "(rolling): at each quarter's end they meet where the forecast was right "
+                         "(docs/workforce.md \"Forecast\").",
+                         [Series(gauge("sqm_calls_offered_forecast", q), "{{scope}} forecast"),
+                          Series(gauge("sqm_calls_offered", [*q, 'window="15m"']), "{{scope}} actual, 15 min")],
+                         unit="short", min_=0, decimals=0, span=8),
+    )
     b.row("Teams")
     b.add(table_panel(
         "Teams over the time range", f"One row per selected team. {TABLE_NOTE}", "scope", "Team", [
