@@ -41,14 +41,17 @@ async def test_a_flood_of_distinct_values_stays_bounded() -> None:
         other = client.get("/v1/kpis", params={"scope": "team:other", "window": "1h"}).json()["kpis"]
         assert other["survey_responses"]["count"] >= N - DEFAULT_CAPS["team"] * PARTITIONS
 
+        t0 = time.perf_counter()
         text = client.get("/metrics").text
-    assert len(text) < 2_000_000, len(text)
+        print(f"/metrics: {len(text) / 1e6:.2f} MB in {time.perf_counter() - t0:.2f} s")
+    assert len(text) < 3_000_000, len(text)  # about 2 MB without agents, 0.8 MB for the 100 busiest
     scoped = {s.labels["scope"] for f in text_string_to_metric_families(text) for s in f.samples
               if "scope" in s.labels}
     for kind in ("team", "channel", "tier"):
         assert len({s for s in scoped if s.startswith(f"{kind}:")}) <= DEFAULT_CAPS[kind] + 1, kind
     assert "team:other" in scoped
-    assert not any(s.startswith("agent:") for s in scoped)  # agents are opt-in on /metrics
+    agents = {s for s in scoped if s.startswith("agent:")}
+    assert 0 < len(agents) <= 100, len(agents)  # the busiest 100 (SQM_METRICS_AGENT_SCOPES)
     overflow = {s.labels["dimension"]: s.value for f in text_string_to_metric_families(text)
                 if f.name == "sqm_scope_overflow_events" for s in f.samples if s.name.endswith("_total")}
     assert overflow["team"] >= N - DEFAULT_CAPS["team"] * PARTITIONS and overflow["queue"] == 0
