@@ -12,7 +12,9 @@ from api.deps import ReadAuthenticated, ViewDep
 from api.forecasts import KINDS, kpis_of
 from stream.clock import rfc3339
 from stream.events import AgentStateName
-from stream.kpis import AGENT_KINDS
+from stream.agents import TIME_FIELD
+from stream.folds import IX
+from stream.kpis import AGENT_KINDS, KPI_BY_NAME
 from stream.scopes import kind_of
 
 router = APIRouter(prefix="/v1", tags=["workforce"], dependencies=[ReadAuthenticated])
@@ -26,11 +28,17 @@ class AgentNow(BaseModel):
     since: str = Field(description="RFC 3339 UTC: when the agent entered this state (and reason)")
     in_state_s: float = Field(description="seconds in this state, now")
     queues: list[str]
+    occupancy: float | None = Field(None, description="with `window`: the agent's occupancy over it")
+    away_share: float | None = Field(None, description="with `window`: the agent's time away over time logged in")
+    time_in_state_s: dict[str, float] | None = Field(
+        None, description="with `window`: seconds in each state over it (available, on_contact, "
+        "after_contact_work, away), the current state up to now")
 
 
 class AgentsResponse(BaseModel):
     scope: str
     as_of: str
+    window: str | None = None
     agents: list[AgentNow]
 
 
@@ -38,19 +46,31 @@ class AgentsResponse(BaseModel):
             responses={404: {"description": "unknown scope"}, 422: {"description": "a scope agents do not count in"}})
 async def get_agents(view: ViewDep, scope: str = Query("all", max_length=140),
                      state: list[AgentStateName] | None = Query(None, description="only these states (repeatable)"),
+                     window: Literal["5m", "15m", "1h", "24h"] | None = Query(
+                         None, description="add each agent's occupancy, away share and time per state over it"),
                      ) -> AgentsResponse:
     """The agents of `all`, a `team:`, a `queue:` (those who serve it) or one `agent:`, by name, offline
-    ones included with state `offline` until they leave the live state (the agent horizon)."""
+    ones included with state `offline` until they leave the live state (the agent horizon); with
+    `window`, each with its time in state over it (docs/workforce.md "Time in state")."""
     now = time.time()
     if kind_of(scope) not in AGENT_KINDS | {"agent"}:
         raise HTTPException(422, f"agents do not count in {kind_of(scope)} scopes")
     if not view.has_scope(scope, now=now):
         raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
     wanted = set(state) if state else None
-    rows = [AgentNow(agent=name, team=a.team, state=a.state, reason=a.reason,
-                     since=rfc3339(a.since), in_state_s=max(0.0, now - a.since), queues=list(a.queues))
-            for name, a in view.agent_list(scope) if wanted is None or a.state in wanted]
-    return AgentsResponse(scope=scope, as_of=rfc3339(now), agents=rows)
+    rows = []
+    for name, a in view.agent_list(scope):
+        if wanted is not None and a.state not in wanted:
+            continue
+        row = AgentNow(agent=name, team=a.team, state=a.state, reason=a.reason, since=rfc3339(a.since),
+                       in_state_s=max(0.0, now - a.since), queues=list(a.queues))
+        if window is not None:
+            acc = view.window_acc(f"agent:{name}", window, now=now)
+            row.occupancy = KPI_BY_NAME["occupancy"].compute(acc)[0]
+            row.away_share = KPI_BY_NAME["away_share"].compute(acc)[0]
+            row.time_in_state_s = {st: acc.v[IX[f]] for st, f in TIME_FIELD.items()}
+        rows.append(row)
+    return AgentsResponse(scope=scope, as_of=rfc3339(now), window=window, agents=rows)
 
 
 class QueueStaffing(BaseModel):

@@ -5,10 +5,12 @@ read again) and a takeover by a new worker that loads the records, and the view'
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -255,3 +257,30 @@ def test_staffing_of_a_queue_from_the_view() -> None:
     quiet = View(60, staffing=StaffingConfig(default_handle_s=300))
     s, offered = quiet.staffing("queue:none", now=NOW)
     assert (offered, s.handle_time_s, s.required_agents, s.predicted_service_level) == (0, 300, 0, None)
+
+
+def test_the_agents_list_gives_each_agent_s_time_in_state_over_a_window() -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from services.config import Settings
+
+    if time.time() % 60 > 50:  # the request falls in the minute the figures are computed for
+        time.sleep(61 - time.time() % 60)
+    now = time.time() // 60 * 60
+    ps = fresh()
+    feed(ps, [agent_state(now - 600, "a1", "available", team="tech", queues=["q"]),
+              agent_state(now - 240, "a1", "on_contact", team="tech"),
+              agent_state(now - 60, "a1", "away", team="tech", reason="break")], now=now)
+    app = create_app(Settings(), connect=False)
+    for k, v in ps.drain().records:
+        app.state.view.apply(k, v)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        plain = c.get("/v1/agents", params={"scope": "team:tech"}).json()
+        assert plain["window"] is None and plain["agents"][0]["occupancy"] is None
+        body = c.get("/v1/agents", params={"scope": "team:tech", "window": "5m"}).json()
+    a = body["agents"][0]
+    at = datetime.fromisoformat(body["as_of"].replace("Z", "+00:00")).timestamp()
+    t = a["time_in_state_s"]
+    assert t["available"] == 60 and t["on_contact"] == 180 and t["away"] == pytest.approx(at - (now - 60), abs=0.01)
+    assert a["occupancy"] == pytest.approx(180 / 240) and a["away_share"] == pytest.approx(t["away"] / sum(t.values()))
