@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 
 from api.deps import ReadAuthenticated, ViewDep
 from api.forecasts import KINDS, kpis_of
+from stream.agents import TIME_FIELD
 from stream.clock import rfc3339
 from stream.events import AgentStateName
-from stream.agents import TIME_FIELD
 from stream.folds import IX
 from stream.kpis import AGENT_KINDS, KPI_BY_NAME
 from stream.scopes import kind_of
