@@ -49,6 +49,8 @@ from stream.scopes import scopes_of
 from stream.tickets import Ticket, transition
 from stream.windows import LONGEST, bucket_of, is_late
 
+LIVE_AGENTS_CAP = 20_000  # agents followed live per source partition (their records are kept for the horizon)
+
 DEDUPE_HORIZON_S = LONGEST + 600  # 24 h plus the 5 min future tolerance, with margin
 COMMENTS_KEPT = 200  # newest low-score survey comments kept per partition (for the board)
 
@@ -163,13 +165,16 @@ class PartitionState:
             if fresh:
                 c.dup += 1
             return None
+        named = ev.agent if isinstance(ev, AgentStateChanged) else None
         ev, over = self.index.admit(ev)  # values beyond a dimension's cap count as `other`
         if fresh:
             c.events[ev.type] = c.events.get(ev.type, 0) + 1
             for kind in over:
                 c.over[kind] = c.over.get(kind, 0) + 1
         if isinstance(ev, AgentStateChanged):
-            self._apply_agent(ev, offset, now)
+            # the live state keeps each agent by name (the grid needs who it is); only its `agent:`
+            # buckets go to `agent:other` beyond the cap, like every other event's
+            self._apply_agent(ev, named or ev.agent, offset, now, c if fresh else None)
             return ev
         if topic == "tickets":
             self._apply_ticket(ev, offset, now)  # type: ignore[arg-type]
@@ -246,19 +251,23 @@ class PartitionState:
         self.calls[cid] = nxt
         self._dirty_calls[cid] = tuple(nxt.scopes())
 
-    def _apply_agent(self, ev: AgentStateChanged, offset: int, now: float) -> None:
-        name = ev.agent
+    def _apply_agent(self, ev: AgentStateChanged, name: str, offset: int, now: float,
+                     counters: Counters | None) -> None:
         cur = self.agents.get(name)
         ts = ev.ts.timestamp()
         if ts < now - self.cfg.agent_horizon_s:
             return  # it would leave at once
+        if cur is None and len(self.agents) >= LIVE_AGENTS_CAP:
+            if counters is not None:  # a flood of agent names: the ones beyond the bound are not followed
+                counters.over["agent_state"] = counters.over.get("agent_state", 0) + 1
+            return
         nxt = agent_transition(cur, ev.team, ev.queues, ev.state, ev.reason, ts, offset)
         if nxt is None:
             return  # older than the agent's newest event (or replayed)
         if cur is not None and nxt.booked > cur.booked and cur.state in TIME_FIELD:
             # the time since `booked` ends here: into the buckets it spans, in the scopes it had
             i, oldest = IX[TIME_FIELD[cur.state]], bucket_of(now - LONGEST, self.bucket_s)
-            had = cur.scopes(name)
+            had = [f"agent:{ev.agent}" if sc.startswith("agent:") else sc for sc in cur.scopes(name)]
             for b, secs in split(max(cur.booked, oldest), nxt.booked, self.bucket_s):
                 self._count("agents", had, b, Contribution(((i, secs),)), offset)
         self.agents[name] = nxt

@@ -377,7 +377,8 @@ class View:
 
     def agent_list(self, scope: str) -> list[tuple[str, Agent]]:
         """The agents of a scope (every state, offline included), by name."""
-        return sorted((name, a) for (_, name), a in self.agents.items() if scope in a.scopes(name))
+        found = [(name, p, a) for (p, name), a in self.agents.items() if scope in a.scopes(name)]
+        return [(name, a) for name, _, a in sorted(found, key=lambda x: (x[0], x[1]))]
 
     def scopes(self, *, now: float) -> list[str]:
         """The scopes with figures, at most `caps[kind]` values per kind (plus `<kind>:other`).

@@ -284,3 +284,22 @@ def test_the_agents_list_gives_each_agent_s_time_in_state_over_a_window() -> Non
     t = a["time_in_state_s"]
     assert t["available"] == 60 and t["on_contact"] == 180 and t["away"] == pytest.approx(at - (now - 60), abs=0.01)
     assert a["occupancy"] == pytest.approx(180 / 240) and a["away_share"] == pytest.approx(t["away"] / sum(t.values()))
+
+
+def test_agents_beyond_the_scope_cap_keep_their_names_live(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cap on distinct agent values bounds the `agent:` buckets (the rest book into `agent:other`);
+    the live state still knows every agent by name, up to LIVE_AGENTS_CAP per partition."""
+    from stream import state as state_module
+
+    ps = fresh(KpiConfig(scope_caps={"agent": 2}))
+    feed(ps, [agent_state(NOW - 300 + i, f"a{i}", "available", team="tech") for i in range(3)] +
+         [agent_state(NOW - 100 + i, f"a{i}", "on_contact", team="tech") for i in range(3)])
+    assert sorted(ps.agents) == ["a0", "a1", "a2"]
+    booked = {sc for (t, sc, _) in ps.buckets if t == "agents" and sc.startswith("agent:")}
+    assert booked == {"agent:a0", "agent:a1", "agent:other"}
+    v = view_of(ps)
+    assert [n for n, _ in v.agent_list("team:tech")] == ["a0", "a1", "a2"]
+    assert v.window_acc("team:tech", "1h", now=NOW).t_available == 3 * 200
+    monkeypatch.setattr(state_module, "LIVE_AGENTS_CAP", 3)
+    feed(ps, [agent_state(NOW - 10, "a3", "available", team="tech")], first_offset=10)
+    assert "a3" not in ps.agents and ps.counters["agents"].over["agent_state"] == 1
