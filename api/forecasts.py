@@ -117,7 +117,13 @@ class Forecaster(BackgroundLoop):
         t0 = time.perf_counter()
         records: list[Record] = []
         for scope in [s for s in self.view.scopes(now=now) if kind_of(s) in KINDS]:
-            for f in await asyncio.to_thread(self.make, scope, now):
+            try:
+                live = self.live_inputs(scope, now)  # on the event loop: the view is not shared with threads
+                made = await asyncio.to_thread(self.make_from, scope, now, live)
+            except Exception:
+                log.exception("forecast of %s failed; the others go on", scope)
+                continue
+            for f in made:
                 self.made[(scope, f.kpi)] = f
                 ahead = f.intervals[-HORIZON - 1:]  # the current quarter hour and the next 8
                 value = ForecastValue(now, ahead[0].start, [i.expected or 0.0 for i in ahead])
@@ -129,27 +135,42 @@ class Forecaster(BackgroundLoop):
         self.last_run_s = time.perf_counter() - t0
         log.info("forecast of %d scope KPIs made in %.2f s", len(records), self.last_run_s)
 
-    def make(self, scope: str, now: float) -> list[ScopeForecast]:
-        """The forecasts of one scope (runs in a thread: it reads the history)."""
+    def live_inputs(self, scope: str, now: float) -> tuple[dict[str, np.ndarray], float | None]:
+        """What the forecast takes from the view: the counts per minute of the last 24 h and the current
+        quarter hour, per forecast field, and a queue's handle time."""
         cur = int(now // STEP) * STEP
         live_from = cur - int(LONGEST) + STEP  # the view holds the last 24 h exactly
+        minutes = self.view.minute_accs(scope, live_from, (cur - live_from) // 60 + 15)
+        seen = {f: np.array([m.v[IX[f]] for m in minutes]) for f in (FORECAST_KPIS[k] for k in kpis_of(scope))}
+        handle = self.view.staffing(scope, now=now)[0].handle_time_s if kind_of(scope) == "queue" else None
+        return seen, handle
+
+    def make(self, scope: str, now: float) -> list[ScopeForecast]:
+        """The forecasts of one scope (reads the view and the history in the calling thread)."""
+        return self.make_from(scope, now, self.live_inputs(scope, now))
+
+    def make_from(self, scope: str, now: float, live: tuple[dict[str, np.ndarray], float | None],
+                  ) -> list[ScopeForecast]:
+        """The forecasts of one scope from the view's minutes (`live_inputs`) and the history (this part
+        runs in a thread: it reads the database, never the view)."""
+        cur = int(now // STEP) * STEP
+        live_from = cur - int(LONGEST) + STEP
         kpis = kpis_of(scope)
         fields = [FORECAST_KPIS[k] for k in kpis]
         older, minutes_stored = self._stored_counts(scope, fields, cur - SPAN * STEP, live_from, cur)
-        minutes = self.view.minute_accs(scope, live_from, (cur - live_from) // 60 + 15)
-        handle = self.view.staffing(scope, now=now)[0].handle_time_s if kind_of(scope) == "queue" else None
+        seen_by, handle = live
         out = []
         for kpi, field in zip(kpis, fields, strict=True):
             # per minute of the last 24 h, the larger of the view (exact for what the stream saw) and
             # the history (which also holds what it did not: a backfill, minutes before the broker's
             # last restart); an interval where one ends and the other begins gets both halves
-            i_f = IX[field]
-            seen = np.array([m.v[i_f] for m in minutes])
-            both = np.maximum(seen[:len(minutes_stored[field])], minutes_stored[field])
-            recent = both.reshape(-1, 15).sum(axis=1)
+            seen = seen_by[field]
+            n = len(minutes_stored[field])
+            both = np.maximum(seen[:n], minutes_stored[field])
+            recent = both[:n - n % 15].reshape(-1, 15).sum(axis=1)
             y = np.concatenate([older[field], recent])
             y = y[int(np.argmax(y > 0)):] if y.any() else y[:0]  # the history starts at its first count
-            current = float(seen[-15:].sum())
+            current = float(seen[n:].sum())
             need = (lambda e, h=handle: self.view.required_for(scope, e, h)) if handle is not None else None
             out.append(build(scope, kpi, y, current, cur, now, need))
         return out
@@ -161,7 +182,7 @@ class Forecaster(BackgroundLoop):
         between (the view has what is newer), or at each refresh while the scope has no history yet
         (a new install, or a backfill on its way)."""
         cached = self._stored.get(scope)
-        if cached is not None and cur - cached[0] < HISTORY_EVERY_S:
+        if cached is not None and 0 <= cur - cached[0] < HISTORY_EVERY_S:
             k = (cur - cached[0]) // STEP
             older, mins = cached[1], cached[2]
             if not k:

@@ -88,9 +88,11 @@ def _book_agent_time(accs: dict[tuple[str, str, int], Acc], name: str,
         ends = ev is None or (nxt is not None and cur is not None and nxt.booked > cur.booked)
         if cur is not None and cur.state in TIME_FIELD and ends:
             stop = min(ts, end)
-            i, scopes = IX[TIME_FIELD[cur.state]], cur.scopes(name)
+            # as the workers book it: the team, queue and `all` scopes (an agent's own time is in its record)
+            i, scopes = IX[TIME_FIELD[cur.state]], [sc for sc in cur.scopes(name) if not sc.startswith("agent:")]
             pieces = [*(("h", b, x) for b, x in split(cur.booked, min(stop, minute_cutoff), HOUR)),
                       *(("m", b, x) for b, x in split(max(cur.booked, minute_cutoff), stop, MINUTE))]
+            # (split gives nothing for an empty range: a spell that starts at or after `end`)
             for res, b, secs in pieces:
                 for scope in scopes:
                     accs[(res, scope, b)].v[i] += secs

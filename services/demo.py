@@ -467,7 +467,7 @@ def history(until: float, days: float, rate: float = 1.0, seed: int = 0,
     minutes = np.arange(t0, end, 60, dtype=np.int64)
     shape = np.array([season(float(t) + 30.0) for t in minutes]) * rate * 60.0
     rows: list[tuple[str, str, int, Acc]] = []
-    cut = end - minute_s
+    cut = (end - minute_s) // 3600 * 3600  # an hour is either minute rows or one hour row, never both
     total = {k: np.zeros(len(minutes)) for k in ("offered", "created")}
     for team, weight in zip(TEAMS, TEAM_WEIGHTS, strict=True):
         share = weight / sum(TEAM_WEIGHTS)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -59,6 +59,8 @@ class Agent:
     ts: float  # ts of the newest event applied
     wm: int = -1  # offset of that event (ties between equal ts; idempotent replay)
     booked: float = -1.0  # start of the current state's time not yet booked (negative: since)
+    # the agent's own time in state: its closed spells of the last 24 h, (start, end, STATES index)
+    spells: list[tuple[float, float, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.booked < 0:
@@ -69,12 +71,13 @@ class Agent:
 
     def to_json(self) -> dict[str, Any]:
         return {"o": self.wm, "team": self.team, "queues": list(self.queues), "state": self.state,
-                "reason": self.reason, "since": self.since, "ts": self.ts, "b": self.booked}
+                "reason": self.reason, "since": self.since, "ts": self.ts, "b": self.booked,
+                "sp": [[round(a, 3), round(b, 3), k] for a, b, k in self.spells]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Agent:
         return cls(d["team"], tuple(d["queues"]), d["state"], d["reason"], float(d["since"]), float(d["ts"]),
-                   int(d["o"]), float(d.get("b", -1.0)))
+                   int(d["o"]), float(d.get("b", -1.0)), [(float(a), float(b), int(k)) for a, b, k in d.get("sp", ())])
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.to_json())
@@ -98,8 +101,35 @@ def transition(cur: Agent | None, team: str, queues: tuple[str, ...] | None, sta
     return Agent(team, q, state, reason, ts, ts, offset, ts)
 
 
+STATE_INDEX = {state: i for i, state in enumerate(STATES)}
+SPELLS_KEPT = 400  # an agent's closed spells kept in its record at most (a busy day has about 200)
+SPELLS_HORIZON_S = 86400.0  # the longest window
+
+
+def recent_spells(spells: list[tuple[float, float, int]], now: float) -> list[tuple[float, float, int]]:
+    """The spells that end within the longest window, the newest SPELLS_KEPT of them."""
+    kept = [sp for sp in spells if sp[1] > now - SPELLS_HORIZON_S]
+    return kept[-SPELLS_KEPT:]
+
+
+def agent_seconds(a: Agent, start: float, end: float) -> dict[str, float]:
+    """Seconds in [start, end) the agent spent in each state but offline: its closed spells clipped to
+    the range, and its current state from `booked` up to `end`."""
+    out = dict.fromkeys(TIME_FIELD, 0.0)
+    for s0, s1, k in a.spells:
+        state = STATES[k]
+        if state in out:
+            out[state] += max(0.0, min(s1, end) - max(s0, start))
+    if a.state in out:
+        out[a.state] += max(0.0, end - max(a.booked, start))
+    return out
+
+
 def split(start: float, end: float, size: int) -> Iterator[tuple[int, float]]:
-    """The buckets of `size` seconds that [start, end) spans, each with the seconds it holds."""
+    """The buckets of `size` seconds that [start, end) spans, each with the seconds it holds (none when
+    the range is empty)."""
+    if end <= start:
+        return
     b = int(start // size) * size
     while b < end:
         yield b, float(min(end, b + size) - max(start, b))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-from stream.agents import TIME_FIELD, Agent, split
+from stream.agents import STATE_INDEX, TIME_FIELD, Agent, recent_spells, split
 from stream.agents import transition as agent_transition
 from stream.calls import Call
 from stream.calls import transition as call_transition
@@ -189,10 +189,11 @@ class PartitionState:
         self._count(topic, scopes_of(ev), bucket_of(ts, self.bucket_s), contribution(ev, self.cfg), offset)
         return ev
 
-    def _count(self, topic: str, scopes: Iterable[str], b: int, contrib: Contribution, offset: int) -> None:
-        """Add `contrib` to bucket `b` of each scope and to the scope's totals, once per offset."""
+    def _count(self, topic: str, scopes: Iterable[str], b: int, contrib: Contribution, offset: int,
+               total: Contribution | None = None) -> None:
+        """Add `contrib` to bucket `b` of each scope, and `total` (default: `contrib`) to the scope's
+        totals, once per offset (a spell over many buckets passes its whole time once, as `total`)."""
         buckets, dirty = self.buckets, self._dirty_buckets
-        totals, agent_totals = self.totals, self.cfg.agent_totals
         for scope in scopes:
             k = (topic, scope, b)
             bucket = buckets.get(k)
@@ -203,6 +204,11 @@ class PartitionState:
                 bucket.acc.add(contrib)
                 bucket.wm = offset
                 dirty.add(k)
+        self._add_totals(topic, scopes, total or contrib, offset)
+
+    def _add_totals(self, topic: str, scopes: Iterable[str], contrib: Contribution, offset: int) -> None:
+        totals, agent_totals = self.totals, self.cfg.agent_totals
+        for scope in scopes:
             if agent_totals or not scope.startswith("agent:"):
                 tk = (topic, scope)
                 total = totals.get(tk)
@@ -264,12 +270,19 @@ class PartitionState:
         nxt = agent_transition(cur, ev.team, ev.queues, ev.state, ev.reason, ts, offset)
         if nxt is None:
             return  # older than the agent's newest event (or replayed)
+        if cur is not None:
+            nxt.spells = recent_spells(cur.spells, now)
         if cur is not None and nxt.booked > cur.booked and cur.state in TIME_FIELD:
-            # the time since `booked` ends here: into the buckets it spans, in the scopes it had
+            # the time since `booked` ends here: into the buckets it spans, in the team, queue and `all`
+            # scopes it had; the agent's own scope keeps it as a spell in the agent's record (a minute
+            # bucket per agent and minute logged in would not fit in memory for thousands of agents)
             i, oldest = IX[TIME_FIELD[cur.state]], bucket_of(now - LONGEST, self.bucket_s)
-            had = [f"agent:{ev.agent}" if sc.startswith("agent:") else sc for sc in cur.scopes(name)]
-            for b, secs in split(max(cur.booked, oldest), nxt.booked, self.bucket_s):
-                self._count("agents", had, b, Contribution(((i, secs),)), offset)
+            shared = [sc for sc in cur.scopes(name) if not sc.startswith("agent:")]
+            pieces = list(split(max(cur.booked, oldest), nxt.booked, self.bucket_s))
+            whole = Contribution(((i, sum(x for _, x in pieces)),))
+            for b, secs in pieces:
+                self._count("agents", shared, b, Contribution(((i, secs),)), offset, total=whole)
+            nxt.spells = recent_spells([*nxt.spells, (cur.booked, nxt.booked, STATE_INDEX[cur.state])], now)
         self.agents[name] = nxt
         scopes = self._dirty_agents.setdefault(name, set())
         if cur is not None:

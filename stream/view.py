@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from stream.agents import COUNTED, TIME_FIELD, Agent, AgentCounts, AgentIndex
+from stream.agents import COUNTED, TIME_FIELD, Agent, AgentCounts, AgentIndex, agent_seconds
 from stream.calls import Call, CallIndex, Waiting
 from stream.caps import DEFAULT_CAPS, OTHER
 from stream.erlang import Staffing, required_agents, staffing
@@ -99,6 +99,7 @@ class View:
         self._waiting: dict[tuple[int, str], Call] = {}
         self.agents: dict[tuple[int, str], Agent] = {}
         self._agents = AgentIndex()
+        self._by_name: dict[str, Agent] = {}  # agent name -> its record (the agent: scope's time in state)
         self.forecasts: dict[tuple[str, str], ForecastValue] = {}  # (scope, kpi) -> the latest forecast
 
     # -- feeding --------------------------------------------------------------------------
@@ -205,8 +206,10 @@ class View:
             return ()
         if new is None:
             del self.agents[k]
+            self._by_name.pop(k[1], None)
         else:
             self.agents[k] = new
+            self._by_name[k[1]] = new
         self._agents.replace(k[1], old, new)
         scopes = set(which.scopes(k[1]))
         if old is not None:
@@ -262,6 +265,12 @@ class View:
     def _add_open_time(self, acc: Acc, scope: str, start: float, end: float) -> None:
         """Add the time in [start, end) of the states the scope's agents are in now: not booked into
         buckets until the state ends (stream/agents.py)."""
+        if scope.startswith("agent:"):
+            a = self._by_name.get(scope[6:])
+            if a is not None:
+                for state, secs in agent_seconds(a, start, end).items():
+                    acc.v[IX[TIME_FIELD[state]]] += secs
+            return
         if scope not in self._agents.scopes:
             return
         v = acc.v

@@ -245,6 +245,7 @@ def _chart(rows: list[OutlookRow]) -> dict[str, Any]:
     lower = [f"{x},{y(r.low)}" for x, r in zip(mid, rows, strict=True) if r.low is not None][::-1]
     now_i = next((i for i, r in enumerate(rows) if r.when == "now"), None)
     labels = [{"ts": rows[0].start}, *([{"ts": rows[now_i].start}] if now_i else []), {"ts": rows[-1].start + 900}]
+    # (no past rows: "now" is the first label already)
     return {"bars": bars, "line": line, "band": " ".join(upper + lower), "labels": labels,
             "now_x": round(now_i * slot, 1) if now_i is not None else None, "top": round(top), "w": CHART_W,
             "h": CHART_H}

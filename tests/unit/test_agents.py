@@ -287,17 +287,19 @@ def test_the_agents_list_gives_each_agent_s_time_in_state_over_a_window() -> Non
 
 
 def test_agents_beyond_the_scope_cap_keep_their_names_live(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cap on distinct agent values bounds the `agent:` buckets (the rest book into `agent:other`);
-    the live state still knows every agent by name, up to LIVE_AGENTS_CAP per partition."""
+    """The cap on distinct agent values does not rename agents in the live state, which knows every
+    agent by name (and its time in state), up to LIVE_AGENTS_CAP per partition."""
     from stream import state as state_module
 
     ps = fresh(KpiConfig(scope_caps={"agent": 2}))
     feed(ps, [agent_state(NOW - 300 + i, f"a{i}", "available", team="tech") for i in range(3)] +
          [agent_state(NOW - 100 + i, f"a{i}", "on_contact", team="tech") for i in range(3)])
     assert sorted(ps.agents) == ["a0", "a1", "a2"]
-    booked = {sc for (t, sc, _) in ps.buckets if t == "agents" and sc.startswith("agent:")}
-    assert booked == {"agent:a0", "agent:a1", "agent:other"}
+    # an agent's own time in state is in its record (its spells), not in per-minute buckets
+    assert not {sc for (t, sc, _) in ps.buckets if t == "agents" and sc.startswith("agent:")}
+    assert ps.agents["a2"].spells == [(NOW - 298, NOW - 98, 0)]
     v = view_of(ps)
+    assert v.window_acc("agent:a2", "1h", now=NOW).t_available == 200
     assert [n for n, _ in v.agent_list("team:tech")] == ["a0", "a1", "a2"]
     assert v.window_acc("team:tech", "1h", now=NOW).t_available == 3 * 200
     monkeypatch.setattr(state_module, "LIVE_AGENTS_CAP", 3)

@@ -116,11 +116,17 @@ def test_backfilled_agent_time_equals_the_oracle(engine: Engine) -> None:
     cutoff = day - 2 * 3600  # older than this: hour rows
     rows, _ = fold_lines([orjson.dumps(e) for e in shuffled], now=NOW, cfg=KpiConfig(), minute_cutoff=cutoff,
                          until=None)
+    # an `until` inside a minute books nothing negative (a spell that starts after it books nothing)
+    cut_rows, _ = fold_lines([orjson.dumps(e) for e in shuffled], now=NOW, cfg=KpiConfig(),
+                             minute_cutoff=cutoff, until=day - 3 * HOUR + 30.5)
+    assert all(x >= 0 for *_, acc in cut_rows for x in acc.v)
     assert {r for r, *_ in rows} == {"h", "m"}
     store = HistoryStore(engine)
     store.replace_source("backfill:agents.jsonl", rows)
     in_time = sorted(events, key=lambda e: oracle._t(str(e["ts"])))
-    for scope in ("all", "team:tech", "queue:q1", "agent:a2"):
+    agent_rows = [acc for _, sc, _, acc in rows if sc.startswith("agent:")]
+    assert not any(acc.t_available or acc.t_on_contact or acc.t_acw or acc.t_away for acc in agent_rows)
+    for scope in ("all", "team:tech", "queue:q1"):
         for start, end in ((day - 5 * HOUR, day - 2 * HOUR), (cutoff, floor(last, MINUTE)),
                            (day - 3 * HOUR, day - 2 * HOUR)):
             acc, _ = store.merged(scope, start, end)
