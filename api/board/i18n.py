@@ -38,8 +38,9 @@ WORDS: dict[str, dict[str, str]] = {
     "actual": {"en": "actual", "zh-CN": "实际"}, "forecast": {"en": "forecast", "zh-CN": "预测"},
     "quarter": {"en": "From", "zh-CN": "时段"}, "expected": {"en": "Expected", "zh-CN": "预计"},
     "needed": {"en": "Need / on", "zh-CN": "需 / 在岗"},
-    "needed_title": {"en": "Agents Erlang C needs for the expected calls / agents staffed now (minus away)",
-                     "zh-CN": "按预计来电量所需坐席 / 当前在岗坐席（不含离开）"},
+    "needed_title": {"en": "Agents Erlang C needs for the expected calls / agents on now (not offline); "
+                           "▲ when the need exceeds those on minus those away",
+                     "zh-CN": "按预计来电量所需坐席 / 当前在岗坐席（未下线）；所需超过在岗减离开时显示 ▲"},
     "no_forecast": {"en": "No forecast yet: it is made every minute from the history",
                     "zh-CN": "暂无预测：每分钟根据历史数据生成"},
     "state_available": {"en": "Available", "zh-CN": "空闲"},

@@ -138,7 +138,7 @@ class AgentCell:
 LONG_STATE_S = {"after_contact_work": 300.0, "away": 1800.0}
 GRID_ORDER = ("available", "on_contact", "after_contact_work", "away", "offline")
 GRID_CELLS = 240  # at most this many cells; the header counts them all
-GRID_CELLS_KIOSK = 36  # three rows on a wall screen, under the panels
+GRID_CELLS_KIOSK = 24  # three rows on a wall screen, beside the next 2 hours
 
 
 def agent_cells(view: View, cfg: BoardConfig) -> list[AgentCell]:
@@ -171,7 +171,7 @@ class Outlook:
     scope: str
     kpi: str  # calls_offered, or tickets_created for a scope without calls
     rows: list[OutlookRow]  # the last 2 h, the current quarter hour, the next 2 h
-    staffed: int | None  # agents staffed minus away now (None: the scope has no agents)
+    staffed: int | None  # agents not offline now, as the queue rows say (None: the scope has no agents)
     wape: float | None
     method: str
     chart: dict[str, Any]
@@ -199,7 +199,9 @@ def outlook(view: View, forecaster: Forecaster | None, cfg: BoardConfig, now: fl
             if i.required_agents is not None:
                 need[i.start] = need.get(i.start, 0) + i.required_agents
     ac = view.agents_of(scope)
-    staffed = ac.staffed - ac.by_state.get("away", 0) if ac.staffed or ac.by_state else None
+    # "on" as the queue rows show it (not offline); short when the need exceeds those minus away
+    staffed = ac.staffed if ac.staffed or ac.by_state else None
+    ready = ac.staffed - ac.by_state.get("away", 0)
     cur = int(now // 900) * 900
     rows = []
     for i in made.intervals:
@@ -210,7 +212,7 @@ def outlook(view: View, forecaster: Forecaster | None, cfg: BoardConfig, now: fl
         if when == "now" and queues:  # what the queue rows say: Erlang C on the calls of the last 15 min
             req = sum(view.staffing(q, now=now)[0].required_agents for q in queues)
         rows.append(OutlookRow(i.start, when, i.actual, i.expected, i.low, i.high, req,
-                               req is not None and staffed is not None and when != "past" and req > staffed))
+                               req is not None and staffed is not None and when != "past" and req > ready))
     return Outlook(scope, made.kpi, rows, staffed, made.wape_24h, made.method, _chart(rows))
 
 

@@ -412,7 +412,7 @@ def test_the_next_two_hours_panel_agrees_with_the_forecast(board_stack: Stack, b
     row = page.locator("#queues td.agents[data-scope='queue:tech-line']")
     assert need and need[0][0] == row.get_attribute("data-required"), "now: the need the queue row shows"
     staffed = int(need[0][1])
-    assert staffed == 9, "staffed now (minus away) of the queue"  # 9 agents on, none away
+    assert staffed == 9 and row.get_attribute("data-staffed") == "9", "on now, as the queue row says"
     for required, _, text in need[1:]:
         assert text.startswith(f"{required}/{staffed}") and ("▲" in text) == (int(required) > staffed)
     times = page.eval_on_selector_all("#outlook time[data-ts]", "els => els.map(e => e.textContent)")

@@ -121,7 +121,8 @@
   // being cut in half at the panel's edge (critical ones come first, so they are the ones shown).
   // A panel's list shows the rows that fit and says how many more there are, instead of running
   // past the panel's edge (rows wrap to two lines with long names or in a narrow column).
-  const FIT = {alerts: "ul.alerts > li[data-alert-id]", tickets: "ol.tickets > li", comments: "ul.comments > li"};
+  const FIT = {alerts: "ul.alerts > li[data-alert-id]", tickets: "ol.tickets > li", comments: "ul.comments > li",
+    rankings: "ol.ranking:last-of-type > li"};
   function fit(id) {
     const section = document.getElementById(id);
     const items = section ? [...section.querySelectorAll(FIT[id])] : [];
