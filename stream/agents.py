@@ -164,10 +164,11 @@ class AgentIndex:
                 sinces.remove(old.since)
                 if not sinces:
                     del self.index[(s, old.state)]
-                booked = self.open[(s, old.state)]
-                booked.remove(old.booked)
-                if not booked:
-                    del self.open[(s, old.state)]
+                if not s.startswith("agent:"):  # an agent's own time comes from its record (View)
+                    booked = self.open[(s, old.state)]
+                    booked.remove(old.booked)
+                    if not booked:
+                        del self.open[(s, old.state)]
                 self.scopes[s] -= 1
                 if not self.scopes[s]:
                     del self.scopes[s]
@@ -177,10 +178,11 @@ class AgentIndex:
                 if sinces is None:
                     sinces = self.index[(s, new.state)] = SortedList()
                 sinces.add(new.since)
-                booked = self.open.get((s, new.state))
-                if booked is None:
-                    booked = self.open[(s, new.state)] = SortedList()
-                booked.add(new.booked)
+                if not s.startswith("agent:"):
+                    booked = self.open.get((s, new.state))
+                    if booked is None:
+                        booked = self.open[(s, new.state)] = SortedList()
+                    booked.add(new.booked)
                 self.scopes[s] = self.scopes.get(s, 0) + 1
 
     def open_seconds(self, scope: str, state: str, start: float, end: float) -> float:
