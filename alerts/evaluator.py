@@ -26,7 +26,7 @@ import orjson
 from alerts.engine import AlertState, Transition, end, step
 from alerts.rules import Rule
 from stream.folds import Acc
-from stream.kpis import KPI_BY_NAME, Kpi
+from stream.kpis import KPI_BY_NAME, TOPIC_KPIS, Kpi
 from stream.records import AlertKey, Record, SentinelKey, decode_key, encode_key
 from stream.scopes import scope_partition
 from stream.view import StaffingConfig, View
@@ -158,6 +158,8 @@ class ScopeEvaluator:
                     if live is None:
                         live = live_cache[scope] = view.live_kpis(scope, now=now)
                     value, count = live.get(rule.kpi, (None, 0))
+                elif rule.kpi in TOPIC_KPIS:
+                    value, count = view.kpi(scope, rule.kpi, rule.window, now=now)
                 else:
                     ck = (scope, rule.window)
                     acc = cache.get(ck)

@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stream.events import is_clean_name, is_clean_text
-from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, LIVE_KPIS
+from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, LIVE_KPIS, TOPIC_KPIS
 from stream.labels import lang_of
 from stream.scopes import SCOPE_KINDS, is_valid_scope
 from stream.windows import WINDOWS
@@ -141,8 +141,8 @@ class Rule(BaseModel):
     @field_validator("kpi")
     @classmethod
     def _kpi(cls, v: str) -> str:
-        if v not in KPI_BY_NAME and v not in LIVE_KPIS:
-            known = ", ".join(sorted([*KPI_BY_NAME, *LIVE_KPIS]))
+        if v not in KPI_BY_NAME and v not in LIVE_KPIS and v not in TOPIC_KPIS:
+            known = ", ".join(sorted([*KPI_BY_NAME, *LIVE_KPIS, *TOPIC_KPIS]))
             raise ValueError(f"unknown KPI {v!r}; known: {known}")
         return v
 

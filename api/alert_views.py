@@ -18,7 +18,7 @@ from datetime import datetime
 from alerts.followup import Reading, verdict
 from alerts.history import labels_of
 from db.schema import AlertRow
-from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME
+from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, TOPIC_KPIS
 from stream.view import View
 
 ACTIVE = ("pending", "firing")
@@ -70,7 +70,7 @@ class AlertView:
 
 def live_reading(view: View, kpi: str, scope: str, window: str, *, now: float) -> tuple[float | None, int]:
     """The rule's KPI on the scope and window now, as /v1/kpis gives it."""
-    if kpi not in KPI_BY_NAME and kpi not in LIVE_BY_NAME:
+    if kpi not in KPI_BY_NAME and kpi not in LIVE_BY_NAME and kpi not in TOPIC_KPIS:
         return None, 0
     value, count = view.kpi(scope, kpi, window, now=now)
     return value, count

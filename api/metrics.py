@@ -88,6 +88,12 @@ TOTALS: dict[str, tuple[str, str]] = {
     "detractors": ("nps_detractors", "survey responses with nps <= 6"),
     "ces_n": ("ces_responses", "survey responses with a ces score"),
     "ces_sum": ("ces_score_points", "sum of ces scores"),
+    "comments": ("comments", "survey responses with a comment"),
+    "comments_negative": ("comments_negative", "comments labelled negative"),
+    "comments_nn": ("comments_negative_or_neutral", "comments labelled negative or neutral"),
+    "sentiment_pos": ("comment_sentiment_positive", "sum of the positive sentiments of the comments"),
+    "sentiment_neg": ("comment_sentiment_negative", "sum of the magnitudes of the negative sentiments of the comments"),
+    "comments_mismatch": ("comments_mismatch", "comments whose label contradicts their scores"),
     "t_available": ("agent_available_seconds", "seconds agents spent available (booked when the state ends)"),
     "t_on_contact": ("agent_on_contact_seconds", "seconds agents spent on a contact (booked when it ends)"),
     "t_acw": ("agent_after_contact_work_seconds", "seconds agents spent in after-contact work (booked when it "

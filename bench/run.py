@@ -34,6 +34,7 @@ from bench.dedupe import dedupe_bench
 from bench.forecast import forecast_bench
 from bench.process_set import process_set_rate
 from bench.scale import scale_rates
+from bench.voice import comments_throughput, voice_bench
 from bench.workforce import agent_mix
 from services.broker import EmbeddedBroker, free_port
 from services.config import Settings
@@ -348,6 +349,9 @@ def main() -> None:
                       f"ratio {set_rate / set_bare:.2f}")
         console.print("the KPI worker with 30 % agent events in the mix, paired with the same run without ...")
         agents_mix = agent_mix(broker.bootstrap, events, logs, start, produce_all, watch_state, run, console.print)
+        console.print("the KPI worker on surveys with a comment on every one / the same without comments ...")
+        voice_mix = comments_throughput(broker.bootstrap, events, logs, start, produce_all, watch_state, run,
+                                        console.print)
         console.print("1, 2 and 3 KPI workers in one group, on copies of the same events ...")
         scaling = scale_rates(broker, events, logs, start, run, console.print)
         port = free_port()
@@ -392,6 +396,7 @@ def main() -> None:
         broker.stop()
     dedupe = dedupe_bench(console.print)  # no broker: memory, restart and fold throughput of dedupe alone
     forecasts = forecast_bench(console.print)  # no broker: the forecast's error and fit time
+    voice = {**voice_bench(console.print), "throughput": voice_mix}  # accuracy, cost, memory; the paired runs
     results = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": f"{platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}", "events": N,
@@ -412,7 +417,10 @@ def main() -> None:
         "dedupe": dedupe,
         "agent_events_mix": agents_mix,
         "forecast": forecasts,
-        "targets": {"agent_mix_ratio": ">= 0.90", "full_over_bare_faust": ">= 0.70", "p99_s": "<= 1.0",
+        "voice": voice,
+        "targets": {"voice_clear_accuracy": ">= 0.85 per language", "comments_throughput_ratio": ">= 0.80",
+                    "first_comment_s": "<= 10",
+                    "agent_mix_ratio": ">= 0.90", "full_over_bare_faust": ">= 0.70", "p99_s": "<= 1.0",
                     "worker_rss_mb": "<= 300", "alert_p99_s_beyond_for": "<= 2.0", "board_p99_s": "<= 2.0",
                     "dedupe_bytes_per_id": "< 16"},
     }
@@ -429,6 +437,8 @@ def render(r: dict[str, Any]) -> str:
     bo, sse = r["board_event_to_figure_at_2000_per_s"], r["api_with_open_boards"]
     dm, dp, dt = r["dedupe"]["memory_2m"], r["dedupe"]["previous_design_2m"], r["dedupe"]["throughput"]
     am, fw, ft = r["agent_events_mix"], r["forecast"]["wape"], r["forecast"]["time"]
+    vo = r["voice"]
+    vl, vc, vt, vm = vo["labelled"], vo["cost"], vo["throughput"], vo["topic_memory"]
     load_ms = " / ".join(f"{v['load_s'] * 1000:.0f}" for v in r["dedupe"]["restart"].values())
     old_ms = " / ".join(f"{v['load_s'] * 1000:.0f}" for v in r["dedupe"]["previous_restart"].values())
     ok = lambda b: "met" if b else "NOT met"  # noqa: E731
@@ -483,6 +493,23 @@ def render(r: dict[str, Any]) -> str:
  {" / ".join(str(w['noise_floor']) for w in fw if w['level_shift'] == 1.0)}) | |
 | forecast fit per scope: the method with its band / with the history read (SQLite, four weeks)\
  | {ft['forecast_with_band_ms']} ms / {ft['make_per_scope_ms']} ms (Holt-Winters fit {ft['holt_winters_fit_ms']} ms) | |
+| comment sentiment, held-out labelled set: accuracy on clear polarity, zh / en\
+ | {vl['zh']['clear_accuracy']:.1%} of {vl['zh']['clear_polar']} / {vl['en']['clear_accuracy']:.1%} of\
+ {vl['en']['clear_polar']} (tuning set: {vo['dev']['zh']['clear_accuracy']:.1%} /\
+ {vo['dev']['en']['clear_accuracy']:.1%})\
+ | >= 85 % each: {ok(min(vl['zh']['clear_accuracy'], vl['en']['clear_accuracy']) >= 0.85)} |
+| same, neutral comments read as polar, zh / en; three-way accuracy zh / en\
+ | {vl['zh']['neutral_as_polar']:.1%} / {vl['en']['neutral_as_polar']:.1%};\
+ {vl['zh']['three_way_accuracy']:.1%} / {vl['en']['three_way_accuracy']:.1%} | |
+| scoring cost per comment, zh / en; first comment after a fresh start\
+ | {vc['zh_us_per_comment']:.0f} µs / {vc['en_us_per_comment']:.0f} µs; {vo['first_comment_s']} s\
+ | first <= 10 s: {ok(vo['first_comment_s'] <= 10)} |
+| KPI worker on {vt['events']:,} surveys, a comment on every one / none, median of {len(vt['pairs'])} pairs\
+ | ratio {vt['ratio']:.2f} ({min(vt['pairs']):.2f}-{max(vt['pairs']):.2f}) | >= 0.80: {ok(vt['ratio'] >= 0.8)} |
+| topic index after {vm['days']:.0f} days at {vm['comments'] / vm['days'] / 1440:.0f} negative or neutral\
+ comments a minute\
+ | {vm['mib']} MiB, {vm['kib_per_scope']:.0f} KiB per scope ({vm['scopes']} scopes, widest bucket\
+ {vm['widest_bucket_topics']} topics, bound {vm['topics_per_bucket_bound']}) | |
 | dedupe: memory per remembered id with 2 M ids, structures / RSS delta (after malloc_trim;\
  with MALLOC_MMAP_THRESHOLD_=131072) | {dm['nbytes_per_id']:.1f} B / {dm['rss_bytes_per_id']:.0f} B\
  ({dm['trimmed_rss_bytes_per_id']:.0f} B; {dm['rss_bytes_per_id_low_mmap_threshold']:.0f} B);\

@@ -21,7 +21,7 @@ from stream.agents import TIME_FIELD, Agent, split
 from stream.agents import transition as agent_transition
 from stream.clock import utc
 from stream.events import AgentStateChanged, Rejected, decode
-from stream.folds import IX, Acc, KpiConfig, contribution
+from stream.folds import IX, Acc, KpiConfig, contribution, voice_of
 from stream.scopes import scopes_of
 
 Row = tuple[str, str, int, Acc]
@@ -68,7 +68,7 @@ def fold_lines(lines: Iterable[bytes], *, now: float, cfg: KpiConfig, minute_cut
             agents.setdefault(ev.agent, []).append((ts, stats.lines, ev))
             continue
         res, start = ("m", floor(ts, MINUTE)) if ts >= minute_cutoff else ("h", floor(ts, HOUR))
-        c = contribution(ev, cfg)
+        c = contribution(ev, cfg, voice_of(ev))  # a survey's comment is read as the KPI workers read it
         for scope in scopes_of(ev):
             accs[(res, scope, start)].add(c)
     end = min(until, last) if until is not None else last

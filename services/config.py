@@ -21,6 +21,7 @@ from stream.events import TYPES_BY_TOPIC, AgentStateName
 from stream.folds import KpiConfig
 from stream.kafka import KafkaClientConfig
 from stream.view import StaffingConfig
+from stream.voice import Analyser, default_analyser, load_scorer
 
 AGENTS_ALL = 1_000_000  # SQM_METRICS_AGENT_SCOPES=true: every agent
 
@@ -107,6 +108,9 @@ class Settings(BaseSettings):
     agent_state_map: dict[str, AgentStateName] = Field({}, description="vendor agent state names and the "
                                                        "contract's state each counts as (JSON map, e.g. "
                                                        '{"Not Ready": "away", "ACW": "after_contact_work"})')
+    voice_scorer: str = Field("lexicon", description="the survey comments' sentiment scorer: `lexicon` (sqm's "
+                              "own, English and Chinese, docs/voice.md) or `module:callable` returning a scorer "
+                              "shipped in an installed package (it must not download anything)")
     kpi_targets_file: str | None = Field(None, description="YAML file of KPI targets per scope; unset: the packaged "
                                          "default targets (api/default_targets.yaml); empty: no file targets")
     scope_caps: dict[str, int] = Field({}, description="distinct values kept per dimension and source partition, "
@@ -281,6 +285,12 @@ class Settings(BaseSettings):
 
         return staffing_config(load_targets(self.kpi_targets_file), default_handle_s=self.default_handle_s,
                                thresholds=dict(self.sl_thresholds), default_threshold_s=self.sl_default_threshold)
+
+    @cached_property
+    def analyser(self) -> Analyser:
+        """The comments' reader: the lexicon's topics, the configured scorer's sentiment."""
+        scorer = load_scorer(self.voice_scorer)
+        return default_analyser() if scorer is None else Analyser(scorer)
 
     @cached_property
     def kpi_config(self) -> KpiConfig:

@@ -40,6 +40,8 @@ TEAMS = {"billing": "billing-line", "tech": "tech-line", "sales": "sales-line", 
 CHANNELS = ["chat", "email", "social", "phone"]
 TIERS = [("vip", 0.1), ("gold", 0.25), ("standard", 0.65)]
 SCENARIOS = ["invoice", "login", "refund", "delivery", "upgrade"]
+CAUSES = {"billing": ["invoice", "refund"], "tech": ["login", "upgrade"], "sales": ["delivery"],
+          "returns": ["delivery", "refund"]}  # what an incident of each team is about
 VIP_TARGET_S, STANDARD_TARGET_S = 1800.0, 14400.0  # first-response targets (the KPI workers' defaults)
 NPS_OF_CSAT = {1: 1.5, 2: 3.5, 3: 6.0, 4: 8.0, 5: 9.5}  # a customer's likely NPS answer, by CSAT
 
@@ -52,34 +54,49 @@ def csat_of_nps(nps: int) -> int:
 # comments by mood, and the complaints of each scenario (what an incident's customers write about)
 COMMENTS: dict[str, dict[str, list[str]]] = {
     "positive": {
-        "en": ["Quick and friendly, thank you.", "Solved in one call, great service.", "The agent was patient and "
-               "explained everything.", "Fast answer, problem gone.", "Very helpful, thanks!"],
+        "en": ["Quick and friendly, thank you.", "Solved in one call, great service.",
+               "The agent was patient and explained everything.", "Fast answer, problem gone.", "Very helpful, thanks!",
+               "Sorted in minutes 👍",
+               "Really happy with how this was handled.", "Clear, polite and quick. No complaints.",
+               "Great support, the agent knew exactly what to do.", "Thanks, much appreciated :)"],
         "zh": ["客服很耐心，问题一次就解决了。", "回复很快，态度很好。", "非常满意，谢谢！", "讲解清楚，很专业。",
-               "处理及时，点赞。"],
+               "处理及时，点赞。", "很快就搞定了👍", "服务很周到，谢谢你们。", "问题解决了，效率很高。",
+               "客服小姐姐很热情，给个好评。", "没什么问题，很顺利。"],
     },
     "neutral": {
-        "en": ["It was fine.", "Took a while but it is sorted.", "OK, nothing special.", "Answer was correct, "
-               "the wait was long."],
-        "zh": ["还可以。", "等了一会儿，问题解决了。", "一般般。", "答复是对的，就是等得有点久。"],
+        "en": ["It was fine.", "OK, nothing special.", "Called about my order.",
+               "Please add a way to download invoices as PDF.", "Average.", "Got an answer, will see if it works."],
+        "zh": ["还可以。", "一般般。", "咨询了一下订单的情况。", "希望能增加电子发票下载功能。", "无",
+               "先这样吧，看看后面怎么样。"],
     },
     "negative": {
         "en": ["Took far too long.", "Had to call twice and explain it all again.", "Nobody answered my email "
-               "for hours.", "Not helpful at all.", "I was on hold forever and then cut off."],
+               "for hours.", "Not helpful at all.", "I was on hold forever and then cut off.",
+               "Transferred three times and still no answer.", "Polite, but my problem is still not solved.",
+               "Nobody called back as promised 😡"],
         "zh": ["等了太久了。", "打了两次电话，问题还是没解决。", "客服态度不太好。", "一点帮助都没有。",
-               "排队半天，最后电话还断了。"],
+               "排队半天，最后电话还断了。", "电话一直打不通。", "转了好几次，还是没人能处理。",
+               "态度挺好，但是问题没解决。", "说好回电，结果没人联系我。"],
     },
 }
-COMPLAINTS: dict[str, dict[str, list[str]]] = {
-    "invoice": {"en": ["I was charged twice this month."], "zh": ["这个月被重复扣费了。"]},
-    "login": {"en": ["I still cannot log in to my account.", "The app keeps saying my password is wrong."],
-              "zh": ["账号还是登录不上。", "一直提示密码错误，登录不了。"]},
-    "refund": {"en": ["My refund has still not arrived."], "zh": ["退款到现在还没到账。"]},
-    "delivery": {"en": ["The tracking has not updated for days."],
-                 "zh": ["物流信息更新不及时。", "快递好几天没有动静了。"]},
-    "upgrade": {"en": ["The upgrade broke my service."], "zh": ["升级以后服务就用不了了。"]},
+COMPLAINTS: dict[str, dict[str, list[str]]] = {  # several wordings of one cause: one topic on the board
+    "invoice": {"en": ["I was charged twice this month.", "Double charged again, please fix my bill.",
+                       "My bill is wrong, I was billed for a plan I cancelled."],
+                "zh": ["这个月被重复扣费了。", "账单金额不对，多扣了钱。", "又被扣了两次费，请尽快处理。"]},
+    "login": {"en": ["I still cannot log in to my account.", "The app keeps saying my password is wrong.",
+                     "Password reset link never arrives, locked out."],
+              "zh": ["账号还是登录不上。", "一直提示密码错误，登录不了。", "重置密码的短信一直收不到，进不去账户。"]},
+    "refund": {"en": ["My refund has still not arrived.", "Still waiting for my refund after two weeks.",
+                      "Where is my money back? The refund was approved days ago."],
+               "zh": ["退款到现在还没到账。", "申请退款两周了还没退。", "退款一直显示处理中，钱没收到。"]},
+    "delivery": {"en": ["The tracking has not updated for days.", "Tracking hasn't moved since Monday, where is "
+                        "my parcel?", "My delivery is late and nobody can tell me where it is."],
+                 "zh": ["物流信息更新不及时。", "快递好几天没有动静了。", "物流信息一直不更新，包裹到底在哪？",
+                        "快递延误了，问客服也查不到物流。"]},
+    "upgrade": {"en": ["The upgrade broke my service.", "Since the update the app keeps crashing.",
+                       "After the upgrade nothing works any more."],
+                "zh": ["升级以后服务就用不了了。", "更新之后应用老是闪退。", "升级完什么都用不了了。"]},
 }
-
-
 def daily_factor(ts: float) -> float:
     """0.25 at night .. 1.0 in the early afternoon (UTC), a smooth day curve."""
     hour = datetime.fromtimestamp(ts, UTC).hour + datetime.fromtimestamp(ts, UTC).minute / 60
@@ -141,6 +158,7 @@ class Incident:
     team: str
     start: float
     end: float
+    cause: str = "login"  # a scenario: what the incident's customers contact the team about and complain of
 
     def active(self, ts: float) -> bool:
         return self.start <= ts < self.end
@@ -162,7 +180,8 @@ class DemoTraffic:
         self._seq = itertools.count()
         self._ids = itertools.count()
         self.last = start
-        self.incidents = [Incident("tech", start + first_incident_after, start + first_incident_after + incident_s)]
+        self.incidents = [Incident("tech", start + first_incident_after, start + first_incident_after + incident_s,
+                                   "login")]
         self.incident_every = incident_every
         self.incident_s = incident_s
         self._keep_from = self.events_from = start - backfill_s  # the first event sent
@@ -251,10 +270,15 @@ class DemoTraffic:
     def incident_for(self, team: str, ts: float) -> bool:
         return any(i.team == team and i.active(ts) for i in self.incidents)
 
+    def cause_at(self, team: str, ts: float) -> str | None:
+        """The scenario of the team's incident at `ts`, if one is on."""
+        return next((i.cause for i in self.incidents if i.team == team and i.active(ts)), None)
+
     def _plan(self, until: float) -> None:
         """Incidents up to `until`, planned ahead so that the tickets waiting when one hits exist."""
         while (s := self.incidents[-1].start + self.incident_every) <= until:
-            inc = Incident(self.rnd.choice(list(TEAMS)), s, s + self.incident_s)
+            team = self.rnd.choice(list(TEAMS))
+            inc = Incident(team, s, s + self.incident_s, self.rnd.choice(CAUSES[team]))
             self.incidents.append(inc)
             self._waiting_when_hit(inc)
 
@@ -318,10 +342,11 @@ class DemoTraffic:
     def _eid(self, prefix: str) -> str:
         return f"demo-{prefix}-{next(self._ids)}"
 
-    def _dims(self, team: str, tier: str | None = None) -> dict[str, Any]:
+    def _dims(self, team: str, t: float, tier: str | None = None) -> dict[str, Any]:
         tier = tier or self.rnd.choices([t for t, _ in TIERS], weights=[w for _, w in TIERS])[0]
+        scenario = self.rnd.choice(SCENARIOS)
         return {"team": team, "customer_tier": tier, "customer_id": f"cust-{self.rnd.randrange(5000)}",
-                "scenario": self.rnd.choice(SCENARIOS)}
+                "scenario": self.cause_at(team, t) or scenario}
 
     def _arrival(self, t: float) -> None:
         # an incident brings a surge of contacts to its team (customers asking about the outage)
@@ -333,7 +358,7 @@ class DemoTraffic:
             self._ticket(t, team)
 
     def _ticket(self, t: float, team: str, tier: str | None = None, waiting_at: float | None = None) -> None:
-        rnd, dims = self.rnd, self._dims(team, tier)
+        rnd, dims = self.rnd, self._dims(team, t, tier)
         tid = f"T{next(self._ids)}"
         channel = rnd.choice(["chat", "email", "social"])
         base = {"ticket_id": tid, "created_at": rfc3339(t), "channel": channel, **dims}
@@ -368,7 +393,7 @@ class DemoTraffic:
         return self.rnd.choice(on or self.agents[team])
 
     def _call(self, t: float, team: str) -> None:
-        rnd, dims = self.rnd, self._dims(team)
+        rnd, dims = self.rnd, self._dims(team, t)
         cid = f"C{next(self._ids)}"
         base = {"call_id": cid, "queue": TEAMS[team], "channel": "phone", **dims}
         self._at(t, {"event_id": self._eid("co"), "type": "call.offered", "ts": rfc3339(t), **base})
@@ -427,7 +452,7 @@ class DemoTraffic:
     def _survey(self, t: float, team: str, channel: str, agent: str, bad: bool, tier: str, scenario: str,
                 **ref: str) -> None:
         rnd = self.rnd
-        if rnd.random() > 0.35:
+        if rnd.random() > (0.6 if bad else 0.35):  # an incident's customers answer the survey more often
             return
         csat = min(5, max(1, round(rnd.gauss(2.6, 1.0) if bad else rnd.gauss(4.5, 0.7))))
         ev: dict[str, Any] = {"event_id": self._eid("sv"), "type": "survey.submitted", "ts": rfc3339(t),
@@ -439,8 +464,11 @@ class DemoTraffic:
             ev["nps"] = nps
         if rnd.random() < 0.5:
             ev["ces"] = min(7, max(1, round(rnd.gauss(5 if bad else 2.5, 1.2))))
-        if rnd.random() < (0.45 if csat <= 2 else 0.15):  # unhappy customers write more often
-            ev["language"] = lang = "zh" if rnd.random() < 0.4 else "en"
+        if rnd.random() < (0.8 if bad else 0.45 if csat <= 2 else 0.15):  # unhappy customers write more often
+            lang = "zh" if rnd.random() < 0.4 else "en"
+            declared = rnd.random()  # most upstream systems say the language; the others leave it to sqm
+            if declared < 0.6:
+                ev["language"] = lang if declared < 0.4 else {"zh": "zh-CN", "en": "en-GB"}[lang]
             ev["comment"] = self._comment(min(csat, csat_of_nps(nps)), bad, scenario, lang)
         self._at(t, ev)
 
@@ -450,8 +478,8 @@ class DemoTraffic:
         mood = "negative" if csat <= 2 else "neutral" if csat == 3 else "positive"
         if self.rnd.random() < 0.05:
             mood = "negative" if mood == "positive" else "positive"
-        if mood == "negative" and (bad or self.rnd.random() < 0.3):
-            return self.rnd.choice(COMPLAINTS[scenario][lang])
+        if (mood == "negative" and (bad or self.rnd.random() < 0.3)) or (mood == "neutral" and bad):
+            return self.rnd.choice(COMPLAINTS[scenario][lang])  # an incident's customers write about its cause
         return self.rnd.choice(COMMENTS[mood][lang])
 
 

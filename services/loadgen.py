@@ -58,6 +58,14 @@ AGENTS = [f"a{i}" for i in range(8)]
 CHANNELS = ["chat", "email", "phone"]
 TIERS = ["vip", "standard", "gold"]
 QUEUES = ["q1", "q2"]
+# survey comments (every other survey has one, picked by its index so that the other draws stay as they were):
+# both languages, with and without `language`, negation, contrast, emoji, white space, markup
+COMMENTS: tuple[tuple[str, str | None], ...] = (
+    ("Quick and friendly, thank you.", "en"), ("物流信息更新不及时", None), ("Not helpful at all.", None),
+    ("客服态度很好，但是问题没解决", "zh-CN"), ("ok", "en"), ("电话一直打不通", "zh"), ("   ", None),
+    ("Sorted in one call 👍", None), ("不太满意", None), ("I was on hold forever", "en-GB"),
+    ("<b>refund</b> still missing & no reply", None), ("非常满意，谢谢！", None), ("Где мой заказ?", None),
+)
 
 
 #: event ages (seconds before `now`) kept at least a bucket plus a test's run time away from every
@@ -123,6 +131,11 @@ def random_stream(n: int, now: float, seed: int = 7, bands: tuple[tuple[int, int
                 ev["ces"] = rnd.randint(1, 7)
             if rnd.random() < 0.5:
                 ev["agent"] = agent
+            if i % 2 == 0:
+                text, lang = COMMENTS[(i // 2) % len(COMMENTS)]
+                ev["comment"] = text
+                if lang:
+                    ev["language"] = lang
             out.append(ev)
     return out
 

@@ -67,7 +67,8 @@ def build_parts(settings: Settings) -> Parts:
                            tick_s=settings.alert_tick_s, full_every_s=settings.alert_full_eval_s,
                            coalesce_s=settings.alert_coalesce_s, fetch_max_wait_ms=settings.fetch_max_wait_ms,
                            census_every_s=settings.alert_census_s, staffing=settings.staffing_config)
-    processor = Processor(store, settings.kpi_config, settings.bucket_s, settings.ticket_horizon_s)
+    processor = Processor(store, settings.kpi_config, settings.bucket_s, settings.ticket_horizon_s,
+                          settings.analyser)
     return Parts(settings, store, processor, rules, alerting)
 
 
@@ -119,6 +120,8 @@ def _lifecycle(app: faust.App, parts: Parts, alert_role: bool) -> None:
     @app.service
     class _Store(faust.Service):
         async def on_start(self) -> None:
+            # the comments' segmenter (jieba's dictionary, ~1 s) loads before the first batch, not in it
+            await asyncio.to_thread(parts.processor.analyser.warm)
             await parts.store.start()
             if alert_role:
                 parts.rules.use(parts.store.producer)
@@ -237,7 +240,7 @@ def _health(app: faust.App, parts: Parts) -> None:
             if app.consumer_generation_id != generation:
                 return  # a later assignment started a load of its own
         for p in sorted(owned(kinds) - processor.states.keys()):
-            st = PartitionState(p, processor.cfg, processor.bucket_s, processor.ticket_horizon_s)
+            st = PartitionState(p, processor.cfg, processor.bucket_s, processor.ticket_horizon_s, processor.analyser)
             st.load(await parts.store.read_partition(p))
             if app.consumer_generation_id != generation or app.rebalancing or p not in owned(kinds):
                 return

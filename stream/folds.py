@@ -34,6 +34,7 @@ from stream.events import (
     TicketResolved,
 )
 from stream.sketch import Sketch
+from stream.voice import Voice, default_analyser
 
 COMPLAINT_RESOLUTION_S = 86400.0
 
@@ -42,7 +43,11 @@ FIELDS_OF = {  # the counters of an accumulator, by the source topic whose event
                 "res_complaint", "res_complaint_24h", "reopened"),
     "calls": ("offered", "answered", "answered_in_sl", "wait_sum", "abandoned", "abandoned_long", "ended",
               "ended_resolved", "handle_sum"),
-    "surveys": ("surveys", "csat_n", "csat_ok", "nps_n", "promoters", "detractors", "ces_n", "ces_sum"),
+    # the comments' counters follow voice.md: nn = negative and neutral (the topics' denominator); the
+    # sentiment is summed as its positive and its negative part, so that every counter only grows
+    "surveys": ("surveys", "csat_n", "csat_ok", "nps_n", "promoters", "detractors", "ces_n", "ces_sum",
+                "comments", "comments_negative", "comments_nn", "sentiment_pos", "sentiment_neg",
+                "comments_mismatch"),
     # seconds agents spent in each state (stream/agents.py TIME_FIELD), booked when the state ends; the
     # state an agent is in now is added by the view up to the request time (workforce.md)
     "agents": ("t_available", "t_on_contact", "t_acw", "t_away"),
@@ -149,8 +154,9 @@ class Acc:
 _I = IX
 
 
-def contribution(ev: Event, cfg: KpiConfig) -> Contribution:
-    """What `ev` adds to the accumulator of every scope it counts in, following kpis.md."""
+def contribution(ev: Event, cfg: KpiConfig, voice: Voice | None = None) -> Contribution:
+    """What `ev` adds to the accumulator of every scope it counts in, following kpis.md; for a survey
+    with a comment, what `voice` (its reading, stream/voice.py) adds, following voice.md."""
     if isinstance(ev, TicketCreated):
         return Contribution(((_I["created"], 1), (_I["complaints"], int(ev.is_complaint))))
     if isinstance(ev, TicketFirstResponse):
@@ -185,9 +191,21 @@ def contribution(ev: Event, cfg: KpiConfig) -> Contribution:
         incs += [(_I["nps_n"], 1), (_I["promoters"], int(ev.nps >= 9)), (_I["detractors"], int(ev.nps <= 6))]
     if ev.ces is not None:
         incs += [(_I["ces_n"], 1), (_I["ces_sum"], ev.ces)]
+    if voice is not None:
+        incs += [(_I["comments"], 1), (_I["comments_negative"], int(voice.label == "negative")),
+                 (_I["comments_nn"], int(voice.label != "positive")),
+                 (_I["sentiment_pos"] if voice.sentiment > 0 else _I["sentiment_neg"], abs(voice.sentiment)),
+                 (_I["comments_mismatch"], int(voice.mismatch))]
     return Contribution(tuple(incs))
+
+
+def voice_of(ev: Event) -> Voice | None:
+    """A survey's comment read by the default analyser (stream/voice.py); None for other events."""
+    if not isinstance(ev, SurveySubmitted) or ev.comment is None:
+        return None
+    return default_analyser().analyse(ev.comment, language=ev.language, csat=ev.csat, nps=ev.nps)
 
 
 def fold(acc: Acc, ev: Event, cfg: KpiConfig) -> None:
     """Count one event into `acc` (convenience for a single accumulator)."""
-    acc.add(contribution(ev, cfg))
+    acc.add(contribution(ev, cfg, voice_of(ev)))

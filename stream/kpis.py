@@ -77,6 +77,13 @@ KPIS: tuple[KpiDef, ...] = (
     KpiDef("csat", lambda a: _ratio(a.csat_ok, a.csat_n), "ratio", True, "responses with csat >= 4 / with csat"),
     KpiDef("nps", _nps, "score", True, "100 x (promoters - detractors) / responses with nps"),
     KpiDef("ces_mean", lambda a: _ratio(a.ces_sum, a.ces_n), "score", False, "mean ces"),
+    KpiDef("comments", lambda a: _n(a.comments), "count", True, "survey responses with a comment (voice.md)"),
+    KpiDef("negative_comment_rate", lambda a: _ratio(a.comments_negative, a.comments), "ratio", False,
+           "comments labelled negative / comments"),
+    KpiDef("sentiment_mean", lambda a: _ratio(a.sentiment_pos - a.sentiment_neg, a.comments), "score", True,
+           "mean sentiment of the comments, in [-1, 1]"),
+    KpiDef("mismatch_rate", lambda a: _ratio(a.comments_mismatch, a.comments), "ratio", False,
+           "comments whose label contradicts their scores / comments"),
     KpiDef("occupancy", lambda a: _time_ratio(a.t_on_contact + a.t_acw, a.t_available + a.t_on_contact + a.t_acw),
            "ratio", True, "time on_contact + after_contact_work / time available + on_contact + "
            "after_contact_work (count: those seconds)"),
@@ -84,6 +91,13 @@ KPIS: tuple[KpiDef, ...] = (
            "ratio", False, "time away / time not offline (count: the seconds not offline)"),
 )
 KPI_BY_NAME = {k.name: k for k in KPIS}
+
+#: windowed KPIs of the topic index (voice.md "Topics"): from the view's topic counts, not an accumulator,
+#: and therefore not in the KPI history
+TOPIC_KPIS: dict[str, str] = {
+    "top_topic_comments": "comments on the scope's most frequent topic in the window (negative and neutral "
+                          "comments; count: the scope's negative and neutral comments)",
+}
 
 TICKET_KINDS = frozenset({"all", "team", "agent", "channel", "tier"})  # scopes tickets have (no queue)
 CALL_KINDS = frozenset({"all", "team", "queue", "channel", "tier"})  # scopes waiting calls have (no agent yet)

@@ -17,6 +17,7 @@ from typing import Protocol
 from stream.folds import KpiConfig
 from stream.records import Record
 from stream.state import DeadLetter, PartitionState, Scoped
+from stream.voice import Analyser, default_analyser
 
 log = logging.getLogger(__name__)
 EXPIRE_EVERY_S = 30.0
@@ -46,8 +47,10 @@ class Message:
 
 
 class Processor:
-    def __init__(self, sink: StateSink, cfg: KpiConfig, bucket_s: int, ticket_horizon_s: float) -> None:
+    def __init__(self, sink: StateSink, cfg: KpiConfig, bucket_s: int, ticket_horizon_s: float,
+                 analyser: Analyser | None = None) -> None:
         self.sink = sink
+        self.analyser = analyser or default_analyser()  # reads the survey comments (stream/voice.py)
         self.cfg = cfg
         self.bucket_s = bucket_s
         self.ticket_horizon_s = ticket_horizon_s
@@ -58,7 +61,7 @@ class Processor:
     async def state_of(self, p: int) -> PartitionState:
         st = self.states.get(p)
         if st is None:
-            st = PartitionState(p, self.cfg, self.bucket_s, self.ticket_horizon_s)
+            st = PartitionState(p, self.cfg, self.bucket_s, self.ticket_horizon_s, self.analyser)
             st.load(await self.sink.read_partition(p))
             self.states[p] = st
         return st

@@ -11,7 +11,8 @@ bucket and ticket records again, partition = scope's hash) and the alert-state t
 | `TicketKey` | `["t", p, ticket_id]` | `Ticket` (stream/tickets.py), or a tombstone when it left the state |
 | `CallKey` | `["k", p, call_id]` | `Call` (stream/calls.py): a call waiting now; tombstone once it is not |
 | `AgentKey` | `["g", p, agent]` | `Agent` (stream/agents.py): the agent's live state; tombstone past the horizon |
-| `CommentKey` | `["m", p, survey_id]` | `Comment`: a recent low-score survey comment; tombstone once evicted |
+| `CommentKey` | `["m", p, survey_id]` | `Comment`: a recent survey comment and its reading; tombstone once evicted |
+| `TopicKey` | `["o", p, scope, bucket]` | `TopicBucket`: watermark + one bucket's comments and topics (voice.md) |
 | `DedupeKey` | `["d", topic, p, base, run, chunk]` | `DedupeChunk`: part of a run of remembered ids (stream/dedupe) |
 | `CountersKey` | `["c", topic, p]` | `Counters`: events by type, dead letters by reason, late, duplicates |
 | `TotalKey` | `["r", topic, p, scope]` | `TotalValue`: watermark + the KPI counters since the scope first counted |
@@ -76,6 +77,13 @@ class CommentKey:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicKey:
+    partition: int
+    scope: str
+    bucket: int  # start of the bucket, epoch seconds (the KPI buckets' grid)
+
+
+@dataclass(frozen=True, slots=True)
 class DedupeKey:
     """One chunk record of a dedupe run (stream/dedupe.py): `run` is a digest of the run's content and
     `first_offset` its lowest offset. `run == ""` names a batch record of the previous format
@@ -129,8 +137,8 @@ class ForecastKey:
     kpi: str
 
 
-Key = (BucketKey | TicketKey | CallKey | AgentKey | CommentKey | DedupeKey | CountersKey | TotalKey | HeartbeatKey
-       | AlertKey | SentinelKey | ForecastKey)
+Key = (BucketKey | TicketKey | CallKey | AgentKey | CommentKey | TopicKey | DedupeKey | CountersKey | TotalKey
+       | HeartbeatKey | AlertKey | SentinelKey | ForecastKey)
 
 
 def encode_key(key: Key) -> bytes:
@@ -145,6 +153,8 @@ def encode_key(key: Key) -> bytes:
             return orjson.dumps(["g", p, name])
         case CommentKey(p, sid):
             return orjson.dumps(["m", p, sid])
+        case TopicKey(p, scope, b):
+            return orjson.dumps(["o", p, scope, b])
         case DedupeKey(topic, p, first, run, chunk):
             if not run:
                 if chunk:
@@ -189,6 +199,8 @@ def decode_key(raw: bytes | None) -> Key | None:
             return AgentKey(p, name)
         case ["m", p, str(sid)] if _int(p):
             return CommentKey(p, sid)
+        case ["o", p, str(scope), b] if _int(p) and _int(b):
+            return TopicKey(p, scope, b)
         case ["d", str(topic), p, first, str(run), chunk] if _int(p) and _int(first) and _int(chunk) and run:
             return DedupeKey(topic, p, first, run, chunk)
         case ["d", str(topic), p, first] if _int(p) and _int(first):
@@ -280,7 +292,8 @@ class ForecastValue:
 
 @dataclass(slots=True)
 class Comment:
-    """A low-score survey response with a comment (CSAT <= 2 or NPS <= 6), for the supervisors' board."""
+    """A survey response with a comment and what it says (voice.md "Per comment"), for the board and
+    /v1/comments. `language` is the reduced or detected one (zh, en, other)."""
 
     ts: float
     team: str
@@ -292,6 +305,12 @@ class Comment:
     text: str
     language: str | None = None
     wm: int = -1
+    survey_id: str = ""
+    ces: int | None = None
+    sentiment: float = 0.0
+    label: str = "neutral"
+    topics: tuple[str, ...] = ()
+    mismatch: bool = False
 
     def scopes(self) -> list[str]:
         out = ["all", f"team:{self.team}", f"channel:{self.channel}", f"tier:{self.tier}"]
@@ -299,16 +318,61 @@ class Comment:
             out.append(f"agent:{self.agent}")
         return out
 
+    @property
+    def low(self) -> bool:
+        """A low score: csat <= 2 or nps <= 6 (the board's comments panel lists these and the negative ones)."""
+        return (self.csat is not None and self.csat <= 2) or (self.nps is not None and self.nps <= 6)
+
     def to_bytes(self) -> bytes:
         return orjson.dumps({"o": self.wm, "ts": self.ts, "team": self.team, "channel": self.channel,
                              "tier": self.tier, "agent": self.agent, "csat": self.csat, "nps": self.nps,
-                             "text": self.text, "language": self.language})
+                             "text": self.text, "language": self.language, "id": self.survey_id, "ces": self.ces,
+                             "s": self.sentiment, "l": self.label, "tp": list(self.topics), "mm": self.mismatch})
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Comment:
         d = orjson.loads(raw)
         return cls(float(d["ts"]), d["team"], d["channel"], d["tier"], d.get("agent"), d.get("csat"), d.get("nps"),
-                   d["text"], d.get("language"), int(d["o"]))
+                   d["text"], d.get("language"), int(d["o"]), d.get("id", ""), d.get("ces"), float(d.get("s", 0.0)),
+                   d.get("l", "neutral"), tuple(d.get("tp", ())), bool(d.get("mm", False)))
+
+
+TOPICS_PER_BUCKET = 24  # distinct topics one scope's bucket counts; further ones count in `dropped`
+
+
+@dataclass(slots=True)
+class TopicBucket:
+    """One scope's comments in one bucket of one source partition (voice.md "Topics"): the comments,
+    the negative and neutral ones among them (`nn`, the topics' denominator), and how many of those
+    name each topic; at most TOPICS_PER_BUCKET topics, the comments on further ones count in `dropped`."""
+
+    wm: int = -1
+    comments: int = 0
+    nn: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    dropped: int = 0
+
+    def add(self, label: str, topics: tuple[str, ...]) -> None:
+        self.comments += 1
+        if label == "positive":
+            return
+        self.nn += 1
+        for t in topics:
+            if t in self.counts:
+                self.counts[t] += 1
+            elif len(self.counts) < TOPICS_PER_BUCKET:
+                self.counts[t] = 1
+            else:
+                self.dropped += 1
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"o": self.wm, "c": self.comments, "nn": self.nn, "t": self.counts, "x": self.dropped})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> TopicBucket:
+        d = orjson.loads(raw)
+        return cls(int(d["o"]), int(d["c"]), int(d["nn"]), {str(k): int(v) for k, v in d["t"].items()},
+                   int(d.get("x", 0)))
 
 
 #: no record sqm writes is larger (key + value): the contract's field limits bound every other record

@@ -40,6 +40,8 @@ from stream.records import (
     DedupeKey,
     Record,
     TicketKey,
+    TopicBucket,
+    TopicKey,
     TotalKey,
     TotalValue,
     decode_key,
@@ -47,12 +49,14 @@ from stream.records import (
 )
 from stream.scopes import scopes_of
 from stream.tickets import Ticket, transition
+from stream.voice import Analyser, Voice, default_analyser
 from stream.windows import LONGEST, bucket_of, is_late
 
 LIVE_AGENTS_CAP = 20_000  # agents followed live per source partition (their records are kept for the horizon)
 
 DEDUPE_HORIZON_S = LONGEST + 600  # 24 h plus the 5 min future tolerance, with margin
-COMMENTS_KEPT = 200  # newest low-score survey comments kept per partition (for the board)
+COMMENTS_KEPT = 500  # newest survey comments kept per partition (the board, /v1/comments, topic examples)
+TOPICS_KEPT_S = 2 * LONGEST  # topic buckets: the longest window and the one before it (a topic's change)
 
 Scoped = tuple[tuple[str, ...], Record]  # a record and the scopes it concerns
 
@@ -108,9 +112,11 @@ class Drained:
 class PartitionState:
     """State of source partition `p`; `apply` each message in offset order, then `drain` records."""
 
-    def __init__(self, partition: int, cfg: KpiConfig, bucket_s: int, ticket_horizon_s: float) -> None:
+    def __init__(self, partition: int, cfg: KpiConfig, bucket_s: int, ticket_horizon_s: float,
+                 analyser: Analyser | None = None) -> None:
         self.p = partition
         self.cfg = cfg
+        self.analyser = analyser or default_analyser()  # reads survey comments (stream/voice.py)
         self.bucket_s = bucket_s
         self.ticket_horizon_s = ticket_horizon_s
         self.buckets: dict[tuple[str, str, int], Bucket] = {}
@@ -118,6 +124,8 @@ class PartitionState:
         self.calls: dict[str, Call] = {}
         self.agents: dict[str, Agent] = {}
         self.comments: dict[str, Comment] = {}
+        self.topics: dict[tuple[str, int], TopicBucket] = {}  # (scope, bucket) -> its comments' topics
+        self._dirty_topics: set[tuple[str, int]] = set()
         self.counters: dict[str, Counters] = {}
         self.seen: dict[str, DedupeIndex] = {}  # per topic: event ids within DEDUPE_HORIZON_S
         self._dirty_buckets: set[tuple[str, str, int]] = set()
@@ -180,13 +188,18 @@ class PartitionState:
             self._apply_ticket(ev, offset, now)  # type: ignore[arg-type]
         elif topic == "calls":
             self._apply_call(ev, offset, now)  # type: ignore[arg-type]
-        elif isinstance(ev, SurveySubmitted) and not is_late(ts, now=now):
-            self._apply_comment(ev, offset)
         if is_late(ts, now=now):
             if fresh:
                 c.late += 1
             return None
-        self._count(topic, scopes_of(ev), bucket_of(ts, self.bucket_s), contribution(ev, self.cfg), offset)
+        scopes, b = scopes_of(ev), bucket_of(ts, self.bucket_s)
+        voice = None
+        if isinstance(ev, SurveySubmitted) and ev.comment is not None:
+            voice = self.analyser.analyse(ev.comment, language=ev.language, csat=ev.csat, nps=ev.nps)
+            if voice is not None:
+                self._apply_comment(ev, voice, offset)
+                self._count_topics(scopes, b, voice, offset)
+        self._count(topic, scopes, b, contribution(ev, self.cfg, voice), offset)
         return ev
 
     def _count(self, topic: str, scopes: Iterable[str], b: int, contrib: Contribution, offset: int,
@@ -289,20 +302,30 @@ class PartitionState:
             scopes.update(cur.scopes(name))
         scopes.update(nxt.scopes(name))
 
-    def _apply_comment(self, ev: SurveySubmitted, offset: int) -> None:
-        low = (ev.csat is not None and ev.csat <= 2) or (ev.nps is not None and ev.nps <= 6)
-        if not (low and ev.comment and ev.comment.strip()):
-            return
+    def _apply_comment(self, ev: SurveySubmitted, voice: Voice, offset: int) -> None:
         sid = ev.survey_id
         if sid in self.comments and offset <= self.comments[sid].wm:
             return
         self.comments[sid] = Comment(ev.ts.timestamp(), ev.team, ev.channel, ev.customer_tier, ev.agent, ev.csat,
-                                     ev.nps, ev.comment, ev.language, offset)
+                                     ev.nps, ev.comment or "", voice.language, offset, sid, ev.ces, voice.sentiment,
+                                     voice.label, voice.topics, voice.mismatch)
         self._dirty_comments.add(sid)
-        if len(self.comments) > COMMENTS_KEPT:
-            oldest = min(self.comments, key=lambda k: (self.comments[k].ts, k))
-            del self.comments[oldest]
-            self._dirty_comments.add(oldest)
+        if len(self.comments) > COMMENTS_KEPT + COMMENTS_KEPT // 10:  # evict the oldest tenth at once
+            by_age = sorted(self.comments, key=lambda k: (self.comments[k].ts, k))
+            for old in by_age[:len(self.comments) - COMMENTS_KEPT]:
+                del self.comments[old]
+                self._dirty_comments.add(old)
+
+    def _count_topics(self, scopes: Iterable[str], b: int, voice: Voice, offset: int) -> None:
+        for scope in scopes:
+            k = (scope, b)
+            tb = self.topics.get(k)
+            if tb is None:
+                tb = self.topics[k] = TopicBucket()
+            if offset > tb.wm:
+                tb.add(voice.label, voice.topics)
+                tb.wm = offset
+                self._dirty_topics.add(k)
 
     # -- records ------------------------------------------------------------------------------
     def drain(self) -> Drained:
@@ -340,6 +363,13 @@ class PartitionState:
         for sid in self._dirty_comments:
             m = self.comments.get(sid)
             out.append((encode_key(CommentKey(p, sid)), m.to_bytes() if m else None))
+        for scope, b in self._dirty_topics:
+            tb = self.topics.get((scope, b))
+            if tb is not None:
+                rec = (encode_key(TopicKey(p, scope, b)), tb.to_bytes())
+                out.append(rec)
+                scoped.append(((scope,), rec))
+        self._dirty_topics.clear()
         for seen in self.seen.values():
             out.extend(seen.flush())
         for topic in self._dirty_counters:
@@ -382,6 +412,11 @@ class PartitionState:
         for sid in [sid for sid, m in self.comments.items() if m.ts <= now - LONGEST]:
             del self.comments[sid]
             self._dirty_comments.add(sid)
+        oldest_topic = bucket_of(now - TOPICS_KEPT_S, self.bucket_s)
+        for scope, b in [k for k in self.topics if k[1] < oldest_topic]:
+            del self.topics[(scope, b)]
+            self._dirty_topics.discard((scope, b))
+            self._tombstones.append((encode_key(TopicKey(self.p, scope, b)), (scope,)))
 
     def load(self, records: Iterable[Record]) -> None:
         """Rebuild from the state topic (records of other partitions and kinds are ignored).
@@ -409,6 +444,14 @@ class PartitionState:
                     _keep_newest(self.agents, name, vraw, Agent.from_bytes)
                 case CommentKey(kp, sid) if kp == p:
                     _keep_newest(self.comments, sid, vraw, Comment.from_bytes)
+                case TopicKey(kp, scope, b) if kp == p:
+                    if vraw is None:
+                        self.topics.pop((scope, b), None)
+                        continue
+                    tv = TopicBucket.from_bytes(vraw)
+                    held = self.topics.get((scope, b))
+                    if held is None or tv.wm > held.wm:
+                        self.topics[(scope, b)] = tv
                 case DedupeKey(topic=topic, partition=kp) as key if kp == p:
                     dedupe.setdefault(topic, []).append((key, kraw, vraw))
                 case TotalKey(topic, kp, scope) if kp == p and vraw is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from stream.agents import COUNTED, TIME_FIELD, Agent, AgentCounts, AgentIndex, agent_seconds
@@ -21,7 +21,7 @@ from stream.calls import Call, CallIndex, Waiting
 from stream.caps import DEFAULT_CAPS, OTHER
 from stream.erlang import Staffing, required_agents, staffing
 from stream.folds import FIELDS, IX, Acc
-from stream.kpis import AGENT_KINDS, CALL_KINDS, KPI_BY_NAME, LIVE_BY_NAME, TICKET_KINDS, Kpi, compute
+from stream.kpis import AGENT_KINDS, CALL_KINDS, KPI_BY_NAME, LIVE_BY_NAME, TICKET_KINDS, TOPIC_KPIS, Kpi, compute
 from stream.records import (
     AgentKey,
     BucketKey,
@@ -37,13 +37,33 @@ from stream.records import (
     HeartbeatKey,
     Key,
     TicketKey,
+    TopicBucket,
+    TopicKey,
     TotalKey,
     TotalValue,
     decode_key,
 )
 from stream.scopes import kind_of
 from stream.tickets import AT_RISK_SHARE, LiveCounts, LiveIndex, Ticket
+from stream.voice import topic_name
 from stream.windows import LONGEST, WINDOWS, bucket_of, window_start_bucket
+
+TOPIC_EXAMPLES = 3  # example comments per topic (voice.md)
+TOPICS_KEPT_S = 2 * LONGEST  # the longest window and the one before it (a topic's change)
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One topic of a scope's negative and neutral comments in a window (voice.md "Topics")."""
+
+    key: str
+    count: int
+    share: float | None  # count / the scope's negative and neutral comments in the window
+    change: int | None  # count minus the previous window's; None when the previous window had no comment
+    examples: tuple[Comment, ...]
+
+    def name(self, language: str) -> str:
+        return topic_name(self.key, language)
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,8 @@ class View:
         self._totals: dict[str, dict[tuple[str, int], TotalValue]] = defaultdict(dict)
         self.workers: dict[str, Heartbeat] = {}
         self.comments: dict[tuple[int, str], Comment] = {}
+        # scope -> bucket -> partition -> its comments' topics (records.TopicBucket)
+        self._topics: dict[str, dict[int, dict[int, TopicBucket]]] = defaultdict(dict)
         self.records = 0
         self._live = LiveIndex()
         self._calls = CallIndex()
@@ -126,7 +148,24 @@ class View:
                 if vraw is None:
                     self.comments.pop((p, sid), None)
                 else:
-                    self.comments[(p, sid)] = Comment.from_bytes(vraw)
+                    m = Comment.from_bytes(vraw)
+                    cur_m = self.comments.get((p, sid))
+                    if cur_m is None or m.wm >= cur_m.wm:
+                        self.comments[(p, sid)] = m
+                return ()
+            case TopicKey(p, scope, b):
+                per_b = self._topics[scope].setdefault(b, {})
+                if vraw is None:
+                    per_b.pop(p, None)
+                    if not per_b:
+                        del self._topics[scope][b]
+                else:
+                    tv = TopicBucket.from_bytes(vraw)
+                    held_t = per_b.get(p)
+                    if held_t is not None and tv.wm < held_t.wm:
+                        return ()
+                    per_b[p] = tv
+                return (scope,)
             case CountersKey(topic, p) if vraw is not None:
                 c = Counters.from_bytes(vraw)
                 cur = self.counters.get((topic, p))
@@ -226,6 +265,14 @@ class View:
                 del self._buckets[scope]
                 for w in WINDOWS:
                     self._closed.pop((scope, w), None)
+        oldest_topic = bucket_of(now - TOPICS_KEPT_S, self.bucket_s)
+        for scope, tbs in list(self._topics.items()):
+            for b in [b for b in tbs if b < oldest_topic]:
+                del tbs[b]
+            if not tbs:
+                del self._topics[scope]
+        for k in [k for k, m in self.comments.items() if m.ts <= now - LONGEST]:
+            del self.comments[k]
 
     # -- reading --------------------------------------------------------------------------
     def _bucket(self, scope: str, b: int) -> Acc:
@@ -429,13 +476,79 @@ class View:
         window, `live` included). (None, 0) for a KPI the scope's kind does not have."""
         if kpi in LIVE_BY_NAME:
             return self.live_kpis(scope, now=now).get(kpi, (None, 0))
+        if kpi in TOPIC_KPIS:
+            return self.top_topic(scope, window, now=now)
         return KPI_BY_NAME[kpi].compute(self.window_acc(scope, window, now=now))
 
     def kpis(self, scope: str, window: str, *, now: float) -> dict[str, Kpi]:
-        """Every windowed KPI, plus the live-state KPIs that apply to the scope's kind."""
+        """Every windowed KPI, plus the live-state KPIs that apply to the scope's kind (not the topic index's:
+        `kpi` gives those)."""
         out = compute(self.window_acc(scope, window, now=now))
         out.update(self.live_kpis(scope, now=now))
         return out
+
+    # -- the voice of the customer (voice.md) ------------------------------------------------
+    def _topic_counts(self, scope: str, first: int, last: int) -> tuple[int, int, dict[str, int]]:
+        """Comments, negative and neutral comments, and comments per topic in buckets first..last."""
+        comments = nn = 0
+        counts: dict[str, int] = defaultdict(int)
+        for b, per in self._topics.get(scope, {}).items():
+            if first <= b <= last:
+                for tb in per.values():
+                    comments += tb.comments
+                    nn += tb.nn
+                    for t, n in tb.counts.items():
+                        counts[t] += n
+        return comments, nn, counts
+
+    def topics(self, scope: str, window: str, *, now: float, limit: int = 10) -> tuple[list[Topic], int]:
+        """The scope's top topics in the window, by count then change (voice.md), and the negative and
+        neutral comments they are a share of. The previous window is the one just before."""
+        w, size = WINDOWS[window], self.bucket_s
+        start, cur = window_start_bucket(w, now=now, size=size), bucket_of(now, size)
+        _, nn, counts = self._topic_counts(scope, start, cur)
+        before, _, prev = self._topic_counts(scope, start - (cur - start + size), start - size)
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], -(kv[1] - prev.get(kv[0], 0)), kv[0]))[:limit]
+        examples = self._examples(scope, {k for k, _ in ranked}, start)
+        out = [Topic(k, n, n / nn if nn else None, n - prev.get(k, 0) if before else None,
+                     tuple(examples.get(k, ()))) for k, n in ranked]
+        return out, nn
+
+    def top_topic(self, scope: str, window: str, *, now: float) -> Kpi:
+        """`top_topic_comments`: the comments on the scope's most frequent topic in the window (count:
+        its negative and neutral comments)."""
+        size = self.bucket_s
+        _, nn, counts = self._topic_counts(scope, window_start_bucket(WINDOWS[window], now=now, size=size),
+                                           bucket_of(now, size))
+        return (float(max(counts.values())) if counts else (0.0 if nn else None)), nn
+
+    def _examples(self, scope: str, keys: set[str], start: int) -> dict[str, list[Comment]]:
+        found: dict[str, list[Comment]] = defaultdict(list)
+        if not keys:
+            return found
+        for m in sorted(self._scope_comments(scope), key=lambda m: (-m.ts, m.survey_id)):
+            if m.ts < start:
+                break
+            for t in m.topics:
+                if t in keys and len(found[t]) < TOPIC_EXAMPLES:
+                    found[t].append(m)
+        return found
+
+    def _scope_comments(self, scope: str) -> Iterator[Comment]:
+        return (m for m in self.comments.values() if scope == "all" or scope in m.scopes())
+
+    def comment_list(self, scope: str, *, now: float, window: str | None = None, label: str | None = None,
+                     topic: str | None = None, low: bool = False, limit: int = 50) -> list[Comment]:
+        """The scope's kept comments, newest first: within the window, of one label or topic; `low`:
+        the ones the board's panel lists (low score or negative)."""
+        since = now - WINDOWS[window] if window else float("-inf")
+
+        def wanted(m: Comment) -> bool:
+            return m.ts > since and (label is None or m.label == label) and (topic is None or topic in m.topics) \
+                and (not low or m.low or m.label == "negative")
+
+        return heapq.nsmallest(limit, (m for m in self._scope_comments(scope) if wanted(m)),
+                               key=lambda m: (-m.ts, m.survey_id))
 
     # -- lists for the board ----------------------------------------------------------------
     def urgent_tickets(self, scope: str, state: str, *, now: float, limit: int) -> list[tuple[str, Ticket]]:
@@ -454,9 +567,9 @@ class View:
                                               x[0]))
 
     def recent_comments(self, scope: str, *, limit: int) -> list[Comment]:
-        """The newest low-score survey comments of the scope."""
-        found = (m for m in self.comments.values() if scope == "all" or scope in m.scopes())
-        return heapq.nlargest(limit, found, key=lambda m: m.ts)
+        """The newest comments of the scope that have a low score or read negative (the board's panel)."""
+        return heapq.nlargest(limit, (m for m in self._scope_comments(scope) if m.low or m.label == "negative"),
+                              key=lambda m: m.ts)
 
     def kpi_totals(self, scope: str) -> tuple[list[float], frozenset[str]] | None:
         """The scope's KPI counters since it first counted (indexed like stream.folds.FIELDS), summed

@@ -57,6 +57,7 @@ class BoardConfig:
     rank_kpi: str = "csat"
     sound: bool = False  # a wall screen has nobody to tick the box: ?sound=1
     agents: bool = True  # the agent grid (?agents=0 hides it; a kiosk shows it with ?agents=1)
+    topic: str = ""  # "what customers say": the comments panel lists this topic's comments (?topic=)
 
     @classmethod
     def from_query(cls, q: Mapping[str, str], lang: str) -> BoardConfig:
@@ -81,12 +82,13 @@ class BoardConfig:
                    cards=cards, queues=split("queues"), rotate=rotate, every=max(5, min(every, 3600)),
                    rank_kpi=rank if rank in KPI_BY_NAME else "csat", sound=q.get("sound") in ("1", "true", "yes"),
                    agents=q.get("agents") in ("1", "true", "yes") if q.get("kiosk") in ("1", "true", "yes")
-                   else q.get("agents") not in ("0", "false", "no"))
+                   else q.get("agents") not in ("0", "false", "no"),
+                   topic=topic if (topic := q.get("topic", "")) and len(topic) <= 64 and topic.isprintable() else "")
 
     def key(self) -> tuple[Any, ...]:
         """What makes two boards render the same sections (shared by every screen with this config)."""
         return (self.scope, self.window, self.lang, self.cards, self.queues, self.rank_kpi, self.kiosk, self.theme,
-                self.agents)
+                self.agents, self.topic)
 
 
 @dataclass(frozen=True)

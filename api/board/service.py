@@ -38,14 +38,16 @@ from stream.clock import rfc3339
 from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, Kpi, compute
 from stream.tickets import AT_RISK_SHARE
 from stream.view import View
+from stream.voice import topic_name
 from stream.windows import WINDOWS
 
 TEMPLATES = Path(__file__).with_name("templates")
 RENDER_EVERY_S = 0.5
+TOPICS_SHOWN = 5  # topics in "what customers say" (the comments take the rest of the panel)
 COMPARE_EVERY_S = 60.0
 COMPARE_RETRY_S = 10.0  # after a failed history read (the database is down)
 log = logging.getLogger(__name__)
-SECTIONS = ("tiles", "queues", "tickets", "rankings", "alerts", "comments", "agents")
+SECTIONS = ("tiles", "queues", "tickets", "rankings", "alerts", "topics", "comments", "agents")
 DESK_ROWS, KIOSK_ROWS = 8, 12  # rows of the list panels (tickets; comments two fewer)
 Compared = dict[str, dict[str, Kpi]]  # yesterday / last_week -> KPI -> (value, count)
 Series = dict[str, list[float | None]]  # KPI -> one value a minute
@@ -171,6 +173,8 @@ class Board:
             q["theme"] = cfg.theme
         if cfg.agents == cfg.kiosk:  # not the default of its mode
             q["agents"] = "1" if cfg.agents else "0"
+        if cfg.topic:
+            q["topic"] = cfg.topic
         for k, v in change.items():
             q[k] = v
         return f"{self.base}?{urlencode({k: v for k, v in q.items() if v})}"
@@ -183,7 +187,9 @@ class Board:
                 "label": lambda kpi: kpi_label(kpi, cfg.lang),
                 "fmt_wait": lambda s: duration(max(0.0, s), cfg.lang),
                 "fmt_due": lambda s: duration(s, cfg.lang) if s >= 0 else f"−{duration(-s, cfg.lang)}",
-                "kpi_label": kpi_label(cfg.rank_kpi, cfg.lang)}
+                "kpi_label": kpi_label(cfg.rank_kpi, cfg.lang),
+                "topic_link": lambda key: self.link(cfg, topic=key),
+                "topic_name": lambda key: topic_name(key, "zh" if cfg.lang == "zh-CN" else "en")}
 
     def render_sections(self, cfg: model.BoardConfig, now: float) -> dict[str, str]:
         view, src = self.view, self.sources(cfg, now)
@@ -197,7 +203,11 @@ class Board:
             "rankings": ("_rankings.html", {"teams": model.rankings(view, cfg, src, "team", now, min_count=1),
                                             "agents": model.rankings(view, cfg, src, "agent", now)}),
             "alerts": ("_alerts.html", {"alerts": model.board_alerts(src, cfg)[:12]}),
-            "comments": ("_comments.html", {"comments": view.recent_comments(ticket_scope, limit=rows - 2)}),
+            "topics": ("_topics.html", {"topics": view.topics(ticket_scope, cfg.window, now=now,
+                                                              limit=TOPICS_SHOWN)[0]}),
+            "comments": ("_comments.html", {"comments": view.comment_list(ticket_scope, now=now, window=cfg.window,
+                                                                          topic=cfg.topic, limit=rows)
+                                            if cfg.topic else view.recent_comments(ticket_scope, limit=rows - 2)}),
             "outlook": ("_outlook.html", {"outlook": model.outlook(view, self.forecaster, cfg, now)}),
             "agents": ("_agents.html", {"cells": model.agent_cells(view, cfg) if cfg.agents else [],
                                         "limit": model.GRID_CELLS_KIOSK if cfg.kiosk else model.GRID_CELLS}),

@@ -30,6 +30,11 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 TOKEN = "board-admin-token-0123456789"
 XSS = ['<script>window.__xss = 1</script> waited 40 minutes', '<img src=x onerror="window.__xss = 2"> 客服态度很差']
+# the voice of the customer: one complaint in several wordings (one topic), hostile text among them, and
+# one comment whose score contradicts it (csat 5, index 3)
+VOICE = ["物流信息更新不及时", "物流信息一直不更新", "Tracking hasn't updated in days",
+         '<img src=x onerror="window.__xss = 3"> tracking has not updated for a week', "电话一直打不通",
+         "<script>window.__xss = 4</script>快递好几天没有动静了"]
 RULES = """
 rules:
   - {id: tickets-seen, kpi: tickets_created, scope: "team:*", window: 5m, op: ">", warning: 0, critical: 2,
@@ -55,6 +60,8 @@ def board_stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
         now = time.time()
         events: list[Any] = random_stream(600, now, seed=41, bands=LIVE) + lifecycles(300, now, seed=42)
         events += [survey(now - 5, f"xss{i}", team="billing", csat=1, comment=c) for i, c in enumerate(XSS)]
+        events += [survey(now - 20 - i, f"voice{i}", team="voice", csat=2 if i != 3 else 5, comment=c)
+                   for i, c in enumerate(VOICE)]
         wait_for(lambda: httpx.get(stack.url + "/readyz").json()["ready"], 90, "ready", stack)
         produce(stack, events)
         wait_for(lambda: stack.seen_messages() >= len(events), 90, "every event", stack)
@@ -427,3 +434,44 @@ def test_the_next_two_hours_panel_agrees_with_the_forecast(board_stack: Stack, b
     assert clipped(page, "#outlook") == []
     page.locator("#outlook").screenshot(path=str(ARTIFACTS / "board-outlook-desk.png"))
     page.close()
+
+
+def test_what_customers_say_and_their_comments(board_stack: Stack, browser: Browser) -> None:
+    api = httpx.get(f"{board_stack.url}/v1/topics", params={"scope": "team:voice", "window": "1h"}).json()
+    assert api["topics"][0]["topic"] == "delivery" and api["topics"][0]["count"] == 5
+    for lang, name, word in (("en", "Delivery", "negative"), ("zh-CN", "物流", "负面")):
+        page = open_board(browser, board_stack, f"team=voice&lang={lang}")
+        top = page.locator("#topics li[data-topic]").first
+        assert top.get_attribute("data-topic") == "delivery" and top.get_attribute("data-count") == "5"
+        assert name in top.inner_text()
+        rows = page.locator("#comments li[data-label]")
+        assert rows.count() == len(VOICE)
+        for i in range(rows.count()):  # the marker and the word, and the raw value the API gives
+            row = rows.nth(i)
+            assert row.get_attribute("data-label") in ("negative", "neutral", "positive")
+            assert -1 <= float(row.get_attribute("data-sentiment") or "nan") <= 1
+            assert row.locator(".sentiment .marker").inner_text() in "▼■▲"
+        assert word in page.inner_text("#comments")
+        assert page.locator("#comments li[data-mismatch]").count() == 1  # the csat-5 complaint
+        shot(page, f"voice-{lang}")
+        # drilling into a topic lists its comments, verbatim and inert
+        top.locator("a").click()
+        page.wait_for_url("**topic=delivery**")
+        page.wait_for_selector("#comments h2 .topic-name")
+        texts = [t.strip("“”") for t in page.locator("#comments li[data-label] q").all_inner_texts()]
+        listed = httpx.get(f"{board_stack.url}/v1/comments",
+                           params={"scope": "team:voice", "topic": "delivery", "window": "1h"}).json()["comments"]
+        assert sorted(texts) == sorted(c["comment"] for c in listed) and len(texts) == 5
+        assert VOICE[3] in texts and VOICE[5] in texts
+        assert page.locator("#topics li.selected[data-topic='delivery']").count() == 1
+        assert page.evaluate("window.__xss") is None
+        assert page.locator("#comments img, #comments script, #topics img, #topics script").count() == 0
+        shot(page, f"voice-topic-{lang}")
+        page.close()
+    for size, query in (((1920, 1080), "kiosk=1&team=voice"), ((1366, 768), "team=voice&lang=zh-CN")):
+        page = open_board(browser, board_stack, query, size=size)
+        assert page.locator("#topics li[data-topic='delivery']").is_visible()
+        assert page.locator("#comments li[data-label]").first.is_visible()
+        assert page.evaluate("window.__xss") is None
+        shot(page, f"voice-{size[0]}x{size[1]}")
+        page.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -107,6 +108,27 @@ def assert_oracle(stack: Stack, events: list[dict[str, Any]], now: float) -> Non
                 if want[name][0] is not None:
                     del want[name]
             oracle.assert_matches(stack.kpis(scope, window), want, f"{scope}/{window}")
+    assert_voice(stack, events, now)
+
+
+def assert_voice(stack: Stack, events: list[dict[str, Any]], now: float) -> None:
+    """/v1/comments lists every comment of the last 24 h with the scorer's reading, and /v1/topics counts
+    the negative and neutral ones per topic (voice.md), exactly, through the broker and any restart."""
+    said = {e["survey_id"]: (e, v) for e in oracle.unique(events) if e["type"] == "survey.submitted"
+            and now - 86400 < oracle._t(e["ts"]) and (v := oracle.voice(e)) is not None}
+    assert len(said) > 50
+    for scope in ("all", "team:billing"):
+        mine = {sid: ev for sid, ev in said.items() if scope in oracle.scopes(ev[0])}
+        got = httpx.get(stack.url + "/v1/comments", params={"scope": scope, "limit": 500}).json()["comments"]
+        assert {c["survey_id"]: (c["comment"], c["sentiment"], c["label"], tuple(c["topics"]), c["mismatch"])
+                for c in got} == {sid: (e["comment"], v.sentiment, v.label, v.topics, oracle.mismatch(v.label, e))
+                                  for sid, (e, v) in mine.items()}, scope
+        topics = httpx.get(stack.url + "/v1/topics", params={"scope": scope, "window": "24h", "limit": 50}).json()
+        want = Counter(t for _, v in mine.values() for t in v.topics)
+        listed = {t["topic"]: t["count"] for t in topics["topics"]}
+        assert len(listed) == min(50, len(want)) and all(want[k] == n for k, n in listed.items()), scope
+        assert sorted(listed.values(), reverse=True) == sorted(want.values(), reverse=True)[:50], scope
+        assert topics["comments_negative_neutral"] == sum(v.label != "positive" for _, v in mine.values())
 
 
 def test_stream_with_duplicates_and_bad_messages_matches_oracle(stack: Stack) -> None:

@@ -1,7 +1,9 @@
 """An independent oracle: docs/kpis.md's formulas computed directly over a list of event dicts.
 
 Written from docs/kpis.md's formulas, not from stream/: no buckets (exact `now - W < ts <= now`), no sketch
-(exact order statistics), no shared code beyond the standard library.
+(exact order statistics), no shared code beyond the standard library, except one: a comment's reading
+(sentiment and label) is the scorer's (stream/voice.py), since what the comment KPIs must show is the count
+and mean of those per-comment values (voice.md); the mismatch rule is written again here.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from typing import Any
+
+from stream.voice import Voice, default_analyser
 
 WINDOW_S = {"5m": 300, "15m": 900, "1h": 3600, "24h": 86400}
 
@@ -36,6 +40,22 @@ def unique(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             seen.add(ev["event_id"])
             out.append(ev)
     return out
+
+
+def voice(e: dict[str, Any]) -> Voice | None:
+    """One survey's reading: the scorer's, per comment (what the KPIs must be the mean of)."""
+    return default_analyser().analyse(e.get("comment"), language=e.get("language"), csat=e.get("csat"),
+                                      nps=e.get("nps"))
+
+
+def mismatch(label: str, e: dict[str, Any]) -> bool:
+    """voice.md's mismatch, written again from the spec's words."""
+    csat, nps = e.get("csat"), e.get("nps")
+    if label == "positive":
+        return (csat is not None and csat <= 2) or (nps is not None and nps <= 3)
+    if label == "negative":
+        return csat == 5 or (nps is not None and nps >= 9)
+    return False
 
 
 def kpis(events: list[dict[str, Any]], scope: str, window: str, now: float,
@@ -73,6 +93,7 @@ def kpis(events: list[dict[str, Any]], scope: str, window: str, now: float,
     csat = [e["csat"] for e in surveys if e.get("csat") is not None]
     nps = [e["nps"] for e in surveys if e.get("nps") is not None]
     ces = [e["ces"] for e in surveys if e.get("ces") is not None]
+    said = [v for v in (voice(e) for e in surveys) if v is not None]
     return {
         "tickets_created": (float(len(created)), len(created), []),
         "first_response_mean_s": mean([dur(e) for e in fr]),
@@ -100,6 +121,11 @@ def kpis(events: list[dict[str, Any]], scope: str, window: str, now: float,
         "nps": (100.0 * (sum(n >= 9 for n in nps) - sum(n <= 6 for n in nps)) / len(nps) if nps else None,
                 len(nps), []),
         "ces_mean": mean([float(c) for c in ces]),
+        "comments": (float(len(said)), len(said), []),
+        "negative_comment_rate": ratio(sum(v.label == "negative" for v in said), len(said)),
+        "sentiment_mean": mean([v.sentiment for v in said]),
+        "mismatch_rate": ratio(sum(mismatch(v.label, e) for v, e in zip(said, (e for e in surveys if voice(e)),
+                                                                          strict=True)), len(said)),
         # time in state counts from the window's first bucket (kpis.md: the start may be off by one bucket)
         **agent_shares(events, scope, (now - w) // 60 * 60, now),
     }

@@ -44,7 +44,8 @@ async def test_a_flood_of_distinct_values_stays_bounded() -> None:
         t0 = time.perf_counter()
         text = client.get("/metrics").text
         print(f"/metrics: {len(text) / 1e6:.2f} MB in {time.perf_counter() - t0:.2f} s")
-    assert len(text) < 3_000_000, len(text)  # about 2 MB without agents, 0.8 MB for the 100 busiest
+    # about 2.4 MB without agents (29 windowed KPIs since the comment KPIs), 0.8 MB for the 100 busiest
+    assert len(text) < 3_500_000, len(text)
     scoped = {s.labels["scope"] for f in text_string_to_metric_families(text) for s in f.samples
               if "scope" in s.labels}
     for kind in ("team", "channel", "tier"):

@@ -10,6 +10,7 @@ from datetime import datetime
 import pytest
 
 from services.demo import COMMENTS, COMPLAINTS, VIP_TARGET_S, DemoTraffic
+from stream.voice import default_analyser, language_of
 
 DAY = 1795190400.0  # 2026-11-20 16:00 UTC
 NEGATIVE = {c for lang in COMMENTS["negative"].values() for c in lang} | \
@@ -35,7 +36,8 @@ def events(demo: DemoTraffic) -> list[dict[str, object]]:
 
 
 def test_comments_say_what_the_scores_say(events: list[dict[str, object]]) -> None:
-    said = [(e["csat"], e["comment"], e["language"]) for e in events if "comment" in e]
+    said = [(e["csat"], e["comment"], language_of(e.get("language"), e["comment"]))  # type: ignore[arg-type]
+            for e in events if "comment" in e]
     assert len(said) > 200
     low = [c for s, c, _ in said if s <= 2]  # type: ignore[operator]
     high = [c for s, c, _ in said if s >= 4]  # type: ignore[operator]
@@ -49,6 +51,32 @@ def test_comments_say_what_the_scores_say(events: list[dict[str, object]]) -> No
     assert 0.3 < langs["zh"] / len(said) < 0.5 and set(langs) == {"en", "zh"}
     for _, c, lang in said:
         assert any("\u4e00" <= ch <= "\u9fff" for ch in c) == (lang == "zh"), c  # type: ignore[union-attr]
+    assert 0.2 < sum("language" not in e for e in events if "comment" in e) / len(said) < 0.6  # some detected
+
+
+def test_the_scorer_reads_the_demo_comments_as_their_scores_say(events: list[dict[str, object]]) -> None:
+    read = [(e, default_analyser().analyse(str(e["comment"]), language=e.get("language"),  # type: ignore[arg-type]
+                                           csat=e.get("csat"), nps=e.get("nps")))  # type: ignore[arg-type]
+            for e in events if "comment" in e]
+    low = [v for e, v in read if v is not None and e["csat"] <= 2]  # type: ignore[operator]
+    high = [v for e, v in read if v is not None and e["csat"] >= 4]  # type: ignore[operator]
+    assert sum(v.label == "negative" for v in low) / len(low) > 0.8
+    assert sum(v.label == "positive" for v in high) / len(high) > 0.8
+    assert 0.01 < sum(v.mismatch for _, v in read if v is not None) / len(read) < 0.15  # a few deliberate ones
+
+
+def test_an_incident_is_a_rising_topic(demo: DemoTraffic, events: list[dict[str, object]]) -> None:
+    """What each incident's customers write about is the top topic of the quarter hour after it starts."""
+    topic_of = {"invoice": {"billing"}, "login": {"login"}, "refund": {"refund"}, "delivery": {"delivery"},
+                "upgrade": {"upgrade", "app"}}
+    for inc in [i for i in demo.incidents if i.start + 900 < DAY + 3 * 3600]:
+        counts: Counter[str] = Counter()
+        for e in events:
+            if "comment" in e and inc.start <= _t(str(e["ts"])) < inc.start + 900:
+                v = default_analyser().analyse(str(e["comment"]), language=None, csat=None, nps=None)
+                counts.update(v.topics if v is not None else ())
+        top, n = counts.most_common(1)[0]
+        assert top in topic_of[inc.cause] and n >= 5, (inc, counts.most_common(3))
 
 
 def test_an_incident_leaves_vip_tickets_at_risk_then_overdue(demo: DemoTraffic,

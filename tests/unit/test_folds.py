@@ -91,8 +91,9 @@ def test_kpi_table(events: list[dict[str, Any]], kpi: str, value: float | None, 
 
 def test_every_kpi_of_the_spec() -> None:
     # the 22 windowed KPIs of kpis.md, plus backlog_growth (net inflow) for the backlog-growth alert, plus
-    # occupancy and away_share of workforce.md
-    assert len(KPIS) == 25 and {"backlog_growth", "occupancy", "away_share"} <= {k.name for k in KPIS}
+    # occupancy and away_share of workforce.md, plus the four of voice.md
+    assert len(KPIS) == 29 and {"backlog_growth", "occupancy", "away_share"} <= {k.name for k in KPIS}
+    assert {"comments", "negative_comment_rate", "sentiment_mean", "mismatch_rate"} <= {k.name for k in KPIS}
 
 
 def test_thresholds_are_configurable() -> None:

@@ -107,6 +107,22 @@ def build() -> dm.Dashboard:
                           Series(f"60 * {recorded('calls_offered', ALL)}", "calls offered")],
                          unit="cpm", min_=0, span=24, height=6),
     )
+    b.row("The voice of the customer")
+    b.add(
+        stat_panel("Negative comments", f"Survey comments read as negative / comments, {RANGE_NOTE} Orange from "
+                   "35 %, red from 50 % (the default rule negative-comments-high).", kpi("negative_comments", ALL),
+                   unit="percentunit", decimals=1, min_=0, max_=1, thresholds=lower_is_better(0.35, 0.50), span=6),
+        stat_panel("Comment sentiment", f"Mean sentiment of the survey comments, -1 .. 1, {RANGE_NOTE} Orange "
+                   "below 0, red below -0.3.", kpi("sentiment", ALL), unit="none", decimals=2, min_=-1, max_=1,
+                   thresholds=higher_is_better(-0.3, 0.0), span=6),
+        stat_panel("Comments contradicting their score", f"Comments whose label contradicts their CSAT or NPS / "
+                   f"comments, {RANGE_NOTE} Orange from 10 %, red from 20 %.", kpi("mismatch", ALL),
+                   unit="percentunit", decimals=1, min_=0, max_=1, thresholds=lower_is_better(0.10, 0.20), span=6),
+        stat_panel("Comments", "Survey responses with a comment over the dashboard's time range (counter increase, "
+                   "deduplicated over the API replicas). What they say: the board's \"What customers say\".",
+                   count(["sqm_kpi_comments_total"], ALL), unit="short", decimals=0, thresholds=steps(NEUTRAL),
+                   span=6),
+    )
     b.row("First-response SLA per tier")
     b.add(
         bargauge_panel("First-response SLA per tier", f"First-response SLA of each selected tier, {RANGE_NOTE}",

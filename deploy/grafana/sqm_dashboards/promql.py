@@ -121,6 +121,8 @@ KPIS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "aht": (("sqm_kpi_handle_seconds_total",), ("sqm_kpi_calls_ended_total",)),
     "csat": (("sqm_kpi_csat_satisfied_responses_total",), ("sqm_kpi_csat_responses_total",)),
     "ces": (("sqm_kpi_ces_score_points_total",), ("sqm_kpi_ces_responses_total",)),
+    "negative_comments": (("sqm_kpi_comments_negative_total",), ("sqm_kpi_comments_total",)),
+    "mismatch": (("sqm_kpi_comments_mismatch_total",), ("sqm_kpi_comments_total",)),
 }
 
 
@@ -136,6 +138,10 @@ def kpi(name: str, matchers: Sequence[str], rng: str = RANGE, *, split: bool = F
         num = (f"{agg(['sqm_kpi_nps_promoters_total'], matchers, rng, fn)} - "
                f"{agg(['sqm_kpi_nps_detractors_total'], matchers, rng, fn)}")
         return ratio(num, agg(["sqm_kpi_nps_responses_total"], matchers, rng, fn), scale="100 * ")
+    if name == "sentiment":  # the comments' sentiment is counted as its positive and its negative part
+        num = (f"{agg(['sqm_kpi_comment_sentiment_positive_total'], matchers, rng, fn)} - "
+               f"{agg(['sqm_kpi_comment_sentiment_negative_total'], matchers, rng, fn)}")
+        return ratio(num, agg(["sqm_kpi_comments_total"], matchers, rng, fn))
     nums, dens = KPIS[name]
     return ratio(agg(nums, matchers, rng, fn), agg(dens, matchers, rng, fn))
 
