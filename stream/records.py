@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -334,17 +335,24 @@ class Comment:
         d = orjson.loads(raw)
         return cls(float(d["ts"]), d["team"], d["channel"], d["tier"], d.get("agent"), d.get("csat"), d.get("nps"),
                    d["text"], d.get("language"), int(d["o"]), d.get("id", ""), d.get("ces"), float(d.get("s", 0.0)),
-                   d.get("l", "neutral"), tuple(d.get("tp", ())), bool(d.get("mm", False)))
+                   d.get("l", ""), tuple(d.get("tp", ())), bool(d.get("mm", False)))
+
+    @property
+    def read(self) -> bool:
+        """False for a record of the version before comments were read (a low-score one, no label): it is
+        not listed (it leaves within 24 h)."""
+        return bool(self.label)
 
 
-TOPICS_PER_BUCKET = 24  # distinct topics one scope's bucket counts; further ones count in `dropped`
+TOPICS_PER_BUCKET = 24  # words beyond the topic lexicon's keys one scope's bucket counts; further ones: `dropped`
 
 
 @dataclass(slots=True)
 class TopicBucket:
     """One scope's comments in one bucket of one source partition (voice.md "Topics"): the comments,
     the negative and neutral ones among them (`nn`, the topics' denominator), and how many of those
-    name each topic; at most TOPICS_PER_BUCKET topics, the comments on further ones count in `dropped`."""
+    name each topic: every key of the topic lexicon (`known`), and at most TOPICS_PER_BUCKET fallback
+    words (a comment's rarest word); the comments on further words count in `dropped`."""
 
     wm: int = -1
     comments: int = 0
@@ -352,7 +360,7 @@ class TopicBucket:
     counts: dict[str, int] = field(default_factory=dict)
     dropped: int = 0
 
-    def add(self, label: str, topics: tuple[str, ...]) -> None:
+    def add(self, label: str, topics: tuple[str, ...], known: Container[str] = ()) -> None:
         self.comments += 1
         if label == "positive":
             return
@@ -360,7 +368,7 @@ class TopicBucket:
         for t in topics:
             if t in self.counts:
                 self.counts[t] += 1
-            elif len(self.counts) < TOPICS_PER_BUCKET:
+            elif t in known or sum(k not in known for k in self.counts) < TOPICS_PER_BUCKET:
                 self.counts[t] = 1
             else:
                 self.dropped += 1

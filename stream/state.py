@@ -49,7 +49,7 @@ from stream.records import (
 )
 from stream.scopes import scopes_of
 from stream.tickets import Ticket, transition
-from stream.voice import Analyser, Voice, default_analyser
+from stream.voice import Analyser, Voice, default_analyser, topic_lexicon
 from stream.windows import LONGEST, bucket_of, is_late
 
 LIVE_AGENTS_CAP = 20_000  # agents followed live per source partition (their records are kept for the horizon)
@@ -126,6 +126,10 @@ class PartitionState:
         self.comments: dict[str, Comment] = {}
         self.topics: dict[tuple[str, int], TopicBucket] = {}  # (scope, bucket) -> its comments' topics
         self._dirty_topics: set[tuple[str, int]] = set()
+        self._known_topics = topic_lexicon()[0].keys()
+        # (ts, survey id) of the newest comment evicted by the cap: one at or below it is not kept again
+        # (a replay after a crash would bring evicted comments back)
+        self._comment_floor: tuple[float, str] = (float("-inf"), "")
         self.counters: dict[str, Counters] = {}
         self.seen: dict[str, DedupeIndex] = {}  # per topic: event ids within DEDUPE_HORIZON_S
         self._dirty_buckets: set[tuple[str, str, int]] = set()
@@ -306,6 +310,8 @@ class PartitionState:
         sid = ev.survey_id
         if sid in self.comments and offset <= self.comments[sid].wm:
             return
+        if sid not in self.comments and (ev.ts.timestamp(), sid) <= self._comment_floor:
+            return  # as old as those the cap evicted: it would be evicted first (or was, before a crash)
         self.comments[sid] = Comment(ev.ts.timestamp(), ev.team, ev.channel, ev.customer_tier, ev.agent, ev.csat,
                                      ev.nps, ev.comment or "", voice.language, offset, sid, ev.ces, voice.sentiment,
                                      voice.label, voice.topics, voice.mismatch)
@@ -313,6 +319,7 @@ class PartitionState:
         if len(self.comments) > COMMENTS_KEPT + COMMENTS_KEPT // 10:  # evict the oldest tenth at once
             by_age = sorted(self.comments, key=lambda k: (self.comments[k].ts, k))
             for old in by_age[:len(self.comments) - COMMENTS_KEPT]:
+                self._comment_floor = max(self._comment_floor, (self.comments[old].ts, old))
                 del self.comments[old]
                 self._dirty_comments.add(old)
 
@@ -323,7 +330,7 @@ class PartitionState:
             if tb is None:
                 tb = self.topics[k] = TopicBucket()
             if offset > tb.wm:
-                tb.add(voice.label, voice.topics)
+                tb.add(voice.label, voice.topics, self._known_topics)
                 tb.wm = offset
                 self._dirty_topics.add(k)
 
@@ -412,7 +419,7 @@ class PartitionState:
         for sid in [sid for sid, m in self.comments.items() if m.ts <= now - LONGEST]:
             del self.comments[sid]
             self._dirty_comments.add(sid)
-        oldest_topic = bucket_of(now - TOPICS_KEPT_S, self.bucket_s)
+        oldest_topic = bucket_of(now - TOPICS_KEPT_S, self.bucket_s) - self.bucket_s  # 2 x 1,441 buckets
         for scope, b in [k for k in self.topics if k[1] < oldest_topic]:
             del self.topics[(scope, b)]
             self._dirty_topics.discard((scope, b))
@@ -444,6 +451,8 @@ class PartitionState:
                     _keep_newest(self.agents, name, vraw, Agent.from_bytes)
                 case CommentKey(kp, sid) if kp == p:
                     _keep_newest(self.comments, sid, vraw, Comment.from_bytes)
+                    if sid in self.comments and not self.comments[sid].read:
+                        del self.comments[sid]  # the previous version's: it leaves with its 24 h
                 case TopicKey(kp, scope, b) if kp == p:
                     if vraw is None:
                         self.topics.pop((scope, b), None)
@@ -470,3 +479,5 @@ class PartitionState:
         self.index = ScopeIndex(self.cfg.scope_caps)
         for k in self.buckets:
             self.index.add(k[1])
+        if len(self.comments) >= COMMENTS_KEPT:  # the cap evicted older ones (the floor is not a record)
+            self._comment_floor = min((m.ts, sid) for sid, m in self.comments.items())

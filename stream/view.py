@@ -52,6 +52,23 @@ TOPIC_EXAMPLES = 3  # example comments per topic (voice.md)
 TOPICS_KEPT_S = 2 * LONGEST  # the longest window and the one before it (a topic's change)
 
 
+@dataclass(slots=True)
+class _TopicCounts:
+    comments: int = 0
+    nn: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, comments: int, nn: int, counts: Mapping[str, int]) -> None:
+        self.comments += comments
+        self.nn += nn
+        mine = self.counts
+        for t, n in counts.items():
+            mine[t] = mine.get(t, 0) + n
+
+    def merge(self, other: _TopicCounts) -> None:
+        self.add(other.comments, other.nn, other.counts)
+
+
 @dataclass(frozen=True, slots=True)
 class Topic:
     """One topic of a scope's negative and neutral comments in a window (voice.md "Topics")."""
@@ -115,6 +132,8 @@ class View:
         self.comments: dict[tuple[int, str], Comment] = {}
         # scope -> bucket -> partition -> its comments' topics (records.TopicBucket)
         self._topics: dict[str, dict[int, dict[int, TopicBucket]]] = defaultdict(dict)
+        # (scope, window, "now" | "before") -> (first, last, counts) of settled topic buckets (see _topic_window)
+        self._topics_closed: dict[tuple[str, str, str], tuple[int, int, _TopicCounts]] = {}
         self.records = 0
         self._live = LiveIndex()
         self._calls = CallIndex()
@@ -150,7 +169,7 @@ class View:
                 else:
                     m = Comment.from_bytes(vraw)
                     cur_m = self.comments.get((p, sid))
-                    if cur_m is None or m.wm >= cur_m.wm:
+                    if m.read and (cur_m is None or m.wm >= cur_m.wm):  # not the previous version's
                         self.comments[(p, sid)] = m
                 return ()
             case TopicKey(p, scope, b):
@@ -165,6 +184,11 @@ class View:
                     if held_t is not None and tv.wm < held_t.wm:
                         return ()
                     per_b[p] = tv
+                for w in WINDOWS:
+                    for part in ("now", "before"):
+                        tc = self._topics_closed.get((scope, w, part))
+                        if tc is not None and tc[0] <= b <= tc[1]:
+                            del self._topics_closed[(scope, w, part)]  # a late comment changed a settled bucket
                 return (scope,)
             case CountersKey(topic, p) if vraw is not None:
                 c = Counters.from_bytes(vraw)
@@ -265,12 +289,15 @@ class View:
                 del self._buckets[scope]
                 for w in WINDOWS:
                     self._closed.pop((scope, w), None)
-        oldest_topic = bucket_of(now - TOPICS_KEPT_S, self.bucket_s)
+        oldest_topic = bucket_of(now - TOPICS_KEPT_S, self.bucket_s) - self.bucket_s  # 2 x 1,441 buckets
         for scope, tbs in list(self._topics.items()):
             for b in [b for b in tbs if b < oldest_topic]:
                 del tbs[b]
             if not tbs:
                 del self._topics[scope]
+                for w in WINDOWS:
+                    for part in ("now", "before"):
+                        self._topics_closed.pop((scope, w, part), None)
         for k in [k for k, m in self.comments.items() if m.ts <= now - LONGEST]:
             del self.comments[k]
 
@@ -488,26 +515,48 @@ class View:
         return out
 
     # -- the voice of the customer (voice.md) ------------------------------------------------
-    def _topic_counts(self, scope: str, first: int, last: int) -> tuple[int, int, dict[str, int]]:
+    def _topic_counts(self, scope: str, first: int, last: int) -> _TopicCounts:
         """Comments, negative and neutral comments, and comments per topic in buckets first..last."""
-        comments = nn = 0
-        counts: dict[str, int] = defaultdict(int)
-        for b, per in self._topics.get(scope, {}).items():
-            if first <= b <= last:
-                for tb in per.values():
-                    comments += tb.comments
-                    nn += tb.nn
-                    for t, n in tb.counts.items():
-                        counts[t] += n
-        return comments, nn, counts
+        out = _TopicCounts()
+        tbs = self._topics.get(scope)
+        if tbs:
+            for b in range(first, last + self.bucket_s, self.bucket_s):
+                per = tbs.get(b)
+                if per:
+                    for tb in per.values():
+                        out.add(tb.comments, tb.nn, tb.counts)
+        return out
+
+    def _topic_window(self, scope: str, window: str, part: str, *, now: float) -> _TopicCounts:
+        """The topic counts of the window (`now`) or of the one before it (`before`): the settled buckets
+        cached until the window moves on or a late comment changes one, the last RECENT_S merged per query
+        (a 24 h window is 1,441 buckets, read at every board render)."""
+        size = self.bucket_s
+        start, cur = window_start_bucket(WINDOWS[window], now=now, size=size), bucket_of(now, size)
+        if part == "before":
+            first, last, settled = start - (cur - start + size), start - size, start
+        else:
+            first, last, settled = start, cur, min(cur, bucket_of(now - RECENT_S, size))
+        cached = self._topics_closed.get((scope, window, part))
+        if cached is not None and cached[0] == first and cached[1] == settled - size:
+            closed = cached[2]
+        else:
+            closed = self._topic_counts(scope, first, settled - size)
+            self._topics_closed[(scope, window, part)] = (first, settled - size, closed)
+        if settled > last:
+            return closed
+        out = _TopicCounts()
+        out.merge(closed)
+        out.merge(self._topic_counts(scope, settled, last))
+        return out
 
     def topics(self, scope: str, window: str, *, now: float, limit: int = 10) -> tuple[list[Topic], int]:
         """The scope's top topics in the window, by count then change (voice.md), and the negative and
         neutral comments they are a share of. The previous window is the one just before."""
-        w, size = WINDOWS[window], self.bucket_s
-        start, cur = window_start_bucket(w, now=now, size=size), bucket_of(now, size)
-        _, nn, counts = self._topic_counts(scope, start, cur)
-        before, _, prev = self._topic_counts(scope, start - (cur - start + size), start - size)
+        start = window_start_bucket(WINDOWS[window], now=now, size=self.bucket_s)
+        this, past = self._topic_window(scope, window, "now", now=now), self._topic_window(scope, window, "before",
+                                                                                             now=now)
+        nn, counts, before, prev = this.nn, this.counts, past.comments, past.counts
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], -(kv[1] - prev.get(kv[0], 0)), kv[0]))[:limit]
         examples = self._examples(scope, {k for k, _ in ranked}, start)
         out = [Topic(k, n, n / nn if nn else None, n - prev.get(k, 0) if before else None,
@@ -517,10 +566,8 @@ class View:
     def top_topic(self, scope: str, window: str, *, now: float) -> Kpi:
         """`top_topic_comments`: the comments on the scope's most frequent topic in the window (count:
         its negative and neutral comments)."""
-        size = self.bucket_s
-        _, nn, counts = self._topic_counts(scope, window_start_bucket(WINDOWS[window], now=now, size=size),
-                                           bucket_of(now, size))
-        return (float(max(counts.values())) if counts else (0.0 if nn else None)), nn
+        this = self._topic_window(scope, window, "now", now=now)
+        return (float(max(this.counts.values())) if this.counts else (0.0 if this.nn else None)), this.nn
 
     def _examples(self, scope: str, keys: set[str], start: int) -> dict[str, list[Comment]]:
         found: dict[str, list[Comment]] = defaultdict(list)
@@ -535,16 +582,23 @@ class View:
         return found
 
     def _scope_comments(self, scope: str) -> Iterator[Comment]:
-        return (m for m in self.comments.values() if scope == "all" or scope in m.scopes())
+        if scope == "all":
+            return iter(self.comments.values())
+        kind, _, name = scope.partition(":")
+        field_ = {"team": "team", "channel": "channel", "tier": "tier", "agent": "agent"}.get(kind)
+        if field_ is None:
+            return iter(())
+        return (m for m in self.comments.values() if getattr(m, field_) == name)
 
     def comment_list(self, scope: str, *, now: float, window: str | None = None, label: str | None = None,
                      topic: str | None = None, low: bool = False, limit: int = 50) -> list[Comment]:
         """The scope's kept comments, newest first: within the window, of one label or topic; `low`:
         the ones the board's panel lists (low score or negative)."""
-        since = now - WINDOWS[window] if window else float("-inf")
+        # a window starts where its counts start: at its first bucket (stream/windows.py)
+        since = window_start_bucket(WINDOWS[window], now=now, size=self.bucket_s) if window else float("-inf")
 
         def wanted(m: Comment) -> bool:
-            return m.ts > since and (label is None or m.label == label) and (topic is None or topic in m.topics) \
+            return m.ts >= since and (label is None or m.label == label) and (topic is None or topic in m.topics) \
                 and (not low or m.low or m.label == "negative")
 
         return heapq.nsmallest(limit, (m for m in self._scope_comments(scope) if wanted(m)),

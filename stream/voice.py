@@ -503,7 +503,11 @@ def _singular(word: str) -> str:
 
 
 def _clip(x: float) -> float:
-    return -1.0 if x < -1 else 1.0 if x > 1 else float(x)
+    """A configured scorer's number in [-1, 1]; one that is not a finite number reads as 0 (neutral)."""
+    x = float(x)
+    if not math.isfinite(x):
+        return 0.0
+    return -1.0 if x < -1 else 1.0 if x > 1 else x
 
 
 def load_scorer(spec: str) -> Scorer | None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -12,7 +12,6 @@ import pytest
 from services.broker import should_start
 from services.config import Settings
 from services.demo import DemoTraffic
-from stream.clock import utcnow
 from stream.events import Rejected, decode
 
 
@@ -43,10 +42,11 @@ def test_settings_from_environment(monkeypatch) -> None:  # type: ignore[no-unty
 
 
 def test_demo_traffic_is_valid_and_has_an_incident() -> None:
-    start = time.time()
+    # a weekday afternoon (the demo's volume follows the clock: at night a few calls decide the shares)
+    start = 1795190400.0  # 2026-11-20 16:00 UTC
     demo = DemoTraffic(start, seed=4)
     events = demo.due(start) + demo.due(start + 60) + demo.due(start + 200)
-    now = utcnow()
+    now = datetime.fromtimestamp(start + 200, UTC)
     decoded = [decode(orjson.dumps(e), now=now) for e in events if e["ts"] <= orjson.dumps(now).decode()[1:-1]]
     assert decoded and not [d for d in decoded if isinstance(d, Rejected)]
     types = Counter(e["type"] for e in events)
@@ -65,7 +65,6 @@ def test_demo_traffic_is_valid_and_has_an_incident() -> None:
 
 
 def _t(s: str) -> float:
-    from datetime import datetime
     return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 
 

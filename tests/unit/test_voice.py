@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from services.loadgen import survey
 from stream.events import SurveySubmitted
 from stream.folds import KpiConfig
-from stream.records import TOPICS_PER_BUCKET, TopicBucket, TopicKey, decode_key, encode_key
-from stream.state import PartitionState
+from stream.records import TOPICS_PER_BUCKET, CommentKey, TopicBucket, TopicKey, decode_key, encode_key
+from stream.state import COMMENTS_KEPT, PartitionState
 from stream.view import View
 from stream.voice import Analyser, default_analyser, label_of, language_of, load_scorer, mismatch_of
 from tests.support.pipeline import NOW
@@ -268,3 +268,60 @@ def test_topics_survive_a_restart_and_expire_after_two_days() -> None:
     for k, v in tombstones:
         view.apply(k, v)
     assert view.topics("all", "24h", now=now)[0] == []
+
+
+def test_a_replay_does_not_bring_back_comments_the_cap_evicted() -> None:
+    now = NOW
+    events = surveys_of([(f"comment number {i}", 2, None, "en") for i in range(COMMENTS_KEPT + 120)], now - 3000)
+    first, _ = fold(events, now)
+    records = [(encode_key(CommentKey(0, sid)), m.to_bytes()) for sid, m in first.comments.items()]
+    again = PartitionState(0, KpiConfig(), 60, 86400)
+    again.load(records)
+    for off, ev in enumerate(events):  # the whole tail again, as after a crash before any commit
+        again.apply("surveys", off, orjson.dumps(ev), now=now)
+    assert again.comments.keys() == first.comments.keys()
+    assert COMMENTS_KEPT <= len(first.comments) <= COMMENTS_KEPT + COMMENTS_KEPT // 10
+
+
+def test_a_lexicon_topic_is_counted_in_a_bucket_full_of_rare_words() -> None:
+    tb = TopicBucket()
+    known = {"delivery"}
+    for i in range(TOPICS_PER_BUCKET + 5):
+        tb.add("negative", (f"word{i}",), known)
+    tb.add("negative", ("delivery",), known)
+    assert tb.counts["delivery"] == 1 and tb.dropped == 5
+
+
+def test_a_scorer_that_returns_nan_reads_neutral() -> None:
+    class Broken:
+        name = "broken"
+
+        def score(self, text: str, language: str) -> float:
+            return float("nan")
+
+    v = Analyser(Broken()).analyse("Terrible service.", language="en", csat=1, nps=None)
+    assert v is not None and (v.sentiment, v.label) == (0.0, "neutral")
+
+
+def test_comment_records_of_the_previous_version_are_not_listed() -> None:
+    old = orjson.dumps({"o": 3, "ts": NOW - 60, "team": "billing", "channel": "chat", "tier": "vip", "agent": None,
+                        "csat": 1, "nps": None, "text": "bad", "language": "zh-CN"})
+    view = View(60)
+    view.apply(encode_key(CommentKey(0, "s-old")), old)
+    assert view.comment_list("all", now=NOW) == []
+    st_ = PartitionState(0, KpiConfig(), 60, 86400)
+    st_.load([(encode_key(CommentKey(0, "s-old")), old)])
+    assert st_.comments == {}
+
+
+def test_a_late_comment_in_a_settled_bucket_changes_the_cached_counts() -> None:
+    now = NOW
+    st_, view = fold(surveys_of([("物流信息一直不更新", 1, None, None)], now - 600), now)
+    assert view.topics("all", "1h", now=now)[0][0].count == 1  # cached: the bucket is settled
+    late = surveys_of([("Tracking hasn't updated in days", 2, None, None)], now - 600)[0]
+    late["event_id"], late["survey_id"] = "late", "late"
+    st_.apply("surveys", 99, orjson.dumps(late), now=now)
+    for k, v in st_.drain().records:
+        view.apply(k, v)
+    assert view.topics("all", "1h", now=now)[0][0].count == 2
+    assert view.top_topic("all", "1h", now=now) == (2.0, 2)
