@@ -50,11 +50,12 @@ import logging
 import math
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+V = TypeVar("V")
 LANGUAGES = ("zh", "en", "other")
 LABELS = ("negative", "neutral", "positive")
 NEGATIVE_AT, POSITIVE_AT = -0.2, 0.2  # voice.md: negative <= -0.2, positive >= 0.2
@@ -105,6 +106,8 @@ def language_of(declared: str | None, text: str) -> str:
     """
     if declared:
         return declared.split("-", 1)[0].lower()
+    if text.isascii():  # the common English case, at C speed
+        return "en" if any(ch.isalpha() for ch in text) else "other"
     han = latin = other = 0
     for ch in text:
         if _is_cjk(ch):
@@ -158,6 +161,39 @@ def lexicon(language: str) -> dict[str, Entry]:
             raise ValueError(f"{language}.tsv: {term!r} twice")
         out[term] = Entry(kind, float(value))
     return out
+
+
+def _proper_prefixes(terms: Iterable[str]) -> frozenset[str]:
+    """Every proper prefix of the terms, by character: a match is extended while it is one."""
+    return frozenset(t[:j] for t in terms for j in range(1, len(t)))
+
+
+@functools.cache
+def lexicon_prefixes(language: str) -> frozenset[str]:
+    return _proper_prefixes(lexicon(language))
+
+
+@functools.cache
+def topic_prefixes() -> frozenset[str]:
+    return _proper_prefixes(topic_lexicon()[1])
+
+
+def longest(segs: list[str], i: int, joiner: str, table: Mapping[str, V],
+            prefixes: frozenset[str]) -> tuple[str, V, int] | None:
+    """The longest term of `table` (at most LONGEST_TERM segments) that starts at segment i: (term,
+    its value, its segments). Extends one segment at a time while the text so far begins a longer term,
+    so that a segment no term starts with costs one lookup."""
+    best: tuple[str, V, int] | None = None
+    last = min(LONGEST_TERM, len(segs) - i)
+    cand, k = segs[i], 1
+    while True:
+        v = table.get(cand)
+        if v is not None:
+            best = (cand, v, k)
+        if k == last or cand + joiner not in prefixes:
+            return best
+        cand = cand + joiner + segs[i + k]
+        k += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +370,7 @@ class LexiconScorer:
 
     def read(self, text: str, language: str) -> Reading:
         lang = "zh" if language == "zh" else "en"
-        lex, joiner = lexicon(lang), "" if lang == "zh" else " "
+        lex, joiner, pre = lexicon(lang), "" if lang == "zh" else " ", lexicon_prefixes(lang)
         segs = self.seg.segments(text, language)
         n = len(segs)
         clauses: list[tuple[float, list[str]]] = []
@@ -352,12 +388,10 @@ class LexiconScorer:
 
         while i < n:
             term, entry, start = segs[i], None, i
-            for k in range(min(LONGEST_TERM, n - i), 0, -1):
-                cand = joiner.join(segs[i:i + k])
-                e = lex.get(cand)
-                if e is not None:
-                    term, entry, i = cand, e, i + k
-                    break
+            found = longest(segs, i, joiner, lex, pre)
+            if found is not None:
+                term, entry, k = found
+                i += k
             else:
                 k, entry = _span(segs, i, lang)
                 if entry is None and lang == "zh":
@@ -456,7 +490,7 @@ class Analyser:
         return Voice(lang, s, label, topics, mismatch_of(label, csat, nps))
 
     def topics(self, reading: Reading, language: str) -> tuple[str, ...]:
-        terms = topic_lexicon()[1]
+        terms, pre = topic_lexicon()[1], topic_prefixes()
         joiner = reading.joiner
         out: list[str] = []
         content: list[str] = []
@@ -465,13 +499,11 @@ class Analyser:
                 continue
             i, n = 0, len(segs)
             while i < n:
-                for k in range(min(LONGEST_TERM, n - i), 0, -1):
-                    key = terms.get(joiner.join(segs[i:i + k]))
-                    if key is not None:
-                        if key not in out:
-                            out.append(key)
-                        i += k
-                        break
+                found = longest(segs, i, joiner, terms, pre)
+                if found is not None:
+                    if found[1] not in out:
+                        out.append(found[1])
+                    i += found[2]
                 else:
                     if self._content(segs[i], language):
                         content.append(segs[i])
