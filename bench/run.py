@@ -429,6 +429,11 @@ def main() -> None:
     console.print(render(results))
 
 
+def rerender() -> None:
+    """results.md again from results.json (after a change of its layout, without measuring again)."""
+    (OUT / "results.md").write_text(render(json.loads((OUT / "results.json").read_text())))
+
+
 def render(r: dict[str, Any]) -> str:
     t, ra, la, me = r["throughput_events_per_s"], r["ratios"], r["latency_produce_to_api_at_2000_per_s"], r["memory"]
     al = r["alert_crossing_to_webhook_at_2000_per_s"]

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from stream.voice import LABELS, Analyser, default_analyser
+from stream.voice import LABELS, Analyser, default_analyser, topic_lexicon
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 LABELLED = DATA / "voice_labelled.jsonl"
@@ -127,7 +127,8 @@ def topic_memory(days: float = 2.0, per_minute: int = 30) -> dict[str, Any]:
     scopes = {s for s, _ in st.topics}
     widest = max(len(tb.counts) for tb in st.topics.values())
     return {"comments": n, "days": days, "scopes": len(scopes), "topic_buckets": len(st.topics),
-            "widest_bucket_topics": widest, "topics_per_bucket_bound": TOPICS_PER_BUCKET,
+            "widest_bucket_topics": widest,
+            "topics_per_bucket_bound": len(topic_lexicon()[0]) + TOPICS_PER_BUCKET,  # every key, 24 words
             "mib": round(used / 2**20, 1), "kib_per_scope": round(used / 1024 / len(scopes), 0)}
 
 
