@@ -9,7 +9,6 @@ without comments (A B A B, the ratio pair by pair).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import statistics
 import subprocess
@@ -28,7 +27,6 @@ from stream.voice import LABELS, Analyser, default_analyser, topic_lexicon
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 LABELLED = DATA / "voice_labelled.jsonl"
 DEV = DATA / "voice_dev.jsonl"
-PAIRS = 2
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -150,30 +148,15 @@ def comments_throughput(bootstrap: str, events: list[dict[str, Any]], logs: Path
                         produce_all: Callable[..., float], watch_state: Callable[..., Any], run: str,
                         say: Callable[[str], None]) -> dict[str, Any]:
     """The KPI worker on the survey stream with and without comments, A B A B (bench/workforce.py's method)."""
-    from services.config import Settings
-    from services.topics import ensure_topics
+    from bench.workforce import paired_rates
 
     texts = [r["text"] for r in load(LABELLED)]
     plain, commented = with_comments(events, texts)
-    pairs = []
-    for r in range(PAIRS):
-        rate = {}
-        for label, evs in (("without", plain), ("with", commented)):
-            s = Settings(kafka_bootstrap_servers=bootstrap, topic_prefix=f"benchvc{r}{label}.")
-            ensure_topics(s)
-            produce_all(s, evs)
-            worker = start("services.worker", s, logs / "worker-voice.log", SQM_GROUP_ID=f"bench-vc-{run}-{r}-{label}",
-                           SQM_WORKER_ID=f"bench-vc-{r}-{label}", SQM_WORKER_ROLE="kpis")
-            try:
-                first, last = asyncio.run(watch_state(s, len(evs)))
-                rate[label] = len(evs) / (last - first)
-            finally:
-                worker.terminate()
-                worker.wait(30)
-        pairs.append(rate["with"] / rate["without"])
-        say(f"  comments pair {r + 1}: without {rate['without']:.0f} ev/s, with {rate['with']:.0f} ev/s, "
-            f"ratio {pairs[-1]:.2f}")
-    return {"events": len(events), "pairs": [round(p, 3) for p in pairs], "ratio": round(statistics.median(pairs), 3)}
+    pairs = paired_rates(bootstrap, plain, commented, "vc", logs, start, produce_all, watch_state, run,
+                         lambda w, wo: say(f"  comments on every survey: {w:,.0f}/s against {wo:,.0f}/s without "
+                                           f"(ratio {w / wo:.2f})"))
+    ratios = [p["ratio"] for p in pairs]
+    return {"events": len(events), "pairs": ratios, "ratio": round(statistics.median(ratios), 3)}
 
 
 def voice_bench(say: Callable[[str], None]) -> dict[str, Any]:

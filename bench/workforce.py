@@ -33,20 +33,22 @@ def mixed(events: list[dict[str, Any]], share: float = SHARE) -> list[dict[str, 
     return [next(agents) if i in picks else ev for i, ev in enumerate(events)]
 
 
-def agent_mix(bootstrap: str, events: list[dict[str, Any]], logs: Path, start: Callable[..., Any],
-              produce_all: Callable[[Settings, list[dict[str, Any]]], float],
-              watch_state: Callable[[Settings, int], Any], run: str, say: Callable[[str], None]) -> dict[str, Any]:
-    with_agents = mixed(events)
-    share = sum(e["type"] == "agent.state" for e in with_agents) / len(with_agents)
+def paired_rates(bootstrap: str, without: list[dict[str, Any]], with_: list[dict[str, Any]], tag: str, logs: Path,
+                 start: Callable[..., Any], produce_all: Callable[[Settings, list[dict[str, Any]]], float],
+                 watch_state: Callable[[Settings, int], Any], run: str,
+                 say: Callable[[float, float], None]) -> list[dict[str, float]]:
+    """A fresh KPI worker on each stream, on topics of its own, A B A B: PAIRS pairs of rates (events/s,
+    first state record to the counters reaching every event) and their ratio, pair by pair."""
     pairs = []
     for r in range(PAIRS):
         rate = {}
-        for label, evs in (("without", events), ("with", with_agents)):
-            s = Settings(kafka_bootstrap_servers=bootstrap, topic_prefix=f"benchag{r}{label}.")
+        for label, evs in (("without", without), ("with", with_)):
+            s = Settings(kafka_bootstrap_servers=bootstrap, topic_prefix=f"bench{tag}{r}{label}.")
             ensure_topics(s)
             produce_all(s, evs)
-            worker = start("services.worker", s, logs / "worker-agents.log", SQM_GROUP_ID=f"bench-ag-{run}-{r}-{label}",
-                           SQM_WORKER_ID=f"bench-ag-{r}-{label}", SQM_WORKER_ROLE="kpis")
+            worker = start("services.worker", s, logs / f"worker-{tag}.log",
+                           SQM_GROUP_ID=f"bench-{tag}-{run}-{r}-{label}", SQM_WORKER_ID=f"bench-{tag}-{r}-{label}",
+                           SQM_WORKER_ROLE="kpis")
             try:
                 first, last = asyncio.run(watch_state(s, len(evs)))
             finally:
@@ -55,8 +57,18 @@ def agent_mix(bootstrap: str, events: list[dict[str, Any]], logs: Path, start: C
             rate[label] = len(evs) / max(last - first, 1e-6)
         pairs.append({"without": round(rate["without"]), "with": round(rate["with"]),
                       "ratio": round(rate["with"] / rate["without"], 3)})
-        say(f"  agent events {share:.0%} of the mix: {rate['with']:,.0f}/s against {rate['without']:,.0f}/s without "
-            f"(ratio {rate['with'] / rate['without']:.2f})")
+        say(rate["with"], rate["without"])
+    return pairs
+
+
+def agent_mix(bootstrap: str, events: list[dict[str, Any]], logs: Path, start: Callable[..., Any],
+              produce_all: Callable[[Settings, list[dict[str, Any]]], float],
+              watch_state: Callable[[Settings, int], Any], run: str, say: Callable[[str], None]) -> dict[str, Any]:
+    with_agents = mixed(events)
+    share = sum(e["type"] == "agent.state" for e in with_agents) / len(with_agents)
+    pairs = paired_rates(bootstrap, events, with_agents, "ag", logs, start, produce_all, watch_state, run,
+                         lambda w, wo: say(f"  agent events {share:.0%} of the mix: {w:,.0f}/s against {wo:,.0f}/s "
+                                           f"without (ratio {w / wo:.2f})"))
     return {"agent_share": round(share, 3), "pairs": pairs,
             "ratio": statistics.median(p["ratio"] for p in pairs),
             "with": statistics.median(p["with"] for p in pairs),
