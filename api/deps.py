@@ -233,3 +233,9 @@ AdminDep = Annotated[Principal, Depends(require_admin)]
 ReadAuthenticated = Depends(require_read)
 IngestAuthenticated = Depends(require_ingest)
 AdminAuthenticated = Depends(require_admin)
+
+
+def require_scope(view: View, scope: str, *, now: float) -> None:
+    """404 for a scope the view has nothing of (the same answer in every router)."""
+    if not view.has_scope(scope, now=now):
+        raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")

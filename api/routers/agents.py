@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from api.deps import ReadAuthenticated, ViewDep
+from api.deps import ReadAuthenticated, ViewDep, require_scope
 from api.forecasts import KINDS, kpis_of
 from stream.agents import TIME_FIELD
 from stream.clock import rfc3339
@@ -55,8 +55,7 @@ async def get_agents(view: ViewDep, scope: str = Query("all", max_length=140),
     now = time.time()
     if kind_of(scope) not in AGENT_KINDS | {"agent"}:
         raise HTTPException(422, f"agents do not count in {kind_of(scope)} scopes")
-    if not view.has_scope(scope, now=now):
-        raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
+    require_scope(view, scope, now=now)
     wanted = set(state) if state else None
     rows = []
     for name, a in view.agent_list(scope):
@@ -103,8 +102,8 @@ async def get_staffing(view: ViewDep, scope: str | None = Query(None, max_length
     now = time.time()
     if scope is not None and kind_of(scope) != "queue":
         raise HTTPException(422, "staffing is per queue: scope=queue:<name>")
-    if scope is not None and not view.has_scope(scope, now=now):
-        raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
+    if scope is not None:
+        require_scope(view, scope, now=now)
     scopes = [scope] if scope is not None else [s for s in view.scopes(now=now) if kind_of(s) == "queue"]
     out = []
     for s in scopes:
@@ -153,8 +152,7 @@ async def get_forecast(request: Request, view: ViewDep,
         raise HTTPException(422, "forecasts are per all, team: and queue: scope")
     if kpi not in kpis_of(scope):
         raise HTTPException(422, f"{kpi} is not forecast for {kind_of(scope)} scopes (tickets have no queue)")
-    if not view.has_scope(scope, now=now):
-        raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
+    require_scope(view, scope, now=now)
     made = request.app.state.forecaster.answer(scope, kpi)
     if made is None:
         raise HTTPException(404, "no forecast made yet for this scope (the forecaster runs every minute "

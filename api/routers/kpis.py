@@ -19,7 +19,15 @@ from typing import Literal, TypeVar
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import Field
 
-from api.deps import DATABASE_DOWN, KpiHistoryDep, MaybeKpiHistoryDep, ReadAuthenticated, TargetsDep, ViewDep
+from api.deps import (
+    DATABASE_DOWN,
+    KpiHistoryDep,
+    MaybeKpiHistoryDep,
+    ReadAuthenticated,
+    TargetsDep,
+    ViewDep,
+    require_scope,
+)
 from api.schemas import (
     HistoryPoint,
     HistoryResponse,
@@ -101,8 +109,7 @@ async def get_kpis(view: ViewDep, targets: TargetsDep, history: MaybeKpiHistoryD
                                                    "window one day / one week earlier")) -> KpisOut:
     """Every KPI of docs/kpis.md for one scope and window, with its denominator (`count`)."""
     now = time.time()
-    if not view.has_scope(scope, now=now):
-        raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
+    require_scope(view, scope, now=now)
     out = KpisOut(scope=scope, window=window, as_of=rfc3339(now), kpis=kpi_payload(view, targets, scope, window, now))
     if compare is not None:
         shift = COMPARE_SHIFT_S[compare]

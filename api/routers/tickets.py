@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from api.deps import ReadAuthenticated, ViewDep
+from api.deps import ReadAuthenticated, ViewDep, require_scope
 from stream.clock import rfc3339
 from stream.kpis import TICKET_KINDS
 from stream.scopes import kind_of
@@ -57,8 +57,7 @@ async def get_tickets(view: ViewDep, scope: str = Query("all", max_length=140), 
     now = time.time()
     if kind_of(scope) not in TICKET_KINDS:
         raise HTTPException(422, f"tickets have no {kind_of(scope)} scope")
-    if not view.has_scope(scope, now=now):
-        raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
+    require_scope(view, scope, now=now)
     lc = view.live_of(scope, now=now)
     total = {"open": lc.backlog, "at_risk": lc.at_risk + lc.overdue, "overdue": lc.overdue}[state]
     rows = [OpenTicket(id=tid, team=t.team, channel=t.channel, tier=t.tier, agent=t.agent,

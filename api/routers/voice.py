@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.deps import ReadAuthenticated, ViewDep
+from api.deps import ReadAuthenticated, ViewDep, require_scope
 from stream.clock import rfc3339
 from stream.records import Comment
-from stream.view import View
 
 router = APIRouter(prefix="/v1", tags=["voice"], dependencies=[ReadAuthenticated])
 
@@ -65,11 +64,6 @@ class TopicsResponse(BaseModel):
     topics: list[TopicOut]
 
 
-def _known(view: View, scope: str, now: float) -> None:
-    if not view.has_scope(scope, now=now):
-        raise HTTPException(404, f"unknown scope {scope!r}: see GET /v1/scopes")
-
-
 @router.get("/comments", response_model=CommentsResponse, responses={404: {"description": "unknown scope"}})
 async def get_comments(view: ViewDep, scope: str = Query("all", max_length=140),
                        window: Window | None = Query(None, description="only comments within it (default: the "
@@ -80,7 +74,7 @@ async def get_comments(view: ViewDep, scope: str = Query("all", max_length=140),
     """The latest survey comments of the scope, newest first, each with its language, sentiment, label,
     topics and mismatch (docs/voice.md)."""
     now = time.time()
-    _known(view, scope, now)
+    require_scope(view, scope, now=now)
     found = view.comment_list(scope, now=now, window=window, label=label, topic=topic, limit=limit)
     return CommentsResponse(scope=scope, as_of=rfc3339(now), window=window, comments=[CommentOut.of(m) for m in found])
 
@@ -93,7 +87,7 @@ async def get_topics(view: ViewDep, scope: str = Query("all", max_length=140), w
     """The topics of the scope's negative and neutral comments in the window, by count then change
     (docs/voice.md "Topics")."""
     now = time.time()
-    _known(view, scope, now)
+    require_scope(view, scope, now=now)
     topics, nn = view.topics(scope, window, now=now, limit=limit)
     language = "zh" if lang.startswith("zh") else "en"
     return TopicsResponse(scope=scope, as_of=rfc3339(now), window=window, comments_negative_neutral=nn, topics=[
