@@ -20,7 +20,8 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -37,6 +38,7 @@ from stream.store import StateStore
 from stream.transport import app_class
 
 HEARTBEAT_S = 5.0
+STOP_GRACE_S = 5.0  # a stopping worker waits this long for the batch in hand to be written
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +51,7 @@ class Parts:
     processor: Processor
     rules: RulesFeed
     alerting: AlertRunner
+    guard: BatchGuard = field(default_factory=lambda: BatchGuard(_die))  # the KPI batch in hand
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -130,6 +133,7 @@ def _lifecycle(app: faust.App, parts: Parts, alert_role: bool) -> None:
                 await parts.alerting.start()
 
         async def on_stop(self) -> None:
+            await parts.guard.settle()  # before the store closes under the batch in hand
             if alert_role:
                 await parts.alerting.stop()
                 await parts.rules.stop()
@@ -152,15 +156,48 @@ def _kpi_agent(app: faust.App, parts: Parts) -> None:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
             batch = [Message(kinds[e.message.topic], e.message.partition, e.message.offset,
                              e.message.key, e.message.value) for e in events]
-            # take_events acks the batch once this body returns or raises (in a `finally`), so
-            # `process` returns only once the batch's state is on the broker, retrying by itself;
-            # when it gives up, the process ends here, before the acknowledgement.
-            try:
-                await processor.process(batch)
-            except BatchFailed:
-                _die("the KPI batch step keeps failing")
+            await parts.guard.run(processor.process(batch))
 
     app.agent(topics, name="kpis")(kpis)
+
+
+class BatchGuard:
+    """Runs the KPI batch step so that its batch is acknowledged only with its state on the broker.
+
+    Faust's `take_events` acknowledges the batch when the agent's body returns *or raises*, and the
+    consumer commits on stop. Faust stops the app's services (the state store among them) before its
+    agents, and cancels the agent last. So a step that gives up (BatchFailed), and a stop (SIGTERM, a
+    rolling update) that finds the step still writing after `grace_s`, end the process through `die`
+    before any acknowledgement. A step that finishes within the grace (the usual case: milliseconds)
+    leaves the stop graceful.
+    """
+
+    def __init__(self, die: Callable[[str], None], grace_s: float = STOP_GRACE_S) -> None:
+        self.die = die
+        self.grace_s = grace_s
+        self.task: asyncio.Future[None] | None = None
+
+    async def run(self, step: Coroutine[Any, Any, None]) -> None:
+        self.task = task = asyncio.ensure_future(step)
+        try:
+            await asyncio.shield(task)
+        except BatchFailed:
+            self.die("the KPI batch step keeps failing")
+        except asyncio.CancelledError:
+            await self.settle()
+            raise
+
+    async def settle(self) -> None:
+        """On stop: wait for the batch in hand, if any; end the process if its state is not written."""
+        task = self.task
+        if task is None or (task.done() and not task.cancelled() and task.exception() is None):
+            return
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.grace_s)
+        except BaseException:  # cancelled again while waiting
+            done = set()
+        if task not in done or task.cancelled() or task.exception() is not None:
+            self.die(f"stopping with a batch whose state is not on the broker after {self.grace_s:.0f} s")
 
 
 def _die(why: str) -> None:

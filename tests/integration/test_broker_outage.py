@@ -18,6 +18,7 @@ import pytest
 
 from services.broker import EmbeddedBroker, free_port
 from services.loadgen import random_stream
+from services.worker_app import STOP_GRACE_S
 from tests.support.stack import Stack, produce, wait_for
 
 pytestmark = pytest.mark.integration
@@ -61,5 +62,34 @@ def test_processes_ride_out_a_frozen_broker(own_broker: EmbeddedBroker, tmp_path
         assert stack.seen_messages() == 1500, "nothing counted twice"
         for name, p in stack.procs.items():
             assert p.poll() is None, f"{name} exited after the broker outage\n{stack.logs()}"
+    finally:
+        stack.stop()
+
+
+def test_a_worker_stopped_during_an_outage_loses_no_batch(own_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """SIGTERM (a rolling update) while the broker is frozen and the worker's state write retries: the
+    worker ends without acknowledging its batch, and its successor counts every event exactly once."""
+    stack = Stack(own_broker, tmp_path)
+    try:
+        events = random_stream(20_000, time.time(), seed=22)
+        stack.api()
+        stack.worker("w1", role="kpis")
+        produce(stack, events, batched=True)
+        wait_for(lambda: stack.seen_messages() >= 2_000, 90, "the worker mid-stream", stack)
+        assert own_broker.proc is not None
+        os.kill(own_broker.proc.pid, signal.SIGSTOP)  # the worker's next state write hangs and retries
+        time.sleep(3.0)
+        stack.procs["w1"].send_signal(signal.SIGTERM)
+        time.sleep(STOP_GRACE_S + 2.0)  # longer than the worker waits for its write
+        code = stack.procs["w1"].poll()
+        os.kill(own_broker.proc.pid, signal.SIGCONT)
+        seen = stack.seen_messages()
+        assert seen < 20_000, "the broker was frozen before the worker had counted every event"
+        assert code == 70, f"the stopping worker did not end at once without its batch (exit {code})"
+        stack.procs.pop("w1")
+        stack.worker("w2", role="kpis")
+        wait_for(lambda: stack.seen_messages() >= 20_000, 180, "every event, after the restart", stack)
+        time.sleep(2.0)
+        assert stack.seen_messages() == 20_000, "nothing counted twice"
     finally:
         stack.stop()
