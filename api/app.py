@@ -39,12 +39,13 @@ from alerts.history import AlertHistory, AlertStats
 from alerts.rulebook import Rulebook
 from api.board.router import router as board_router
 from api.board.service import Board
-from api.deps import DATABASE_DOWN, RETRY_AFTER_S, DatabaseStatus, ReadAuthenticated, principal_of, token_of
+from api.deps import DATABASE_DOWN, RETRY_AFTER_S, DatabaseStatus, ReadAuthenticated, identities
 from api.docs_ui import mount_docs
 from api.feed import StateFeed
 from api.forecasts import Forecaster
+from api.history_reads import HistoryReads
 from api.keys import KeyStore, Principal
-from api.limits import BodyLimit, RateLimit, TokenBuckets
+from api.limits import BodyLimit, RateLimit, StreamSlots, TokenBuckets
 from api.metrics import AlertStatsCache, build_registry
 from api.routers import ROUTERS
 from api.routers.events import MAX_BODY
@@ -89,13 +90,9 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 def client_of(scope: dict[str, Any]) -> str:
-    """Whom the write rate limit counts a request against: its API key or token, else its address."""
-    request = Request(scope)
-    who = principal_of(request, token_of(request))
-    if who is not None:
-        return f"key {who.name} ({who.role})"
-    client = scope.get("client")
-    return f"address {client[0] if client else 'unknown'}"
+    """Whom the rate limits count a request against: its API key or token, else its address."""
+    address, key = identities(Request(scope))
+    return key or address
 
 
 @dataclass
@@ -113,6 +110,7 @@ class Parts:
     live: LiveSampler
     forecaster: Forecaster
     history: AlertHistory | None = None  # once the database is connected
+    reads: HistoryReads = field(default_factory=HistoryReads)  # the KPI history's own bounded pool
     checks: FollowUpChecker | None = None  # once the database is connected
     stats: AlertStatsCache = field(init=False)
 
@@ -137,7 +135,7 @@ async def start_database(app: FastAPI, parts: Parts, engine: Engine, producer: A
     app.state.target_book = TargetBook(engine, parts.file_targets)
     parts.targets.read = app.state.target_book.snapshot
     parts.keys.read = KeyStore(engine).snapshot
-    parts.board.connect(book, parts.history, app.state.kpi_history)
+    parts.board.connect(book, parts.history, app.state.kpi_history, parts.reads)
     parts.forecaster.connect(app.state.kpi_history)
     app.state.db = engine
     if parts.database.since:
@@ -208,6 +206,7 @@ def lifespan_of(parts: Parts, connect: bool) -> Callable[[FastAPI], contextlib.A
             await parts.forecaster.stop()
             await parts.feed.stop()
             await parts.stats.stop()
+            parts.reads.close()
             if producer is not None:
                 await producer.stop()
             if engine is not None:
@@ -246,9 +245,12 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     app = FastAPI(title="sqm — streaming service-quality monitor", version="0.1.0",
                   lifespan=lifespan_of(parts, connect), docs_url=None, redoc_url=None,  # api/docs_ui: offline
                   description="Live contact-center KPIs from Kafka events. See docs/api.md for the contract.")
-    if settings.api_write_rate > 0:
-        app.add_middleware(RateLimit, buckets=TokenBuckets(settings.api_write_rate, settings.api_write_burst),
-                           identify=client_of)
+    if settings.api_write_rate > 0 or settings.api_read_rate > 0:
+        app.add_middleware(RateLimit, identify=client_of, reads=TokenBuckets(settings.api_read_rate,
+                                                                             settings.api_read_burst)
+                           if settings.api_read_rate > 0 else None,
+                           buckets=TokenBuckets(settings.api_write_rate, settings.api_write_burst)
+                           if settings.api_write_rate > 0 else None)
     app.add_middleware(BodyLimit, default=BODY_LIMIT, limits={"/v1/events": INGEST_BODY_LIMIT})
     if hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
@@ -263,6 +265,8 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     app.state.board = parts.board
     app.state.forecaster = parts.forecaster
     app.state.ingest_metrics = ingest
+    app.state.history_reads = parts.reads
+    app.state.streams = StreamSlots(settings.api_streams_per_client, settings.api_streams_per_key)
     for r in ROUTERS:
         app.include_router(r)
     app.include_router(board_router)

@@ -29,6 +29,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from alerts.history import AlertHistory
 from alerts.rulebook import Rulebook
 from api.feed import StateFeed
+from api.history_reads import HistoryReads
 from api.keys import LEVEL, Principal, Role, hash_key
 from api.metrics import IngestMetrics
 from api.snapshots import PeriodicSnapshot
@@ -118,6 +119,10 @@ def get_kpi_history(request: Request) -> HistoryStore:
     return _database_state(request, "kpi_history", HistoryStore)
 
 
+def get_history_reads(request: Request) -> HistoryReads:
+    return _state(request, "history_reads", HistoryReads)
+
+
 def get_ingest_metrics(request: Request) -> IngestMetrics:
     return _state(request, "ingest_metrics", IngestMetrics)
 
@@ -151,6 +156,7 @@ TargetSnapshotDep = Annotated[PeriodicSnapshot[Targets], Depends(get_target_snap
 TargetBookDep = Annotated[TargetBook, Depends(get_target_book)]
 KpiHistoryDep = Annotated[HistoryStore, Depends(get_kpi_history)]
 MaybeKpiHistoryDep = Annotated[HistoryStore | None, Depends(find_kpi_history)]
+HistoryReadsDep = Annotated[HistoryReads, Depends(get_history_reads)]
 IngestMetricsDep = Annotated[IngestMetrics, Depends(get_ingest_metrics)]
 ProducerDep = Annotated[AIOKafkaProducer, Depends(get_producer)]
 DbDep = Annotated[Engine, Depends(get_db)]
@@ -188,6 +194,13 @@ def principal_of(request: Request, token: str | None) -> Principal | None:
         if configured and secrets.compare_digest(token.encode(), configured.encode()):
             return Principal(TOKEN_PRINCIPAL, role)
     return _keys(request).get(hash_key(token))
+
+
+def identities(request: Request) -> tuple[str, str | None]:
+    """Whom the limits count a request against: its client address, and its key or token if valid."""
+    who = principal_of(request, token_of(request))
+    client = request.client
+    return f"address {client.host if client else 'unknown'}", (f"key {who.name} ({who.role})" if who else None)
 
 
 def token_of(request: Request, creds: HTTPAuthorizationCredentials | None = None) -> str | None:

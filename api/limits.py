@@ -11,8 +11,12 @@ connection: otherwise uvicorn reads the rest of the body and throws it away to r
 
 `RateLimit`: one token bucket per client for the writes (POST, PUT, PATCH, DELETE): `burst`
 requests at once, then `rate` a second; over that, 429 with Retry-After. The client is the API key
-or token when the request carries a valid one, else the client's address (`identify`). Reads are
-never limited.
+or token when the request carries a valid one, else the client's address (`identify`). Reads (GET,
+HEAD) have buckets of their own (`reads`), counted the same way; the probes and the board's static
+files are not counted.
+
+`StreamSlots`: how many Server-Sent-Event streams are open per client address and per key; a stream
+beyond either cap is refused (the board router answers 429 with Retry-After).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import orjson
 
 Scope = dict[str, Any]
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+READ_METHODS = frozenset({"GET", "HEAD"})
+UNCOUNTED_READS = ("/healthz", "/readyz", "/board/static/", "/favicon.ico")  # probes, cached assets
 
 
 class BodyLimit:
@@ -129,24 +135,73 @@ class TokenBuckets:
 
 
 class RateLimit:
-    def __init__(self, app: Any, buckets: TokenBuckets, identify: Callable[[Scope], str],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, app: Any, buckets: TokenBuckets | None, identify: Callable[[Scope], str],
+                 clock: Callable[[], float] = time.monotonic, reads: TokenBuckets | None = None) -> None:
         self.app = app
         self.buckets = buckets
+        self.reads = reads
         self.identify = identify
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(self.identify(scope), self.clock())
+        method = scope["method"]
+        b: TokenBuckets | None = None
+        if method in WRITE_METHODS:
+            b, what = self.buckets, "writes"
+        elif method in READ_METHODS and self.reads is not None and not scope["path"].startswith(UNCOUNTED_READS):
+            b, what = self.reads, "reads"
+        if b is None:
+            await self.app(scope, receive, send)
+            return
+        wait = b.take(self.identify(scope), self.clock())
         if wait > 0:
-            b = self.buckets
-            await _answer(send, 429, f"too many writes: at most {b.rate:g} a second ({b.burst:g} at once) per key "
+            await _answer(send, 429, f"too many {what}: at most {b.rate:g} a second ({b.burst:g} at once) per key "
                           "or client address", {b"retry-after": str(max(1, math.ceil(wait))).encode()}, close=False)
             return
         await self.app(scope, receive, send)
+
+
+class StreamSlots:
+    """Open streams per key (a request with a valid key or token) or per client address (one without),
+    each capped, as the rate limits count. Pure bookkeeping.
+
+    >>> slots = StreamSlots(per_client=2, per_key=3)
+    >>> [slots.take("address 10.0.0.1", None) for _ in range(3)]
+    [True, True, False]
+    >>> [slots.take("address 10.0.0.1", "key wall (read)") for _ in range(4)]
+    [True, True, True, False]
+    >>> slots.give_back("address 10.0.0.1", None); slots.take("address 10.0.0.1", None)
+    True
+    """
+
+    def __init__(self, per_client: int, per_key: int) -> None:
+        self.per_client = per_client
+        self.per_key = per_key
+        self.counts: dict[str, int] = {}
+        self.refused = 0
+
+    def take(self, client: str, key: str | None) -> bool:
+        who, cap = (key, self.per_key) if key is not None else (client, self.per_client)
+        n = self.counts.get(who, 0)
+        if n >= cap:
+            self.refused += 1
+            return False
+        self.counts[who] = n + 1
+        return True
+
+    def give_back(self, client: str, key: str | None) -> None:
+        who = key if key is not None else client
+        if who in self.counts:
+            self.counts[who] -= 1
+            if self.counts[who] <= 0:
+                del self.counts[who]
+
+    @property
+    def open(self) -> int:
+        return sum(self.counts.values())
 
 
 async def _answer(send: Any, status: int, detail: str, headers: Mapping[bytes, bytes] | None = None, *,

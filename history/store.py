@@ -112,6 +112,26 @@ class HistoryStore:
                 merged[(res, t)].merge(Acc.from_json(acc))
         return sorted((r, t, a) for (r, t), a in merged.items())
 
+    def merged_many(self, scopes: Sequence[str], start: int, end: int) -> dict[str, tuple[Acc, int]]:
+        """`merged` for many scopes in one query per CHUNK scopes (a ranking of 2,000 agents is a few
+        queries, not 2,000): each scope's accumulator of [start, end) and how many rows it merges."""
+        merged: dict[str, dict[tuple[str, int], Acc]] = {s: defaultdict(Acc) for s in scopes}
+        wanted = list(merged)
+        with Session(self.engine) as s:
+            for i in range(0, len(wanted), CHUNK):
+                q = (select(KpiHistoryRow.scope, KpiHistoryRow.resolution, KpiHistoryRow.start, KpiHistoryRow.acc)
+                     .where(KpiHistoryRow.scope.in_(wanted[i:i + CHUNK]), KpiHistoryRow.start >= start,
+                            KpiHistoryRow.start < end))
+                for scope, res, t, acc in s.execute(q):
+                    merged[scope][(res, t)].merge(Acc.from_json(acc))
+        out = {}
+        for scope, rows in merged.items():
+            total = Acc()
+            for acc in rows.values():
+                total.merge(acc)
+            out[scope] = (total, len(rows))
+        return out
+
     def merged(self, scope: str, start: int, end: int) -> tuple[Acc, int]:
         """The accumulator of [start, end) and how many rows it merges."""
         rows = self.rows(scope, start, end)

@@ -91,6 +91,15 @@ class Settings(BaseSettings):
                                   "limit")
     api_write_burst: int = Field(100, ge=1, description="writes a client may send at once before "
                                  "SQM_API_WRITE_RATE applies")
+    api_read_rate: float = Field(50.0, ge=0, description="reads (GET, HEAD) a second per API key or token, or per "
+                                 "client address without one (probes and the board's static files are not "
+                                 "counted); over it: 429 with Retry-After; 0: no limit")
+    api_read_burst: int = Field(200, ge=1, description="reads a client may send at once before SQM_API_READ_RATE "
+                                "applies")
+    api_streams_per_client: int = Field(20, ge=1, description="board streams (Server-Sent Events) open at once per "
+                                        "client address without a key; beyond: 429 with Retry-After")
+    api_streams_per_key: int = Field(500, ge=1, description="board streams open at once per API key or token (the wall "
+                                     "screens that share one read key); beyond: 429 with Retry-After")
 
     # KPI counting rules (kpis.md): first-response targets per tier, service level per queue
     fr_targets: dict[str, float] = Field({"vip": 1800.0}, description="first-response target per customer tier, "

@@ -5,6 +5,7 @@ Every KPI is `(value, count)`; a zero denominator gives `value=None`, never 0.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -201,4 +202,4 @@ def ranks(values: list[float | None], *, higher_is_better: bool) -> list[int]:
         return -v if higher_is_better else v
 
     order = sorted(key(v) for v in values)
-    return [order.index(key(v)) + 1 for v in values]
+    return [bisect_left(order, key(v)) + 1 for v in values]  # n log n: 2,000 agents are ranked per request

@@ -27,6 +27,11 @@ def kind_of(scope: str) -> str:
     return scope.split(":", 1)[0]
 
 
+def name_of(scope: str) -> str:
+    """'billing' for 'team:billing', 'all' for 'all'."""
+    return scope.split(":", 1)[1] if ":" in scope else scope
+
+
 def is_valid_scope(scope: str) -> bool:
     kind, _, name = scope.partition(":")
     if scope == "all":

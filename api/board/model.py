@@ -8,16 +8,17 @@ render; nothing here formats HTML.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alerts.rules import Rule
 from api.alert_views import AlertView
 from api.board.i18n import LANGS, fmt, fmt_change, kpi_label, word
 from api.forecasts import Forecaster
+from api.rankings import rank
 from api.targets import Targets
 from stream.folds import Acc
-from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, LOWER_IS_BETTER, Kpi, achievement, change, ranks
+from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, LOWER_IS_BETTER, Kpi, achievement, change
 from stream.scopes import SCOPE_KINDS, is_valid_scope, kind_of
 from stream.view import View
 from stream.windows import WINDOWS
@@ -84,6 +85,13 @@ class BoardConfig:
                    agents=q.get("agents") in ("1", "true", "yes") if q.get("kiosk") in ("1", "true", "yes")
                    else q.get("agents") not in ("0", "false", "no"),
                    topic=topic if (topic := q.get("topic", "")) and len(topic) <= 64 and topic.isprintable() else "")
+
+    def known(self, scopes: set[str]) -> BoardConfig:
+        """This configuration with only scopes and queues in `scopes` (the view's): an unknown scope
+        shows the whole centre, unknown queues and rotated scopes are left out."""
+        return replace(self, scope=self.scope if self.scope == "all" or self.scope in scopes else "all",
+                       queues=tuple(q for q in self.queues if f"queue:{q}" in scopes),
+                       rotate=tuple(s for s in self.rotate if s == "all" or s in scopes))
 
     def key(self) -> tuple[Any, ...]:
         """What makes two boards render the same sections (shared by every screen with this config)."""
@@ -411,21 +419,12 @@ def queues(view: View, cfg: BoardConfig, src: Sources, now: float) -> list[Queue
 
 def rankings(view: View, cfg: BoardConfig, src: Sources, kind: str, now: float, limit: int = 8,
              min_count: int = 5) -> list[RankRow]:
+    """The board's ranking panel: api/rankings.rank, as /v1/rankings ranks, formatted for the screen."""
     d = KPI_BY_NAME[cfg.rank_kpi]
-    found = []
-    for s in view.scopes(now=now):
-        if kind_of(s) == kind:
-            value, count = d.compute(view.window_acc(s, cfg.window, now=now))
-            if count >= min_count:
-                found.append((s, value, count))
-    order = ranks([v for _, v, _ in found], higher_is_better=d.higher_is_better)
-    rows = []
-    for r, (s, value, count) in sorted(zip(order, found, strict=True), key=lambda x: (x[0], x[1][0]))[:limit]:
-        target = src.targets.get(s, cfg.rank_kpi)
-        ach = achievement(cfg.rank_kpi, value, target) if target is not None else None
-        rows.append(RankRow(s, s.split(":", 1)[1], value, fmt(value, d.unit, cfg.lang), count, r,
-                            f"{ach * 100:.0f}%" if ach is not None else None))
-    return rows
+    return [RankRow(r.scope, r.name, r.value, fmt(r.value, d.unit, cfg.lang), r.count, r.rank,
+                    f"{r.achievement * 100:.0f}%" if r.achievement is not None else None)
+            for r in rank(view, kind, cfg.rank_kpi, cfg.window, now, targets=src.targets, min_count=min_count,
+                          limit=limit)]
 
 
 def board_alerts(src: Sources, cfg: BoardConfig) -> list[AlertView]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import AsyncIterator
 from html import escape
 from urllib.parse import urlencode
@@ -27,11 +28,13 @@ from api.deps import (
     RETRY_AFTER_S,
     HistoryDep,
     ViewDep,
+    identities,
     principal_of,
     require_admin,
     require_read,
     token_of,
 )
+from api.limits import StreamSlots
 from api.routers.alerting import acknowledge
 from stream.clock import rfc3339
 
@@ -39,6 +42,7 @@ router = APIRouter(prefix="/board", include_in_schema=False)
 PUSH_EVERY_S = 0.5  # how often a stream looks for changed sections
 AS_OF_EVERY_S = 5.0  # a heartbeat the page counts as an update even when no figure changed
 REAUTH_EVERY_S = 10.0  # how soon an open stream notices that its key was revoked
+STREAM_RETRY_S = 30  # Retry-After of a stream refused for the cap
 
 
 def board_of(request: Request) -> Board:
@@ -49,8 +53,12 @@ def board_of(request: Request) -> Board:
 
 
 def config_of(request: Request) -> BoardConfig:
+    """The board's filters, held to the scopes and queues the view knows (so that a made-up one neither
+    renders a board of its own nor starts a history read of its own)."""
     q = dict(request.query_params)
-    return BoardConfig.from_query(q, pick_lang(q.get("lang"), request.headers.get("accept-language")))
+    cfg = BoardConfig.from_query(q, pick_lang(q.get("lang"), request.headers.get("accept-language")))
+    view = getattr(request.app.state, "view", None)
+    return cfg.known(set(view.scopes(now=time.time()))) if view is not None else cfg
 
 
 @router.get("", response_class=HTMLResponse)
@@ -82,32 +90,54 @@ async def board_stream(request: Request) -> EventSourceResponse:
     """The board's sections: all of them on connect, then each one again when it changes."""
     require_read(request, None)
     board, cfg = board_of(request), config_of(request)
+    slots: StreamSlots = request.app.state.streams
+    client, key = identities(request)
+    if not slots.take(client, key):
+        raise HTTPException(429, f"too many board streams open: at most {slots.per_key} per key, "
+                            f"{slots.per_client} per client address without one",
+                            headers={"Retry-After": str(STREAM_RETRY_S)})
+    taken = [True]
+
+    def give_back() -> None:
+        if taken:
+            taken.clear()
+            slots.give_back(client, key)
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        sent: dict[str, str] = {}
-        last_as_of, last_auth = 0.0, time.time()
-        while True:
-            now = time.time()
-            if now - last_auth >= REAUTH_EVERY_S:  # a key revoked meanwhile ends the stream
-                last_auth = now
-                try:
-                    require_read(request, None)
-                except HTTPException:
-                    return
-            sections = board.sections(cfg, now)
-            changed = False
-            for name in SECTIONS:
-                html = sections[name]
-                if sent.get(name) != html:
-                    sent[name] = html
-                    changed = True
-                    yield {"event": name, "data": html}
-            if changed or now - last_as_of >= AS_OF_EVERY_S:
-                last_as_of = now
-                yield {"event": "as_of", "data": rfc3339(now)}
-            await asyncio.sleep(PUSH_EVERY_S)
+        try:
+            async for event in _events(request, board, cfg):
+                yield event
+        finally:
+            give_back()
 
-    return EventSourceResponse(events(), ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    stream = events()
+    weakref.finalize(stream, give_back)  # a stream the client left before its first event never runs its finally
+    return EventSourceResponse(stream, ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _events(request: Request, board: Board, cfg: BoardConfig) -> AsyncIterator[dict[str, str]]:
+    sent: dict[str, str] = {}
+    last_as_of, last_auth = 0.0, time.time()
+    while True:
+        now = time.time()
+        if now - last_auth >= REAUTH_EVERY_S:  # a key revoked meanwhile ends the stream
+            last_auth = now
+            try:
+                require_read(request, None)
+            except HTTPException:
+                return
+        sections = board.sections(cfg, now)
+        changed = False
+        for name in SECTIONS:
+            html = sections[name]
+            if sent.get(name) != html:
+                sent[name] = html
+                changed = True
+                yield {"event": name, "data": html}
+        if changed or now - last_as_of >= AS_OF_EVERY_S:
+            last_as_of = now
+            yield {"event": "as_of", "data": rfc3339(now)}
+        await asyncio.sleep(PUSH_EVERY_S)
 
 
 @router.post("/alerts/{alert_id}/ack", response_class=HTMLResponse)

@@ -29,6 +29,7 @@ from api.alert_views import AlertView, alert_view
 from api.board import model
 from api.board.i18n import WORDS, duration, fmt, kpi_label
 from api.forecasts import Forecaster
+from api.history_reads import Busy, HistoryReads
 from api.sampling import LiveSampler
 from api.snapshots import PeriodicSnapshot, reason
 from api.targets import Targets
@@ -43,8 +44,10 @@ from stream.windows import WINDOWS
 
 TEMPLATES = Path(__file__).with_name("templates")
 RENDER_EVERY_S = 0.5
+MAX_CONFIGS = 500  # rendered boards and comparisons kept (by count; the oldest go first)
 TOPICS_SHOWN = 5  # topics in "what customers say" (the comments take the rest of the panel)
 COMPARE_EVERY_S = 60.0
+COMPARE_WAIT_S = 30.0  # a comparison read still running after this is given up (its thread ends it)
 COMPARE_RETRY_S = 10.0  # after a failed history read (the database is down)
 log = logging.getLogger(__name__)
 SECTIONS = ("tiles", "queues", "tickets", "rankings", "alerts", "topics", "comments", "agents")
@@ -67,14 +70,18 @@ class Board:
         self.rules: PeriodicSnapshot[list[Rule]] | None = None
         self.alerts: PeriodicSnapshot[FiringAlerts] | None = None
         self.history: HistoryStore | None = None
+        self.reads: HistoryReads | None = None
         self._rendered: dict[tuple[Any, ...], tuple[float, dict[str, str]]] = {}
         self._compare: dict[tuple[str, str], tuple[float, Compared, Series]] = {}
         self._comparing: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._history_down_since: float | None = None
 
-    def connect(self, rulebook: Rulebook, alert_history: AlertHistory, history: HistoryStore) -> None:
-        """With the database: rules (for the tiles' colours), firing alerts, history comparisons."""
+    def connect(self, rulebook: Rulebook, alert_history: AlertHistory, history: HistoryStore,
+                reads: HistoryReads | None = None) -> None:
+        """With the database: rules (for the tiles' colours), firing alerts, history comparisons (read on
+        the API's bounded history pool, `reads`, shared with /v1/kpis and /v1/rankings)."""
+        self.reads = reads or HistoryReads(workers=1)
         self.rules = PeriodicSnapshot("board rules", lambda: [r for r, _ in rulebook.all()], [], every_s=10)
         def firing() -> FiringAlerts:
             rows = alert_history.alerts(AlertQuery(state=["firing"], limit=200))[0]
@@ -124,10 +131,14 @@ class Board:
             spark = {k: [KPI_BY_NAME[k].compute(acc)[0] for acc in accs] for k in model.TILES if k in KPI_BY_NAME}
             return out, spark
 
+        assert self.reads is not None
         try:
-            compare, spark = await asyncio.to_thread(read)
+            compare, spark = await self.reads.run(("board", scope, window, int(now // MINUTE)), read,
+                                                  timeout_s=COMPARE_WAIT_S)
         except SQLAlchemyError as exc:
             self._history_failed(key, now, exc)
+            return
+        except (Busy, TimeoutError):  # the pool is full (a flood of rankings): the next render asks again
             return
         finally:
             self._comparing.discard(key)
@@ -135,8 +146,8 @@ class Board:
             log.info("board: the history is read again after %.0f s", time.time() - self._history_down_since)
             self._history_down_since = None
         self._compare[key] = (now, compare, spark)
-        if len(self._compare) > 1000:
-            self._compare = {k: v for k, v in self._compare.items() if now - v[0] < 10 * COMPARE_EVERY_S}
+        if len(self._compare) > MAX_CONFIGS:  # the oldest first: bounded by count, whatever their age
+            self._compare = dict(sorted(self._compare.items(), key=lambda kv: kv[1][0])[-MAX_CONFIGS // 2:])
 
     def _history_failed(self, key: tuple[str, str], now: float, exc: Exception) -> None:
         """Keep the last comparison (or none) and try again in COMPARE_RETRY_S, not at every render."""
@@ -223,8 +234,8 @@ class Board:
             return cached[1]
         out = self.render_sections(cfg, now)
         self._rendered[key] = (now, out)
-        if len(self._rendered) > 500:  # configurations nobody shows any more
-            for k in sorted(self._rendered, key=lambda k: self._rendered[k][0])[:250]:
+        if len(self._rendered) > MAX_CONFIGS:  # configurations nobody shows any more
+            for k in sorted(self._rendered, key=lambda k: self._rendered[k][0])[:MAX_CONFIGS // 2]:
                 del self._rendered[k]
         return out
 

@@ -65,7 +65,7 @@ def client(settings: Settings, base_url: str = "http://127.0.0.1") -> Iterator[T
         yield c
 
 
-def test_writes_over_the_rate_are_429_with_retry_after_and_reads_are_not_limited() -> None:
+def test_writes_over_the_rate_are_429_with_retry_after_and_reads_have_buckets_of_their_own() -> None:
     for c in client(Settings(admin_token=ADMIN, api_write_rate=0.5, api_write_burst=3)):
         anon = [c.post("/v1/silences", json=[]).status_code for _ in range(4)]
         assert anon == [401, 401, 401, 429], "anonymous writes count against the client's address"
@@ -76,7 +76,24 @@ def test_writes_over_the_rate_are_429_with_retry_after_and_reads_are_not_limited
         statuses = [c.delete("/v1/targets", params={"scope": "all", "kpi": "csat"}, headers=auth).status_code
                     for _ in range(4)]
         assert statuses == [503, 503, 503, 429], "a key has a bucket of its own (503: no database here)"
-        assert all(c.get("/v1/kpis").status_code == 200 for _ in range(50)), "reads are never limited"
+        assert all(c.get("/v1/kpis").status_code == 200 for _ in range(50)), "writes do not spend the reads"
+
+
+def test_reads_over_the_rate_are_429_per_client_and_per_key_and_probes_are_not_counted() -> None:
+    for c in client(Settings(admin_token=ADMIN, api_read_rate=0.5, api_read_burst=5)):
+        assert [c.get("/v1/kpis").status_code for _ in range(6)] == [200] * 5 + [429]
+        r = c.get("/v1/scopes")
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1 and "too many reads" in r.json()["detail"]
+        auth = {"Authorization": f"Bearer {ADMIN}"}
+        assert [c.get("/v1/kpis", headers=auth).status_code for _ in range(6)] == [200] * 5 + [429], \
+            "a key has a bucket of its own"
+        assert {c.get("/healthz").status_code for _ in range(20)} == {200}, "probes are never limited"
+        assert c.get("/board/static/board.css").status_code != 429
+
+
+def test_read_rate_zero_means_no_read_limit() -> None:
+    for c in client(Settings(api_read_rate=0)):
+        assert {c.get("/v1/kpis").status_code for _ in range(300)} == {200}
 
 
 def test_rate_zero_means_no_limit() -> None:
