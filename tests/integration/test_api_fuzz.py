@@ -23,9 +23,9 @@ EXAMPLES = 30
 
 @pytest.fixture(scope="module")
 def fuzz_stack(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # a write rate no fuzzer reaches: 429 is not a server error, but it would stop the cases short of the routes
+    # rates no fuzzer reaches: 429 is not a server error, but it would stop the cases short of the routes
     stack = Stack(broker, tmp_path_factory.mktemp("fuzz"), SQM_ADMIN_TOKEN=ADMIN, SQM_INGEST_TOKEN=INGEST,
-                  SQM_API_WRITE_RATE="100000", SQM_API_WRITE_BURST="100000")
+                  SQM_API_WRITE_RATE="100000", SQM_API_WRITE_BURST="100000", SQM_API_READ_RATE="0")
     try:
         stack.worker()
         stack.history_writer()  # before the API: it boots while stack.api() waits for /healthz
