@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install peers run test test-unit test-integration test-e2e lint bench clean
+.PHONY: help install peers run test test-unit test-integration test-e2e lint audit bench clean
 # Debian packages the tests run for real: Alertmanager (a delivery peer), promtool, PostgreSQL's server
 # binaries (tests start a throw-away server unless SQM_TEST_POSTGRES_URL names one), Chromium and a
 # CJK font for the board's browser tests (Playwright drives Debian's chromium; nothing is downloaded)
@@ -15,11 +15,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# the runtime packages at the image's versions (requirements.lock, its pins without the hashes, which
+# pip cannot check for an editable install), the dev tools as pyproject.toml pins them
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	grep -E '^[A-Za-z0-9_.-]+==' requirements.lock | sed 's/ *\\$$//' > $(VENV)/constraints.txt
+	$(PY) -m pip install --quiet -c $(VENV)/constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the pinned dependencies
@@ -50,6 +53,11 @@ test-e2e: $(STAMP) peers ## the board in a real headless Chromium (screenshots i
 
 test: $(STAMP) peers lint ## everything: lint, unit, integration, browser (e2e)
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration tests/e2e
+
+# pip-audit asks PyPI for the known vulnerabilities (the PyPA advisory database) of every pinned version
+# of the image (requirements.lock): it needs the network, so it is not part of `make test` (offline).
+audit: $(STAMP) ## known vulnerabilities of the image's dependencies (requirements.lock; needs the network)
+	$(VENV)/bin/pip-audit --strict --disable-pip --require-hashes -r requirements.lock
 
 bench: $(STAMP) ## benchmarks; results in bench/results.json and bench/results.md
 	$(PY) -m bench.run

@@ -5,8 +5,10 @@ PATH); every object validated by `kubernetes-validate --strict` against the olde
 Kubernetes this is meant for; the custom resources (KEDA's, the ServiceMonitor) against their CRD's
 schema (deploy/kubernetes/schemas, see generate.py there). Then: every SQM_ variable is a setting
 and the settings of each container validate, probes and ports are the ones the code serves, the
-KEDA cap is the partition count, Prometheus' job is the one the rules select, each budget selects
-one Deployment, images are pinned, pods are locked down.
+KEDA cap is the partition count, Prometheus' job is the one the rules select and it sends a read key,
+each budget selects one Deployment, images are pinned, pods are locked down, and the network
+policies: one per Deployment beside a default deny, the API reachable only from the ingress
+controller and Prometheus, each process allowed out to what its settings name and no more.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 from pydantic import AliasChoices, ValidationError
+from sqlalchemy.engine import make_url
 
 from api.routers.health import readiness
 from api.routers.health import router as api_health
@@ -42,6 +46,15 @@ KAFKA_TRIGGER = {"bootstrapServers", "bootstrapServersFromEnv", "consumerGroup",
                  "excludePersistentLag", "scaleToZeroOnInvalidOffset", "limitToPartitionsWithLag", "version",
                  "partitionLimitation", "sasl", "tls", "unsafeSsl", "ensureEvenDistributionOfPartitions"}
 SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
+# The API groups of the custom resources, whose schemas are in deploy/kubernetes/schemas
+# (<group>_<version>_<kind>.json); every other object is a built-in kind that kubernetes-validate has
+# the schema of (networking.k8s.io too).
+CUSTOM_GROUPS = {"keda.sh", "monitoring.coreos.com"}
+# The peers the API's NetworkPolicy admits (base, and overlays/production restating them)
+INGRESS_CONTROLLER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+              "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+DEFAULT_DENY = "sqm-default-deny-ingress"
 Obj = dict[str, Any]
 
 
@@ -73,13 +86,17 @@ def of_kind(objs: list[Obj], kind: str) -> list[Obj]:
     return [o for o in objs if o["kind"] == kind]
 
 
+def is_custom(o: Obj) -> bool:
+    return o["apiVersion"].split("/")[0] in CUSTOM_GROUPS
+
+
 def test_every_object_passes_kubernetes_validate_strict(rendered: dict[str, Path],
                                                         objects: dict[str, list[Obj]]) -> None:
     """The command line, as an operator runs it, for each version at once (one process each)."""
     tool = Path(sys.executable).with_name("kubernetes-validate")
     runs = {v: subprocess.Popen([str(tool), "--strict", "-k", v, *map(str, rendered.values())], text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for v in VERSIONS}
-    builtin = sum(1 for objs in objects.values() for o in objs if "." not in o["apiVersion"].split("/")[0])
+    builtin = sum(1 for objs in objects.values() for o in objs if not is_custom(o))
     for version, run in runs.items():
         out = run.communicate(timeout=120)[0]
         assert run.returncode == 0 and "ERROR" not in out, f"{version}:\n{out}"
@@ -104,7 +121,8 @@ def crd_schema(api_version: str, kind: str) -> Obj:
 
 
 def test_custom_resources_match_their_crd_schema(objects: dict[str, list[Obj]]) -> None:
-    custom = [o for o in objects["overlays/production"] if "." in o["apiVersion"].split("/")[0]]
+    assert {p.name.split("_")[0] for p in (K8S / "schemas").glob("*.json")} == CUSTOM_GROUPS
+    custom = [o for o in objects["overlays/production"] if is_custom(o)]
     assert {o["kind"] for o in custom} == {"ScaledObject", "TriggerAuthentication", "ServiceMonitor"}
     for o in custom:
         jsonschema.Draft202012Validator(crd_schema(o["apiVersion"], o["kind"])).validate(o)
@@ -123,6 +141,11 @@ def test_the_service_monitor_scrapes_the_api_as_job_sqm(objects: dict[str, list[
     assert {e["path"] for e in monitor["endpoints"]} == {"/metrics"}
     job = service["metadata"]["labels"][monitor["jobLabel"]]
     assert f'job="{job}"' in (ROOT / "deploy" / "prometheus" / "sqm-rules.yml").read_text()
+    # reads need a key (SQM_READ_AUTH=key): every scrape sends one, from a Secret the overlay renders
+    secrets = {s["metadata"]["name"]: s.get("stringData", {}) for s in of_kind(objs, "Secret")}
+    for endpoint in monitor["endpoints"]:
+        auth, creds = endpoint["authorization"], endpoint["authorization"]["credentials"]
+        assert auth.get("type", "Bearer") == "Bearer" and creds["key"] in secrets[creds["name"]]
 
 
 def env_names() -> set[str]:
@@ -177,13 +200,14 @@ def test_every_variable_is_a_setting_and_each_container_starts(objects: dict[str
     objs, known = objects[layer], env_names()
     for o in of_kind(objs, "ConfigMap") + of_kind(objs, "Secret"):
         keys = set(o.get("data", {})) | set(o.get("stringData", {}))
-        if o["metadata"]["name"].startswith("sqm-notify"):
-            continue  # a file, not variables
+        if o["metadata"]["name"].startswith("sqm-notify") or o["metadata"]["name"] == "sqm-prometheus":
+            continue  # a file, not variables; the read key Prometheus sends (components/servicemonitor)
         assert keys <= known, f"{o['kind']} {o['metadata']['name']}: not settings: {sorted(keys - known)}"
     for deployment, c in containers(objs):
         env = container_env(objs, c, REAL_SECRETS)
         assert set(env) <= known, f"{deployment['metadata']['name']}: not settings: {sorted(set(env) - known)}"
-        settings_of(env, monkeypatch)  # raises if the values do not validate together
+        s = settings_of(env, monkeypatch)  # raises if the values do not validate together
+        assert s.read_auth == "key", "every read needs a key (docs/deploy/kubernetes.md#read-keys)"
     # the base's placeholder secrets fail closed: the API refuses to start with them
     api = next(c for d, c in containers(objs) if d["metadata"]["name"] == "sqm-api")
     with pytest.raises(ValidationError, match="real secret"):
@@ -278,3 +302,115 @@ def test_images_are_pinned_and_pods_locked_down(objects: dict[str, list[Obj]], l
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         assert set(mounts.values()) <= {v["name"] for v in pod["volumes"]} and "/app" in mounts
         assert pod["topologySpreadConstraints"]
+
+
+# -- network policies ------------------------------------------------------------------------------
+def selects(selector: Obj, labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, "the checks below read matchLabels only"
+    return bool(selector.get("matchLabels", {}).items() <= labels.items())
+
+
+def pod_labels(deployment: Obj) -> dict[str, str]:
+    return deployment["spec"]["template"]["metadata"]["labels"]  # type: ignore[no-any-return]
+
+
+def policies_of(objs: list[Obj]) -> dict[str, Obj]:
+    return {p["metadata"]["name"]: p for p in of_kind(objs, "NetworkPolicy")}
+
+
+def policy_of(objs: list[Obj], deployment: Obj) -> Obj:
+    (policy,) = [p for name, p in policies_of(objs).items()
+                 if name != DEFAULT_DENY and selects(p["spec"]["podSelector"], pod_labels(deployment))]
+    return policy
+
+
+def allows_out(policy: Obj, port: int, protocol: str = "TCP") -> bool:
+    """Whether some egress rule of the policy admits this destination port (to wherever it names)."""
+    return any(p.get("protocol", "TCP") == protocol and p["port"] <= port <= p.get("endPort", p["port"])
+               for rule in policy["spec"].get("egress", []) for p in rule["ports"])
+
+
+def test_network_policies_pass_kubernetes_validate_strict(objects: dict[str, list[Obj]]) -> None:
+    """Built-in kinds (networking.k8s.io/v1): the schemas of kubernetes-validate, not deploy/kubernetes/schemas."""
+    for layer, objs in objects.items():
+        policies = of_kind(objs, "NetworkPolicy")
+        assert len(policies) == len(of_kind(objs, "Deployment")) + 1, layer  # one each, and the default deny
+        for policy, version in ((p, v) for p in policies for v in VERSIONS):
+            kubernetes_validate.validate(policy, version, strict=True)
+    typo = copy.deepcopy(policies[0])
+    typo["spec"]["podSelecter"] = typo["spec"].pop("podSelector")  # an empty selector would pick every pod
+    with pytest.raises(kubernetes_validate.ValidationError, match="'podSelecter' was unexpected"):
+        kubernetes_validate.validate(typo, VERSIONS[-1], strict=True)
+
+
+@pytest.mark.parametrize("layer", ["base", "overlays/production"])
+def test_each_deployment_is_selected_by_one_policy_beside_the_default_deny(objects: dict[str, list[Obj]],
+                                                                           layer: str) -> None:
+    objs = objects[layer]
+    policies, deployments = policies_of(objs), of_kind(objs, "Deployment")
+    deny = policies.pop(DEFAULT_DENY)["spec"]
+    assert deny["policyTypes"] == ["Ingress"] and "ingress" not in deny  # admits nothing
+    assert all(selects(deny["podSelector"], pod_labels(d)) for d in deployments)
+    for deployment in deployments:
+        chosen = [n for n, p in policies.items() if selects(p["spec"]["podSelector"], pod_labels(deployment))]
+        assert chosen == [deployment["metadata"]["name"]], (deployment["metadata"]["name"], chosen)
+    for name, policy in policies.items():
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"], name
+        assert sum(selects(policy["spec"]["podSelector"], pod_labels(d)) for d in deployments) == 1, name
+
+
+@pytest.mark.parametrize("layer", ["base", "overlays/production"])
+def test_only_the_ingress_controller_and_prometheus_reach_the_api(objects: dict[str, list[Obj]], layer: str) -> None:
+    objs = objects[layer]
+    for deployment in of_kind(objs, "Deployment"):
+        policy = policy_of(objs, deployment)["spec"]
+        if deployment["metadata"]["name"] != "sqm-api":  # probes only, and they come from the node
+            assert not policy.get("ingress"), deployment["metadata"]["name"]
+            continue
+        # a rule without `from` (or with an empty peer) would admit every source, one without `ports` every port
+        assert all(rule.get("from") and rule.get("ports") for rule in policy["ingress"]), policy["ingress"]
+        peers = [peer for rule in policy["ingress"] for peer in rule["from"]]
+        assert peers == [INGRESS_CONTROLLER, PROMETHEUS]
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        ports = [port_of(container, p["port"]) for rule in policy["ingress"] for p in rule["ports"]]
+        assert ports == [8000, 8000] and all(p["protocol"] == "TCP" for r in policy["ingress"] for p in r["ports"])
+    for monitor in of_kind(objs, "ServiceMonitor"):  # Prometheus scrapes the port its peer is admitted on
+        prometheus = policy_of(objs, next(d for d in of_kind(objs, "Deployment")
+                                          if d["metadata"]["name"] == "sqm-api"))["spec"]["ingress"][1]
+        assert {e["port"] for e in monitor["spec"]["endpoints"]} == {p["port"] for p in prometheus["ports"]}
+
+
+def port_in(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("layer", ["base", "overlays/production"])
+def test_each_process_may_reach_what_its_settings_name_and_no_database_it_has_no_url_of(
+        objects: dict[str, list[Obj]], layer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    objs = objects[layer]
+    database = make_url(next(s for s in of_kind(objs, "Secret")
+                             if s["metadata"]["name"] == "sqm-secrets")["stringData"]["SQM_DATABASE_URL"])
+    for deployment, c in containers(objs):
+        name, policy = deployment["metadata"]["name"], policy_of(objs, deployment)
+        env = container_env(objs, c, REAL_SECRETS)
+        s = settings_of(env, monkeypatch)
+        dns = [rule for rule in policy["spec"]["egress"] if {"port": 53, "protocol": "UDP"} in rule["ports"]]
+        assert dns and all(rule["to"] and all(peer.get("podSelector") == {"matchLabels": {"k8s-app": "kube-dns"}}
+                                              for peer in rule["to"]) for rule in dns), name
+        assert allows_out(policy, 53, "TCP"), name  # answers over 512 bytes
+        for address in s.kafka_bootstrap_servers.split(","):
+            assert allows_out(policy, port_in(address)), (name, address)
+        assert allows_out(policy, database.port or 5432) == ("SQM_DATABASE_URL" in env), name
+        assert all(rule.get("ports") for rule in policy["spec"]["egress"]), f"{name}: a rule open to every port"
+        if name != "sqm-notifier":
+            assert not allows_out(policy, 443), f"{name}: only the notifier calls out over HTTPS"
+            continue
+        notify = next(o for o in of_kind(objs, "ConfigMap") if o["metadata"]["name"].startswith("sqm-notify"))
+        for target in yaml.safe_load(notify["data"]["notify.yaml"])["targets"]:
+            if target["type"] == "email":
+                port = int(target.get("smtp_port", 25))
+            else:
+                url = urlsplit(target["url"])
+                port = url.port or {"https": 443, "http": 80}[url.scheme]
+            assert allows_out(policy, port), (target["name"], port)
+        assert all(allows_out(policy, p) for p in (443, 25, 465, 587))  # webhooks and chat; mail servers
