@@ -29,6 +29,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from alerts import templates
 from alerts.rules import Rule, Severity
 from stream.kpis import KPI_BY_NAME
 from stream.labels import LANGS, kpi_label
@@ -102,11 +103,9 @@ def alert_id_of(rule_id: str, scope: str, since: float) -> str:
 
 
 def render(template: str, **kw: Any) -> str:
-    """`{scope}`, `{value:.0%}`... filled in; a template error leaves the text as written."""
-    try:
-        return template.format(**kw)
-    except (KeyError, IndexError, ValueError, TypeError):
-        return template
+    """`{scope}`, `{value:.0%}`... filled in; a template error leaves the text as written. Never
+    `str.format`: a rule text is data (alerts/templates.py says what it may hold and how far it grows)."""
+    return templates.render(template, **kw)
 
 
 def shown(kpi: str, value: float | None) -> str:

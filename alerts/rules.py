@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alerts.templates import check as check_template
 from stream.events import is_clean_name, is_clean_text
 from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, LIVE_KPIS, TOPIC_KPIS
 from stream.labels import lang_of
@@ -85,6 +86,12 @@ def _check_text(v: str) -> str:
     return v
 
 
+def _check_template(v: str) -> str:
+    """A summary or an intervention: only the documented fields, bounded formats (alerts/templates.py)."""
+    check_template(v)
+    return v
+
+
 class RuleTexts(BaseModel):
     """A rule's texts in one more language; a text left empty falls back to the rule's own."""
 
@@ -102,6 +109,11 @@ class RuleTexts(BaseModel):
     @classmethod
     def _text(cls, v: str) -> str:
         return _check_text(v)
+
+    @field_validator("summary", "intervention")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        return _check_template(v)
 
 
 class Rule(BaseModel):
@@ -171,6 +183,11 @@ class Rule(BaseModel):
     @classmethod
     def _text(cls, v: str) -> str:
         return _check_text(v)
+
+    @field_validator("summary", "intervention")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        return _check_template(v)
 
     @field_validator("texts")
     @classmethod

@@ -181,7 +181,10 @@ def test_summary_and_intervention_templates() -> None:
     t = run(r, [(0, 0.5, 40)])[1]
     assert t.summary == "SL of team:tech is 50% (40 calls)"
     assert t.intervention == "Open overflow for team:tech"
-    assert run(rule(summary="{nope}"), [(0, 0.5, 40)])[0].summary == "{nope}"
+    with pytest.raises(ValueError, match=r"field \{nope\} is not one of"):
+        rule(summary="{nope}")  # refused at save (alerts/templates.py) ...
+    # ... and one that reaches a worker anyway renders as written
+    assert run(rule().model_copy(update={"summary": "{nope}"}), [(0, 0.5, 40)])[0].summary == "{nope}"
 
 
 def test_disabling_a_rule_resolves_its_firing_alert() -> None:
