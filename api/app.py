@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from alerts.history import AlertHistory, AlertStats
 from alerts.rulebook import Rulebook
 from api.board.router import router as board_router
 from api.board.service import Board
-from api.deps import DATABASE_DOWN, RETRY_AFTER_S, DatabaseStatus, ReadAuthenticated, identities
+from api.deps import DATABASE_DOWN, KEY_COOKIE, RETRY_AFTER_S, DatabaseStatus, ReadAuthenticated, identities
 from api.docs_ui import mount_docs
 from api.feed import StateFeed
 from api.forecasts import Forecaster
@@ -50,6 +51,7 @@ from api.metrics import AlertStatsCache, build_registry
 from api.routers import ROUTERS
 from api.routers.events import MAX_BODY
 from api.sampling import FollowUpChecker, LiveSampler
+from api.security import CrossSiteGuard, SecurityHeaders
 from api.snapshots import PeriodicSnapshot, Throttle, reason
 from api.targets import TargetBook, Targets, load_targets
 from db.engine import make_engine, upgrade
@@ -229,6 +231,7 @@ async def database_down(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     hosts = settings.trusted_hosts  # refuses to start beyond loopback without SQM_API_ALLOWED_HOSTS
+    settings.check_read_auth()  # ... and without SQM_READ_AUTH
     view = View(settings.bucket_s, settings.effective_scope_caps, staffing=settings.staffing_config)
     file_targets = load_targets(settings.kpi_targets_file)
     targets = PeriodicSnapshot("targets", lambda: Targets(file_targets), Targets(file_targets))
@@ -243,7 +246,7 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
                                       partitions=settings.partitions)
 
     app = FastAPI(title="sqm — streaming service-quality monitor", version="0.1.0",
-                  lifespan=lifespan_of(parts, connect), docs_url=None, redoc_url=None,  # api/docs_ui: offline
+                  lifespan=lifespan_of(parts, connect), docs_url=None, redoc_url=None, openapi_url=None,  # docs_ui
                   description="Live contact-center KPIs from Kafka events. See docs/api.md for the contract.")
     if settings.api_write_rate > 0 or settings.api_read_rate > 0:
         app.add_middleware(RateLimit, identify=client_of, reads=TokenBuckets(settings.api_read_rate,
@@ -252,6 +255,8 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
                            buckets=TokenBuckets(settings.api_write_rate, settings.api_write_burst)
                            if settings.api_write_rate > 0 else None)
     app.add_middleware(BodyLimit, default=BODY_LIMIT, limits={"/v1/events": INGEST_BODY_LIMIT})
+    app.add_middleware(CrossSiteGuard, cookie=KEY_COOKIE)
+    app.add_middleware(SecurityHeaders)
     if hosts != ["*"]:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
     for exc_type in DATABASE_DOWN:
@@ -266,12 +271,13 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     app.state.forecaster = parts.forecaster
     app.state.ingest_metrics = ingest
     app.state.history_reads = parts.reads
+    app.state.session_secret = (settings.session_secret or "").encode() or secrets.token_bytes(32)
     app.state.streams = StreamSlots(settings.api_streams_per_client, settings.api_streams_per_key)
     for r in ROUTERS:
         app.include_router(r)
     app.include_router(board_router)
     app.mount("/board/static", StaticFiles(directory=BOARD_STATIC), name="board-static")
-    mount_docs(app)  # /docs, /redoc and /favicon.ico from vendored assets
+    mount_docs(app, [ReadAuthenticated])  # /openapi.json, /docs, /redoc (read auth), vendored assets
 
     @app.get("/metrics", include_in_schema=True, tags=["metrics"], dependencies=[ReadAuthenticated],
              responses={200: {"content": {"text/plain": {}}}})

@@ -28,6 +28,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from alerts.history import AlertHistory
 from alerts.rulebook import Rulebook
+from api import sessions
 from api.feed import StateFeed
 from api.history_reads import HistoryReads
 from api.keys import LEVEL, Principal, Role, hash_key
@@ -166,7 +167,7 @@ HistoryDep = Annotated[AlertHistory, Depends(get_history)]
 
 
 # -- authentication ------------------------------------------------------------------------------
-KEY_COOKIE = "sqm_key"  # set by /board?key=... so that a wall screen keeps the key out of its URLs
+KEY_COOKIE = "sqm_session"  # set by POST /board/login: a signed session (api/sessions.py), not the key
 _bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 _TOKENS: tuple[tuple[str, Role], ...] = (("admin_token", "admin"), ("ingest_token", "ingest"))
@@ -189,11 +190,25 @@ def principal_of(request: Request, token: str | None) -> Principal | None:
     if not token:
         return None
     settings = get_settings(request)
+    if token.startswith(sessions.PREFIX + "."):  # the board's sign-in cookie: a key's fingerprint
+        fingerprint = sessions.verify(token, session_secret(request), time.time())
+        if fingerprint is None:
+            return None
+        for attr, role in _TOKENS:
+            configured = getattr(settings, attr)
+            if configured and secrets.compare_digest(fingerprint, hash_key(configured)):
+                return Principal(TOKEN_PRINCIPAL, role)
+        return _keys(request).get(fingerprint)
     for attr, role in _TOKENS:
         configured = getattr(settings, attr)
         if configured and secrets.compare_digest(token.encode(), configured.encode()):
             return Principal(TOKEN_PRINCIPAL, role)
     return _keys(request).get(hash_key(token))
+
+
+def session_secret(request: Request) -> bytes:
+    """SQM_SESSION_SECRET, or the process's own random one (app.state.session_secret)."""
+    return cast(bytes, request.app.state.session_secret)
 
 
 def identities(request: Request) -> tuple[str, str | None]:
@@ -204,12 +219,17 @@ def identities(request: Request) -> tuple[str, str | None]:
 
 
 def token_of(request: Request, creds: HTTPAuthorizationCredentials | None = None) -> str | None:
-    """The bearer token of the request, else the board's key cookie."""
+    """The bearer token of the request, else, on the board's paths, the board's key cookie."""
     if creds is None:
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             return auth[7:].strip() or None
-    return creds.credentials if creds is not None else request.cookies.get(KEY_COOKIE)
+    if creds is not None:
+        return creds.credentials
+    if not request.url.path.startswith("/board"):
+        return None  # the cookie is the board's only
+    cookie = request.cookies.get(KEY_COOKIE)
+    return cookie if cookie and cookie.startswith(sessions.PREFIX + ".") else None  # a session, never a raw key
 
 
 def _require(role: Role) -> Callable[[Request, HTTPAuthorizationCredentials | None], Principal]:

@@ -21,10 +21,11 @@ def main() -> None:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         app = create_app(settings)
-    except ValueError as exc:  # listening beyond loopback without SQM_API_ALLOWED_HOSTS
+    except ValueError as exc:  # listening beyond loopback without SQM_API_ALLOWED_HOSTS or SQM_READ_AUTH
         raise SystemExit(f"api: {exc}") from None
     ensure_topics(settings)
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning", proxy_headers=True,
+                forwarded_allow_ips=settings.api_trusted_proxies)
 
 
 if __name__ == "__main__":

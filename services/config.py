@@ -80,12 +80,22 @@ class Settings(BaseSettings):
                                      "API keys with the ingest or admin role work beside it")
     admin_token: str | None = Field(None, description="bearer token of rule, target, acknowledgement and silence "
                                     "writes (at least 16 characters); API keys with the admin role work beside it")
+    session_secret: str | None = Field(None, description="signs the board's sign-in cookies (at least 16 "
+                                       "characters; every API replica needs the same). Unset: a random one per "
+                                       "process, so that a restart signs every board out")
+    session_days: float = Field(90.0, gt=0, description="how long a board stays signed in without being opened "
+                                "again (each page load renews it)")
     read_auth: Literal["open", "key"] = Field("open", description="open: reads (API, board, live updates) need no "
-                                              "key; key: a read key or better (a token, or an API key)")
+                                              "key; key: a read key or better (a token, or an API key). Required "
+                                              "when SQM_API_HOST is not a loopback address (the API refuses to "
+                                              "start without it)")
     api_allowed_hosts: str | None = Field(
         None, description="Host header values the API answers, comma-separated (`sqm.example.com,*.example.com`; `*`: "
         "any); other hosts get 400. Unset: `localhost,127.0.0.1,[::1]` when SQM_API_HOST is a loopback address; "
         "required when it is not (the API refuses to start without it)")
+    api_trusted_proxies: str = Field("127.0.0.1", description="addresses (comma-separated, or *) of the reverse "
+                                     "proxies whose X-Forwarded-For and X-Forwarded-Proto the API believes: the "
+                                     "client address the limits count, and https for the board cookie's Secure flag")
     api_write_rate: float = Field(20.0, ge=0, description="writes (POST, PUT, PATCH, DELETE) a second per API key or "
                                   "token, or per client address without one; over it: 429 with Retry-After; 0: no "
                                   "limit")
@@ -209,7 +219,7 @@ class Settings(BaseSettings):
             return AGENTS_ALL if v.strip().lower() in ("true", "yes", "on") else 0
         return v
 
-    @field_validator("ingest_token", "admin_token")
+    @field_validator("ingest_token", "admin_token", "session_secret")
     @classmethod
     def _no_placeholder(cls, v: str | None) -> str | None:
         if v is not None and (len(v) < 16 or v.lower() in {"changeme", "changethis", "secret", "token"}):
@@ -249,6 +259,14 @@ class Settings(BaseSettings):
         raise ValueError(f"SQM_API_HOST={self.api_host} listens beyond loopback: set SQM_API_ALLOWED_HOSTS to the "
                          "host names clients use (e.g. sqm.example.com,10.0.0.5), or to * to answer any Host "
                          "header (behind a proxy that checks it)")
+
+    def check_read_auth(self) -> None:
+        """Raises ValueError when the API listens beyond loopback and SQM_READ_AUTH was not set: open reads
+        there show ticket ids, agent names and customer comments to whoever reaches the API."""
+        if not self.api_is_loopback and "read_auth" not in self.model_fields_set:
+            raise ValueError(f"SQM_API_HOST={self.api_host} listens beyond loopback: set SQM_READ_AUTH=key (reads "
+                             "need a read key; python -m services.keys create NAME --role read) or, to let anyone "
+                             "who reaches the API read ticket ids, agent names and comments, SQM_READ_AUTH=open")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

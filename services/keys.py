@@ -37,16 +37,16 @@ def create(name: Annotated[str, typer.Argument(help="who or what uses it, e.g. w
 def advice(role: str) -> str:
     """What to do with a new key of `role`: where it belongs, and where it does not.
 
-    >>> advice("read")[:40]
-    'open /board?key=<key> once on the wall s'
+    >>> advice("read")[:44]
+    'sign in once at /board/login on the wall scr'
     """
     if role == "read":
-        return ("open /board?key=<key> once on the wall screen it is for (it then stays in that browser), or send "
+        return ("sign in once at /board/login on the wall screen it is for (the screen keeps a session), or send "
                 "`Authorization: Bearer <key>` to read the API and /metrics")
     if role == "ingest":
         return "send it as `Authorization: Bearer <key>` with POST /v1/events (it also reads)"
     return ("send it as `Authorization: Bearer <key>` for rules, targets, silences and acknowledgements; to "
-            "acknowledge from the board, open /board?key=<key> once in that person's own browser, never on a "
+            "acknowledge from the board, sign in at /board/login once in that person's own browser, never on a "
             "wall screen (any admin call could be made from it: wall screens get read keys)")
 
 

@@ -81,8 +81,22 @@ WORDS: dict[str, dict[str, str]] = {
     "verdict_not_improved": {"en": "not improving", "zh-CN": "未见好转"},
     "alert_on": {"en": "alert", "zh-CN": "告警"}, "live": {"en": "live", "zh-CN": "实时"},
     "more_alerts": {"en": "more firing alerts: see /v1/alerts", "zh-CN": "条告警未显示：见 /v1/alerts"},
-    "signin": {"en": "To acknowledge alerts, open this board once with an admin key: /board?key=<admin key>",
-               "zh-CN": "如需确认告警，请用管理员密钥打开一次本页面：/board?key=<管理员密钥>"},
+    "signin": {"en": "To acknowledge alerts, sign in once with an admin key: /board/login",
+               "zh-CN": "如需确认告警，请用管理员密钥登录一次：/board/login"},
+    "signin_title": {"en": "Sign in", "zh-CN": "登录"},
+    "signin_why": {"en": "This board needs a key: a read key for a wall screen, an admin key to acknowledge alerts.",
+                   "zh-CN": "查看本看板需要密钥：大屏使用只读密钥，确认告警需要管理员密钥。"},
+    "signin_key": {"en": "Key", "zh-CN": "密钥"},
+    "signin_button": {"en": "Sign in", "zh-CN": "登录"},
+    "signin_note": {"en": "The key is not kept in this browser: it keeps a signed session instead, renewed each time "
+                            "the board is opened.",
+                    "zh-CN": "浏览器不会保存密钥本身，只保存一个签名会话；每次打开看板时自动续期。"},
+    "signin_bad": {"en": "This key is not valid (revoked, or mistyped).", "zh-CN": "密钥无效（已吊销或输入有误）。"},
+    "signin_url_key": {"en": "Keys are no longer accepted in the address: type the key in below (it would stay in "
+                                "the browser's history).",
+                       "zh-CN": "地址中的密钥已不再接受：请在下方输入密钥（否则它会留在浏览器历史记录中）。"},
+    "signin_cross_site": {"en": "Sign-in refused: the form must be sent from this page.",
+                          "zh-CN": "登录被拒绝：必须从本页面提交表单。"},
 }
 
 

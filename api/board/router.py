@@ -1,9 +1,10 @@
 """GET /board (the page), GET /board/stream (Server-Sent Events), POST /board/alerts/{id}/ack.
 
-Reads follow SQM_READ_AUTH. A wall screen opens `/board?key=<read key>` once: the key goes into an
-HttpOnly cookie and the browser is sent to the same URL without it, so the key is not left in the
-address bar, the history or a screenshot. Acknowledging needs an admin key (cookie or bearer): the
-page shows the Acknowledge buttons only to a viewer with one, and tells the others how to sign in.
+Reads follow SQM_READ_AUTH. A screen signs in once at /board/login (a POST form, from this page only):
+the browser keeps a signed session cookie for the board's paths (api/sessions.py), never the key,
+renewed at each page load past half its life. A key in the URL (`?key=`, the old way) is refused, as
+it would stay in the history. Acknowledging needs an admin key (session or bearer): the page shows
+the Acknowledge buttons only to a viewer with one, and tells the others how to sign in.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from html import escape
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sse_starlette import EventSourceResponse
 
-from api.board.i18n import pick_lang
+from api import sessions
+from api.board.i18n import WORDS, pick_lang
 from api.board.model import BoardConfig
 from api.board.service import SECTIONS, Board
 from api.deps import (
@@ -28,14 +30,17 @@ from api.deps import (
     RETRY_AFTER_S,
     HistoryDep,
     ViewDep,
+    get_settings,
     identities,
     principal_of,
     require_admin,
     require_read,
+    session_secret,
     token_of,
 )
 from api.limits import StreamSlots
 from api.routers.alerting import acknowledge
+from api.security import same_origin
 from stream.clock import rfc3339
 
 router = APIRouter(prefix="/board", include_in_schema=False)
@@ -61,28 +66,97 @@ def config_of(request: Request) -> BoardConfig:
     return cfg.known(set(view.scopes(now=time.time()))) if view is not None else cfg
 
 
+def _secure(request: Request) -> bool:
+    """The cookie's Secure flag: always, unless the API is on loopback and the request came over http
+    (behind a TLS proxy the scheme is the proxy's X-Forwarded-Proto when SQM_API_TRUSTED_PROXIES trusts it)."""
+    return request.url.scheme == "https" or not get_settings(request).api_is_loopback
+
+
+def _set_session(resp: Response, request: Request, key: str) -> None:
+    settings = get_settings(request)
+    ttl = settings.session_days * 86400
+    resp.set_cookie(KEY_COOKIE, sessions.issue(key, secret=session_secret(request), now=time.time(), ttl_s=ttl),
+                    httponly=True, samesite="strict", max_age=int(ttl), path="/board", secure=_secure(request))
+
+
+def _renewed(resp: Response, request: Request) -> Response:
+    """Renew a session past half its life (a wall screen reloading its board stays signed in)."""
+    cookie = request.cookies.get(KEY_COOKIE)
+    expires = sessions.expires_at(cookie) if cookie else None
+    ttl = get_settings(request).session_days * 86400
+    if cookie and expires is not None and expires - time.time() < ttl / 2 and principal_of(request, cookie):
+        resp.set_cookie(KEY_COOKIE, _reissue(request, cookie, ttl), httponly=True, samesite="strict",
+                        max_age=int(ttl), path="/board", secure=_secure(request))
+    return resp
+
+
+def _reissue(request: Request, cookie: str, ttl: float) -> str:
+    fingerprint = sessions.verify(cookie, session_secret(request), time.time())
+    assert fingerprint is not None
+    return sessions.reissue(fingerprint, secret=session_secret(request), now=time.time(), ttl_s=ttl)
+
+
+def _safe_next(target: str) -> str:
+    """Where to go after signing in: a board URL of this API, never another site (`//evil`, `/\\evil`)."""
+    return target if target.startswith("/board") and not target.startswith(("//", "/\\")) else "/board"
+
+
+def _login_page(request: Request, next_url: str, error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    lang = pick_lang(request.query_params.get("lang"), request.headers.get("accept-language"))
+    t = {k: v[lang] for k, v in WORDS.items()}
+    html = board_of(request).env.get_template("login.html").render(
+        t=t, lang=lang, static="/board/static", action="/board/login", next=_safe_next(next_url), error=error)
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request) -> Response:
+    return _login_page(request, request.query_params.get("next", "/board"))
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    """Sign in by a form (never `?key=`): the key is checked, the browser gets a signed session cookie
+    for the board's paths only, and goes to `next`. Refused unless sent from this API's own page (a
+    cross-site form would sign a victim in as the attacker)."""
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    key, next_url = form.get("key", [""])[0].strip(), form.get("next", ["/board"])[0]
+    lang = pick_lang(None, request.headers.get("accept-language"))
+    if not same_origin({k.lower(): v for k, v in request.headers.raw}):
+        return _login_page(request, next_url, WORDS["signin_cross_site"][lang], 403)
+    if not key or principal_of(request, key) is None or key.startswith(sessions.PREFIX + "."):
+        return _login_page(request, next_url, WORDS["signin_bad"][lang], 401)
+    resp = RedirectResponse(_safe_next(next_url), status_code=303)
+    _set_session(resp, request, key)
+    return resp
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    resp = RedirectResponse("/board/login", status_code=303)
+    resp.delete_cookie(KEY_COOKIE, path="/board")
+    return resp
+
+
 @router.get("", response_class=HTMLResponse)
 async def board_page(request: Request) -> Response:
-    key = request.query_params.get("key")
-    if key is not None:
-        if principal_of(request, key) is None:
-            return HTMLResponse("<p>This key is not valid (revoked, or mistyped).</p>", status_code=401)
+    here = f"{request.url.path}?{request.url.query}" if request.url.query else request.url.path
+    if "key" in request.query_params:  # a key in the URL is in the history: never accepted any more
         rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "key"])
-        resp = RedirectResponse(f"{request.url.path}?{rest}" if rest else request.url.path, status_code=303)
-        resp.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict", max_age=400 * 86400,
-                        secure=request.url.scheme == "https")
-        return resp
+        lang = pick_lang(request.query_params.get("lang"), request.headers.get("accept-language"))
+        return _login_page(request, f"/board?{rest}" if rest else "/board", WORDS["signin_url_key"][lang], 400)
     try:
         require_read(request, None)
     except HTTPException as exc:
-        return HTMLResponse(f"<p>{escape(str(exc.detail))}. Open <code>/board?key=&lt;read key&gt;</code> once "
-                            "on this screen.</p>", status_code=exc.status_code)
+        if exc.status_code == 401:
+            return _login_page(request, here, None, 401)
+        return HTMLResponse(f"<p>{escape(str(exc.detail))}</p>", status_code=exc.status_code)
     cfg = config_of(request)
     stream = f"{request.url.path}/stream?{request.url.query}" if request.url.query else f"{request.url.path}/stream"
     who = principal_of(request, token_of(request))
     html = board_of(request).page(cfg, stream_url=stream, static=f"{request.url.path}/static",
                                   can_ack=who is not None and who.can("admin"))
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    return _renewed(HTMLResponse(html, headers={"Cache-Control": "no-store"}), request)
 
 
 @router.get("/stream")

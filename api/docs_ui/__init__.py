@@ -14,11 +14,13 @@ send the OpenAPI URL to validator.swagger.io).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 HERE = Path(__file__).parent
@@ -27,19 +29,26 @@ FAVICON = HERE / "favicon.ico"
 SWAGGER_UI = "swagger-ui-dist-5.36.0"
 REDOC = "redoc-2.5.4"
 STATIC = "/docs/static"
+OPENAPI = "/openapi.json"
 FAVICON_MAX_AGE_S = 86400
 
 
-def mount_docs(app: FastAPI) -> None:
-    """Add /docs, /redoc, /favicon.ico and the assets they load (/docs/static/...) to `app`."""
+def mount_docs(app: FastAPI, dependencies: Sequence[Any] = ()) -> None:
+    """Add /openapi.json, /docs, /redoc, /favicon.ico and the assets they load (/docs/static/...) to
+    `app` (created with `openapi_url=None`); `dependencies` (read authentication) guard the first three."""
     app.mount(STATIC, StaticFiles(directory=VENDOR), name="docs-static")
+    deps = list(dependencies)
 
     def urls(request: Request) -> tuple[str, str, str]:
         """The OpenAPI document, the assets and the icon, behind a proxy's root path too."""
         root = request.scope.get("root_path", "").rstrip("/")
-        return root + (app.openapi_url or "/openapi.json"), root + STATIC, root + "/favicon.ico"
+        return root + OPENAPI, root + STATIC, root + "/favicon.ico"
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get(OPENAPI, include_in_schema=False, dependencies=deps)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=deps)
     async def swagger_ui(request: Request) -> HTMLResponse:
         openapi, static, icon = urls(request)
         return get_swagger_ui_html(
@@ -49,7 +58,7 @@ def mount_docs(app: FastAPI) -> None:
             swagger_favicon_url=icon,
             swagger_ui_parameters={"validatorUrl": None})  # never validator.swagger.io
 
-    @app.get("/redoc", include_in_schema=False)
+    @app.get("/redoc", include_in_schema=False, dependencies=deps)
     async def redoc(request: Request) -> HTMLResponse:
         openapi, static, icon = urls(request)
         return get_redoc_html(openapi_url=openapi, title=f"{app.title} — API",

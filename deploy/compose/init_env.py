@@ -18,11 +18,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE / ".env.example"
 DEFAULT_OUT = HERE.parent / ".env"
-SECRET = re.compile(r"^([A-Z0-9_]+_(?:PASSWORD|TOKEN))=\s*$")
+SECRET = re.compile(r"^([A-Z0-9_]+_(?:PASSWORD|TOKEN|SECRET))=\s*$")
 
 
 def filled(example: str, token: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> str:
-    """The example with a fresh `token()` for each empty `*_PASSWORD=` / `*_TOKEN=` line."""
+    """The example with a fresh `token()` for each empty `*_PASSWORD=` / `*_TOKEN=` / `*_SECRET=` line."""
     return "".join(f"{m.group(1)}={token()}\n" if (m := SECRET.match(line)) else line
                    for line in example.splitlines(keepends=True))
 

@@ -53,7 +53,7 @@ def test_the_cli_creates_lists_and_revokes(tmp_path: Path, monkeypatch: pytest.M
     assert created.exit_code == 0, created.output
     assert "never on a wall screen" in created.stderr  # the advice fits the role: admin keys stay off walls
     read = runner.invoke(keys_cli.app, ["create", "wall-3", "--role", "read"])
-    assert "/board?key=<key> once on the wall screen" in read.stderr
+    assert "sign in once at /board/login on the wall screen" in read.stderr
     key = created.stdout.splitlines()[0]
     listed = runner.invoke(keys_cli.app, ["list"])
     key_id = key.split("_")[1]
@@ -75,13 +75,31 @@ def test_read_auth_key_needs_a_read_key_or_better(store: KeyStore) -> None:
         # a read key cannot write
         r = c.post("/v1/silences", json={}, headers={"Authorization": f"Bearer {read}"})
         assert r.status_code == 403 and "admin is required" in r.json()["detail"]
-        # the board: ?key= once, then a cookie and a URL without the key
-        assert c.get("/board").status_code == 401
-        r = c.get(f"/board?team=billing&key={read}", follow_redirects=False)
+        # the board: a sign-in form once, then a signed session cookie (never the key) for /board only
+        r = c.get("/board?team=billing")
+        assert r.status_code == 401 and 'action="/board/login"' in r.text and 'value="/board?team=billing"' in r.text
+        own = {"Origin": "http://127.0.0.1"}
+        r = c.post("/board/login", data={"key": read, "next": "/board?team=billing"}, headers=own,
+                   follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/board?team=billing"
-        assert "httponly" in r.headers["set-cookie"].lower() and "samesite=strict" in r.headers["set-cookie"].lower()
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/board" in cookie
+        assert read.lower() not in cookie and "sqm_session=s1." in cookie, "the cookie holds a session, not the key"
         assert c.get("/board?team=billing").status_code == 200
-        assert c.get("/board?key=sqm_bad_bad").status_code == 401
+        assert c.get("/v1/kpis").status_code == 401, "the board's session opens the board only"
+        wall = next(k for k in store.list() if k.name == "wall")
+        store.revoke(wall.id)  # the session ends with its key (the API re-reads the keys every 10 s)
+        c.app.state.keys.value = store.snapshot()  # type: ignore[attr-defined]
+        assert c.get("/board?team=billing").status_code == 401
+        # a key in the URL is never taken; a bad key, a foreign page or an open redirect are refused
+        r = c.get(f"/board?team=billing&key={ingest}")
+        assert r.status_code == 400 and "no longer accepted" in r.text and ingest not in r.text
+        assert c.post("/board/login", data={"key": "sqm_bad_bad"}, headers=own).status_code == 401
+        r = c.post("/board/login", data={"key": ingest}, headers={"Origin": "http://evil.example"})
+        assert r.status_code == 403, "a cross-site form would sign the victim in as the attacker"
+        r = c.post("/board/login", data={"key": ingest, "next": "//evil.example/x"}, headers=own,
+                   follow_redirects=False)
+        assert r.headers["location"] == "/board"
 
 
 def test_reads_are_open_by_default_and_unconfigured_writes_say_why() -> None:

@@ -26,7 +26,7 @@ PURE = ["stream/events.py", "stream/dedupe.py", "stream/caps.py", "stream/folds.
         "stream/scopes.py", "stream/kpis.py",
         "stream/tickets.py", "stream/state.py", "stream/records.py", "stream/view.py", "stream/sketch.py",
         "stream/clock.py", "stream/calls.py", "alerts/rules.py", "alerts/engine.py", "alerts/evaluator.py",
-        "alerts/routing.py"]
+        "alerts/routing.py", "alerts/templates.py", "api/rankings.py", "api/sessions.py"]
 IO_LIBRARIES = {"faust", "mode", "fastapi", "starlette", "aiokafka", "kafka", "sqlalchemy", "httpx", "psycopg",
                 "uvicorn", "asyncio", "socket", "subprocess"}
 

@@ -107,7 +107,7 @@ def services(request: pytest.FixtureRequest, raw: dict[str, Any], env_file: dict
     """The services as compose runs them: with deploy/.env from the example, and with only its
     secrets (every other variable at the compose file's own default)."""
     env = env_file if request.param == "env-example" else \
-        {k: v for k, v in env_file.items() if k.endswith(("_PASSWORD", "_TOKEN"))}
+        {k: v for k, v in env_file.items() if k.endswith(("_PASSWORD", "_TOKEN", "_SECRET"))}
     return interpolate(raw, env)["services"]  # type: ignore[no-any-return]
 
 
@@ -223,7 +223,8 @@ def test_required_variables_are_in_the_env_example(raw: dict[str, Any], env_file
     undeclared = {name for name, op in used if op in (None, ":?", "?") and name not in env_file}
     assert not undeclared, f"add to deploy/compose/.env.example: {sorted(undeclared)}"
     secrets = {name for name, op in used if op in (":?", "?")}
-    assert {"POSTGRES_PASSWORD", "SQM_ADMIN_TOKEN", "SQM_INGEST_TOKEN", "GRAFANA_ADMIN_PASSWORD"} <= secrets
+    assert {"POSTGRES_PASSWORD", "SQM_ADMIN_TOKEN", "SQM_INGEST_TOKEN", "SQM_SESSION_SECRET",
+            "GRAFANA_ADMIN_PASSWORD"} <= secrets
     example = dotenv(ENV_EXAMPLE.read_text())
     assert all(example[name] == "" for name in secrets), "the example must hold no secret, only empty values"
 
@@ -233,8 +234,8 @@ def test_init_env_fills_each_secret_once(tmp_path: Path) -> None:
     out = tmp_path / ".env"
     assert main(["init_env.py", str(out)]) == 0
     values = dotenv(out.read_text())
-    secrets = [v for k, v in values.items() if k.endswith(("_PASSWORD", "_TOKEN"))]
-    assert len(secrets) == 4 and len(set(secrets)) == 4 and all(len(v) >= 32 for v in secrets)
+    secrets = [v for k, v in values.items() if k.endswith(("_PASSWORD", "_TOKEN", "_SECRET"))]
+    assert len(secrets) == 5 and len(set(secrets)) == 5 and all(len(v) >= 32 for v in secrets)
     assert out.stat().st_mode & 0o077 == 0
     assert main(["init_env.py", str(out)]) == 1  # never overwrites secrets in use
 

@@ -191,6 +191,7 @@ def settings_of(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setting
 
 REAL_SECRETS = {"SQM_DATABASE_URL": "postgresql://sqm:a-real-password@db:5432/sqm",
                 "SQM_INGEST_TOKEN": "ingest-0123456789abcdef", "SQM_ADMIN_TOKEN": "admin-0123456789abcdef",
+                "SQM_SESSION_SECRET": "session-0123456789abcdef",
                 "SQM_KAFKA_SASL_USERNAME": "sqm", "SQM_KAFKA_SASL_PASSWORD": "a-real-password"}
 
 

@@ -102,15 +102,18 @@ def test_rate_zero_means_no_limit() -> None:
 
 
 # -- trusted hosts -------------------------------------------------------------------------------
+WIDE = {"api_host": "0.0.0.0", "read_auth": "open"}
+
+
 @pytest.mark.parametrize(("settings", "host", "status"), [
     (Settings(), "127.0.0.1:8000", 200),
     (Settings(), "localhost", 200),
     (Settings(api_host="::1"), "[::1]:8000", 200),
     (Settings(), "evil.example", 400),  # DNS rebinding onto a loopback-bound API
-    (Settings(api_host="0.0.0.0", api_allowed_hosts="sqm.example.com,*.corp.example"), "sqm.example.com", 200),
-    (Settings(api_host="0.0.0.0", api_allowed_hosts="sqm.example.com,*.corp.example"), "a.corp.example:443", 200),
-    (Settings(api_host="0.0.0.0", api_allowed_hosts="sqm.example.com,*.corp.example"), "127.0.0.1", 400),
-    (Settings(api_host="0.0.0.0", api_allowed_hosts="*"), "anything.example", 200),
+    (Settings(**WIDE, api_allowed_hosts="sqm.example.com,*.corp.example"), "sqm.example.com", 200),
+    (Settings(**WIDE, api_allowed_hosts="sqm.example.com,*.corp.example"), "a.corp.example:443", 200),
+    (Settings(**WIDE, api_allowed_hosts="sqm.example.com,*.corp.example"), "127.0.0.1", 400),
+    (Settings(**WIDE, api_allowed_hosts="*"), "anything.example", 200),
 ])
 def test_host_header_is_checked(settings: Settings, host: str, status: int) -> None:
     for c in client(settings):
@@ -119,9 +122,18 @@ def test_host_header_is_checked(settings: Settings, host: str, status: int) -> N
 
 def test_beyond_loopback_the_allowed_hosts_are_required() -> None:
     with pytest.raises(ValueError, match="SQM_API_ALLOWED_HOSTS"):
-        create_app(Settings(api_host="0.0.0.0"), connect=False)
+        create_app(Settings(api_host="0.0.0.0", read_auth="key"), connect=False)
     with pytest.raises(ValueError, match="not a host name or pattern"):
         Settings(api_allowed_hosts="sqm.*.example")
+
+
+@pytest.mark.parametrize("read_auth", ["open", "key"])
+def test_beyond_loopback_the_read_auth_must_be_said(read_auth: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="SQM_READ_AUTH=key"):
+        create_app(Settings(api_host="0.0.0.0", api_allowed_hosts="*"), connect=False)
+    monkeypatch.setenv("SQM_READ_AUTH", read_auth)  # said in the environment, as a deployment says it
+    assert create_app(Settings(api_host="0.0.0.0", api_allowed_hosts="*"), connect=False)
+    assert create_app(Settings(), connect=False), "on loopback the default (open) stands"
 
 
 # -- body limits on a real server ----------------------------------------------------------------
