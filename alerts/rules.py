@@ -35,7 +35,7 @@ from alerts.templates import check as check_template
 from stream.events import is_clean_name, is_clean_text
 from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, LIVE_KPIS, TOPIC_KPIS
 from stream.labels import lang_of
-from stream.scopes import SCOPE_KINDS, is_valid_scope
+from stream.scopes import is_scope_selector, kind_of
 from stream.windows import WINDOWS
 
 Op = Literal["<", "<=", ">", ">="]
@@ -161,8 +161,7 @@ class Rule(BaseModel):
     @field_validator("scope")
     @classmethod
     def _scope(cls, v: str) -> str:
-        kind, sep, name = v.partition(":")
-        if v == "all" or (sep and kind in SCOPE_KINDS and kind != "all" and name == "*") or is_valid_scope(v):
+        if is_scope_selector(v):
             return v
         raise ValueError(f"not a scope selector: {v!r} (all, team:billing, team:*, agent:*, channel:*, tier:*, "
                          "queue:*)")
@@ -215,7 +214,7 @@ class Rule(BaseModel):
     @model_validator(mode="after")
     def _live_scope(self) -> Rule:
         live = LIVE_BY_NAME.get(self.kpi)
-        kind = self.scope.split(":", 1)[0]
+        kind = kind_of(self.scope)
         if live is not None and kind not in live.kinds:
             raise ValueError(f"{self.kpi} is not kept for {kind} scopes (only {', '.join(sorted(live.kinds))})")
         return self

@@ -1,23 +1,21 @@
 """Alerts as the API and the board show them: the stored alert, its live value from the view and
-the follow-up of its acknowledgement. Plain data, so routers and templates never hold ORM rows.
+the follow-up of its acknowledgement. Plain data, so routers and templates never hold ORM rows (the
+rows become AlertViews in api/alert_rows.py). Pure.
 
 A pending or firing alert's `live_value` / `live_count` is the rule's KPI on the alert's scope and
 the rule's window now, read from the same view as `/v1/kpis` (so the two never disagree); the
 stored `value` / `count` are those of its last transition (what made it fire or change).
 
-    av = alert_view(row, view, now=time.time(), readings=history_readings.get(row.id, []))
-    av.live_value, av.follow_up.verdict
+    av = alert_view(row, view, now=time.time(), readings=history_readings.get(row.id, []))  # alert_rows
+    av.live_value, av.follow_up.verdict, av.text("zh-CN", "summary")
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from alerts.followup import Reading, verdict
-from alerts.history import labels_of
-from db.schema import AlertRow
+from alerts.followup import Reading
 from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, TOPIC_KPIS
 from stream.view import View
 
@@ -74,20 +72,3 @@ def live_reading(view: View, kpi: str, scope: str, window: str, *, now: float) -
         return None, 0
     value, count = view.kpi(scope, kpi, window, now=now)
     return value, count
-
-
-def alert_view(a: AlertRow, view: View | None, *, now: float, readings: Sequence[Reading] = ()) -> AlertView:
-    live: tuple[float | None, int | None] = (None, None)
-    if a.state in ACTIVE and view is not None:
-        live = live_reading(view, a.kpi, a.scope, a.window, now=now)
-    follow = None
-    if a.acked_at is not None:
-        follow = FollowUp(tuple(sorted(readings, key=lambda r: r.after_s)),
-                          verdict(a.op, readings, resolved=a.state == "resolved"))
-    return AlertView(
-        id=a.id, rule_id=a.rule_id, scope=a.scope, kpi=a.kpi, window=a.window, state=a.state, severity=a.severity,
-        value=a.value, count=a.count, threshold=a.threshold, op=a.op, labels=labels_of(a), summary=a.summary,
-        intervention=a.intervention, texts=dict(a.texts or {}), runbook_url=a.runbook_url, pending_at=a.pending_at,
-        firing_at=a.firing_at, resolved_at=a.resolved_at, updated_at=a.updated_at, acked_by=a.acked_by,
-        acked_at=a.acked_at, ack_note=a.ack_note, silenced_by=a.silenced_by, escalation_level=a.escalation_level,
-        end_reason=a.end_reason, live_value=live[0], live_count=live[1], follow_up=follow)

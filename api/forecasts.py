@@ -17,11 +17,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from history.forecast import BACKTESTS, HORIZON, LEVEL, STEP, WEEK, WEEKS, banded, expected, forecast, wape
+from history.forecast import (
+    BACKTESTS,
+    HORIZON,
+    LEVEL,
+    STEP,
+    WEEK,
+    WEEKS,
+    Interval,
+    ScopeForecast,
+    banded,
+    expected,
+    forecast,
+    wape,
+)
 from history.store import HistoryStore
 from stream.background import BackgroundLoop
 from stream.folds import IX
@@ -38,26 +50,6 @@ HISTORY_EVERY_S = 3600  # the history is read again per scope this often (the vi
 FORECAST_KPIS = {"calls_offered": "offered", "tickets_created": "created"}
 KINDS = ("all", "team", "queue")
 SPAN = WEEKS * WEEK + LEVEL + BACKTESTS  # intervals of history read: four weeks before the last day's origins
-
-
-@dataclass(frozen=True, slots=True)
-class Interval:
-    start: int
-    expected: float | None
-    low: float | None
-    high: float | None
-    actual: float | None  # None for the future; the current interval: so far
-    required_agents: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ScopeForecast:
-    scope: str
-    kpi: str
-    made: float
-    method: str
-    intervals: list[Interval]  # the last 24 h, the current one, then the next 8
-    wape_24h: float | None
 
 
 def kpis_of(scope: str) -> tuple[str, ...]:

@@ -159,7 +159,7 @@ class ViewCollector(Collector):
         yield from self._workers(now)
 
     def _pipeline_counters(self) -> Iterator[Metric]:
-        t = self.view.totals()
+        t = self.view.pipeline_counters()
         events = CounterMetricFamily("sqm_events", "valid input events processed, by type", labels=["type"])
         for k, n in sorted(t.events.items()):
             events.add_metric([k], n)

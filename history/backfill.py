@@ -16,15 +16,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from history.series import HOUR, MINUTE, floor
+from history.series import HOUR, MINUTE, HistoryRow, floor
 from stream.agents import TIME_FIELD, Agent, split
 from stream.agents import transition as agent_transition
 from stream.clock import utc
 from stream.events import AgentStateChanged, Rejected, decode
 from stream.folds import IX, Acc, KpiConfig, contribution, voice_of
 from stream.scopes import scopes_of
-
-Row = tuple[str, str, int, Acc]
 
 
 @dataclass
@@ -37,7 +35,7 @@ class BackfillStats:
 
 
 def fold_lines(lines: Iterable[bytes], *, now: float, cfg: KpiConfig, minute_cutoff: int,
-               until: float | None) -> tuple[list[Row], BackfillStats]:
+               until: float | None) -> tuple[list[HistoryRow], BackfillStats]:
     stats = BackfillStats()
     seen: set[str] = set()
     accs: dict[tuple[str, str, int], Acc] = defaultdict(Acc)

@@ -115,3 +115,24 @@ def wape(actual: list[float], predicted: list[float]) -> float | None:
     """Weighted absolute percentage error: Σ|a − f| / Σa (None without actuals)."""
     total = sum(actual)
     return sum(abs(a - f) for a, f in zip(actual, predicted, strict=True)) / total if total else None
+
+
+# -- what the API serves and the board shows (api/forecasts.py makes them) -----------------------
+@dataclass(frozen=True, slots=True)
+class Interval:
+    start: int
+    expected: float | None
+    low: float | None
+    high: float | None
+    actual: float | None  # None for the future; the current interval: so far
+    required_agents: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeForecast:
+    scope: str
+    kpi: str
+    made: float
+    method: str
+    intervals: list[Interval]  # the last 24 h, the current one, then the next 8
+    wape_24h: float | None

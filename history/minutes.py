@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from history.series import MINUTE, floor
+from history.series import MINUTE, HistoryRow, floor
 from stream.folds import Acc
 from stream.records import BucketKey, BucketValue, decode_key
 from stream.windows import LONGEST
@@ -27,7 +27,6 @@ from stream.windows import LONGEST
 SETTLED_S = LONGEST - 600  # a minute older than this may have lost a partition's part to expiry
 KEEP_S = LONGEST + 3600  # minutes held in memory
 
-Row = tuple[str, str, int, Acc]
 
 
 class Minutes:
@@ -48,10 +47,10 @@ class Minutes:
                 self._dirty.add(k)
             # A tombstone (an expired bucket) leaves the history as it is: the row keeps its figures.
 
-    def drain(self, now: float) -> tuple[list[Row], list[Row]]:
+    def drain(self, now: float) -> tuple[list[HistoryRow], list[HistoryRow]]:
         """(rows to write, final rows to write only where missing) for every minute changed since."""
-        fresh: list[Row] = []
-        final: list[Row] = []
+        fresh: list[HistoryRow] = []
+        final: list[HistoryRow] = []
         settled = now - SETTLED_S
         for scope, minute in sorted(self._dirty):
             acc = Acc()
@@ -61,7 +60,7 @@ class Minutes:
         self._dirty.clear()
         return fresh, final
 
-    def again(self, rows: Iterable[Row]) -> None:
+    def again(self, rows: Iterable[HistoryRow]) -> None:
         """Mark the minutes of `rows` changed again, so that the next `drain` returns them (with
         whatever else changed meanwhile)."""
         for _, scope, minute, _ in rows:

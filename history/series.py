@@ -16,6 +16,12 @@ row lands in the step that holds its start.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stream.folds import Acc
+
+HistoryRow = tuple[str, str, int, "Acc"]  # one row of the KPI history: resolution ("m", "h"), scope, start, accumulator
 
 MINUTE, HOUR = 60, 3600
 COMPARE_SHIFT_S = {"yesterday": 86400, "last_week": 7 * 86400}

@@ -21,11 +21,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from db.schema import KpiHistoryRow
-from history.series import HOUR, MINUTE, floor, previous_window
+from history.series import HOUR, MINUTE, HistoryRow, floor, previous_window
 from stream.clock import utcnow
 from stream.folds import IX, Acc
 
-Row = tuple[str, str, int, Acc]  # resolution, scope, start, accumulator
 LIVE = "live"
 CHUNK = 500
 
@@ -37,12 +36,12 @@ class HistoryStore:
     def _insert(self) -> Any:
         return (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(KpiHistoryRow)
 
-    def upsert(self, rows: Iterable[Row], source: str = LIVE) -> int:
+    def upsert(self, rows: Iterable[HistoryRow], source: str = LIVE) -> int:
         """Write each row's accumulator (replacing what the row held). Returns the rows written."""
         with Session(self.engine) as s, s.begin():
             return self._upsert(s, rows, source)
 
-    def _upsert(self, s: Session, rows: Iterable[Row], source: str) -> int:
+    def _upsert(self, s: Session, rows: Iterable[HistoryRow], source: str) -> int:
         now = utcnow()
         values = [{"resolution": r, "scope": sc, "start": t, "source": source, "acc": acc.to_json(),
                    "updated_at": now} for r, sc, t, acc in rows]
@@ -53,7 +52,7 @@ class HistoryStore:
                 set_={"acc": stmt.excluded.acc, "updated_at": stmt.excluded.updated_at}))
         return len(values)
 
-    def insert_missing(self, rows: Iterable[Row], source: str = LIVE) -> int:
+    def insert_missing(self, rows: Iterable[HistoryRow], source: str = LIVE) -> int:
         """Write the rows that do not exist yet; leave existing ones as they are."""
         now = utcnow()
         values = [{"resolution": r, "scope": s, "start": t, "source": source, "acc": acc.to_json(),
@@ -63,7 +62,7 @@ class HistoryStore:
                 s.execute(self._insert().values(values[i:i + CHUNK]).on_conflict_do_nothing())
         return len(values)
 
-    def replace_source(self, source: str, rows: Sequence[Row]) -> int:
+    def replace_source(self, source: str, rows: Sequence[HistoryRow]) -> int:
         """Make `source` hold exactly `rows`, in one transaction (a backfilled file written again
         replaces itself; a crash midway leaves the old rows)."""
         with Session(self.engine) as s, s.begin():

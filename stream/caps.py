@@ -17,6 +17,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
+from stream.scopes import split_scope
+
 E = TypeVar("E", bound=BaseModel)
 
 OTHER = "other"
@@ -36,14 +38,14 @@ class ScopeIndex:
 
     def add(self, scope: str) -> None:
         """A bucket of `scope` was created."""
-        kind, _, value = scope.partition(":")
+        kind, value = split_scope(scope)
         refs = self.refs.get(kind)
         if refs is not None:
             refs[value] = refs.get(value, 0) + 1
 
     def remove(self, scope: str) -> None:
         """A bucket of `scope` was dropped."""
-        kind, _, value = scope.partition(":")
+        kind, value = split_scope(scope)
         refs = self.refs.get(kind)
         if refs is not None and value in refs:
             refs[value] -= 1

@@ -43,7 +43,7 @@ from stream.records import (
     TotalValue,
     decode_key,
 )
-from stream.scopes import kind_of
+from stream.scopes import kind_of, split_scope
 from stream.tickets import AT_RISK_SHARE, LiveCounts, LiveIndex, Ticket
 from stream.voice import topic_name
 from stream.windows import LONGEST, WINDOWS, bucket_of, window_start_bucket
@@ -584,7 +584,7 @@ class View:
     def _scope_comments(self, scope: str) -> Iterator[Comment]:
         if scope == "all":
             return iter(self.comments.values())
-        kind, _, name = scope.partition(":")
+        kind, name = split_scope(scope)
         field_ = {"team": "team", "channel": "channel", "tier": "tier", "agent": "agent"}.get(kind)
         if field_ is None:
             return iter(())
@@ -643,7 +643,7 @@ class View:
                     out[i] += x
         return out, frozenset(t for t, _ in per)
 
-    def totals(self) -> Counters:
+    def pipeline_counters(self) -> Counters:
         """Pipeline counters summed over every topic and partition."""
         out = Counters()
         for c in self.counters.values():

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from alerts.rules import Rule
 from api.alert_views import AlertView
 from api.board.i18n import LANGS, fmt, fmt_change, kpi_label, word
-from api.forecasts import Forecaster
+from api.kpi_targets import Targets
 from api.rankings import rank
-from api.targets import Targets
+from history.forecast import ScopeForecast
 from stream.folds import Acc
 from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, LOWER_IS_BETTER, Kpi, achievement, change
-from stream.scopes import SCOPE_KINDS, is_valid_scope, kind_of
+from stream.scopes import SCOPE_KINDS, is_valid_scope, kind_of, name_of
 from stream.view import View
 from stream.windows import WINDOWS
 
@@ -42,6 +42,15 @@ NOT_FOR_AGENTS = frozenset({"service_level", "abandonment_rate"})
 def unit_of(kpi: str) -> str:
     d = KPI_BY_NAME.get(kpi)
     return d.unit if d is not None else LIVE_BY_NAME[kpi].unit
+
+
+class Forecasts(Protocol):
+    """What the board reads of the forecaster (api/forecasts.Forecaster)."""
+
+    @property
+    def made(self) -> Mapping[tuple[str, str], ScopeForecast]: ...
+
+    def answer(self, scope: str, kpi: str) -> ScopeForecast | None: ...
 
 
 @dataclass(frozen=True)
@@ -190,7 +199,7 @@ class Outlook:
 PAST_SHOWN = 8  # quarter hours of the last 2 h in the chart
 
 
-def outlook(view: View, forecaster: Forecaster | None, cfg: BoardConfig, now: float) -> Outlook | None:
+def outlook(view: View, forecaster: Forecasts | None, cfg: BoardConfig, now: float) -> Outlook | None:
     """The forecast of the board's scope (all, a team or a queue) against the actual so far, and for
     calls the agents each quarter hour needs against those staffed now (None: no forecast yet)."""
     if forecaster is None or kind_of(cfg.scope) not in ("all", "team", "queue"):
@@ -226,7 +235,7 @@ def outlook(view: View, forecaster: Forecaster | None, cfg: BoardConfig, now: fl
     return Outlook(scope, made.kpi, rows, staffed, made.wape_24h, made.method, _chart(rows))
 
 
-def _queues_of(view: View, forecaster: Forecaster, scope: str) -> list[str]:
+def _queues_of(view: View, forecaster: Forecasts, scope: str) -> list[str]:
     """The queue scopes whose staffing adds up to the scope's: itself, the queues a team's agents serve,
     or every queue with a forecast."""
     if kind_of(scope) == "queue":
@@ -401,7 +410,7 @@ def tiles(view: View, cfg: BoardConfig, src: Sources, now: float) -> list[Tile]:
 def queues(view: View, cfg: BoardConfig, src: Sources, now: float) -> list[QueueRow]:
     rows = []
     for s in view.scopes(now=now):
-        if kind_of(s) != "queue" or (cfg.queues and s.split(":", 1)[1] not in cfg.queues):
+        if kind_of(s) != "queue" or (cfg.queues and name_of(s) not in cfg.queues):
             continue
         w = view.waiting_of(s)
         k = view.kpis(s, cfg.window, now=now)
@@ -410,7 +419,7 @@ def queues(view: View, cfg: BoardConfig, src: Sources, now: float) -> list[Queue
                     key=["none", "ok", "warning", "critical"].index)
         need, calls = k["required_agents"]
         gap = k["staffing_gap"][0]
-        rows.append(QueueRow(s, s.split(":", 1)[1], w.calls, w.oldest_offered_at, (sl, fmt(sl, "ratio", cfg.lang)),
+        rows.append(QueueRow(s, name_of(s), w.calls, w.oldest_offered_at, (sl, fmt(sl, "ratio", cfg.lang)),
                              (ab, fmt(ab, "ratio", cfg.lang)), worst, available=k["agents_available"][1],
                              staffed=k["agents_staffed"][1], required=int(need or 0) if calls else None,
                              short=bool(calls) and gap is not None and gap < 0))

@@ -25,14 +25,15 @@ from alerts.followup import Reading
 from alerts.history import AlertHistory, AlertQuery
 from alerts.rulebook import Rulebook
 from alerts.rules import Rule
-from api.alert_views import AlertView, alert_view
+from api.alert_rows import alert_view
+from api.alert_views import AlertView
 from api.board import model
 from api.board.i18n import WORDS, duration, fmt, kpi_label
 from api.forecasts import Forecaster
 from api.history_reads import Busy, HistoryReads
+from api.kpi_targets import Targets
 from api.sampling import LiveSampler
 from api.snapshots import PeriodicSnapshot, reason
-from api.targets import Targets
 from history.series import COMPARE_SHIFT_S, MINUTE, floor
 from history.store import HistoryStore
 from stream.clock import rfc3339

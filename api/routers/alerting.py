@@ -31,7 +31,8 @@ from alerts.history import (
 )
 from alerts.routing import Matcher
 from alerts.rulebook import Rulebook, RuleRefused
-from api.alert_views import AlertView, alert_view, live_reading
+from api.alert_rows import alert_view
+from api.alert_views import AlertView, live_reading
 from api.deps import (
     AdminAuthenticated,
     AdminDep,

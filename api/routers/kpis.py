@@ -31,6 +31,7 @@ from api.deps import (
     require_scope,
 )
 from api.history_reads import Busy, HistoryReads
+from api.kpi_targets import Targets
 from api.schemas import (
     HistoryPoint,
     HistoryResponse,
@@ -42,7 +43,6 @@ from api.schemas import (
     Window,
 )
 from api.snapshots import Throttle, reason
-from api.targets import Targets
 from history.series import COMPARE_SHIFT_S, parse_step
 from history.store import HistoryStore
 from stream.clock import aware, rfc3339

@@ -9,12 +9,12 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel
 
 from api.deps import AdminAuthenticated, ReadAuthenticated, TargetBookDep, TargetsDep, TargetSnapshotDep
-from api.targets import Target, TargetRefused
+from api.targets import KpiTarget, TargetRefused
 
 router = APIRouter(prefix="/v1", tags=["targets"], dependencies=[ReadAuthenticated])
 
 
-class TargetOut(Target):
+class TargetOut(KpiTarget):
     source: Literal["file", "api"]
 
 
@@ -31,7 +31,7 @@ async def list_targets(targets: TargetsDep) -> TargetsOut:
 
 @router.put("/targets", response_model=TargetOut, dependencies=[AdminAuthenticated],
             responses={409: {"description": "set in the targets file"}})
-async def put_target(body: Target, book: TargetBookDep, snapshot: TargetSnapshotDep,
+async def put_target(body: KpiTarget, book: TargetBookDep, snapshot: TargetSnapshotDep,
                      by: str | None = None) -> TargetOut:
     """Set the target of one KPI in one scope (or `kind:*`)."""
     try:

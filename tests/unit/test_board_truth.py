@@ -17,7 +17,7 @@ from alerts.history import AlertHistory
 from alerts.notifier import Notifier
 from alerts.routing import NotifyConfig
 from alerts.rules import Rule
-from api.alert_views import alert_view
+from api.alert_rows import alert_view
 from api.app import create_app
 from api.board import model
 from api.metrics import timing_families

@@ -50,7 +50,7 @@ def test_a_flood_of_team_names_is_bounded_and_counted() -> None:
     # every event is still counted: in `all`, and under its own value or `other`
     assert view.kpis("all", "1h", now=NOW)["survey_responses"][1] == n
     assert view.kpis("team:other", "1h", now=NOW)["survey_responses"][1] == n - 3
-    assert view.totals().over["team"] == n - 3
+    assert view.pipeline_counters().over["team"] == n - 3
     assert len(view.scopes(now=NOW)) <= 1 + 4 + 3 + 3
 
 

@@ -231,7 +231,7 @@ async def test_duplicates_are_counted_once_in_a_batch_across_batches_and_after_a
     await proc.process(msgs[:2], now=NOW)  # a replay of the first batch: no change
     view = view_of(sink)
     assert view.kpis("all", "1h", now=NOW)["tickets_created"] == (2.0, 2)
-    assert view.totals().dup == 3
+    assert view.pipeline_counters().dup == 3
 
 
 async def test_ids_are_forgotten_after_the_horizon_and_their_records_tombstoned() -> None:

@@ -117,7 +117,7 @@ async def test_a_failure_at_any_step_ends_equal_to_the_oracle(step: str, seed: i
         assert sink.reads + sink.writes > 0
     assert proc.processed == len(messages)
     assert_equals_oracle(sink, events, kind)
-    totals = view_of(sink).totals()
+    totals = view_of(sink).pipeline_counters()
     assert totals.dup == 30 and sum(totals.events.values()) == len(events)
 
 

@@ -16,7 +16,7 @@ from api import rankings
 from api.app import create_app
 from api.board.model import BoardConfig
 from api.history_reads import Busy, HistoryReads
-from api.targets import Targets
+from api.kpi_targets import Targets
 from history.store import HistoryStore
 from services.config import Settings
 from services.loadgen import random_stream

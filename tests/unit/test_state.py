@@ -59,7 +59,7 @@ async def test_matches_oracle_with_duplicates_and_garbage() -> None:
     sink = await run(to_messages(mixed))
     view = view_of(sink)
     assert_view_matches(view, events)
-    totals = view.totals()
+    totals = view.pipeline_counters()
     assert totals.dup == len([e for e in mixed if isinstance(e, dict)]) - len(events)
     assert sum(totals.dead.values()) == len([e for e in mixed if isinstance(e, bytes)]) == len(sink.dead)
     assert sum(totals.events.values()) == len(events)
@@ -70,7 +70,7 @@ async def test_late_events_are_counted_as_late_only() -> None:
     ok = ticket("ticket.created", NOW - 10, NOW - 10, "t2")
     view = view_of(await run(to_messages([late, ok])))
     assert view.kpis("all", "24h", now=NOW)["tickets_created"] == (1.0, 1)
-    assert view.totals().late == 1
+    assert view.pipeline_counters().late == 1
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -89,8 +89,8 @@ async def test_crash_mid_write_then_replay_is_exact(seed: int) -> None:
             for name in want:  # merge order differs, so sums may differ in the last float bit
                 assert got[name][1] == want[name][1], (scope, window, name)
                 assert got[name][0] == (None if want[name][0] is None else pytest.approx(want[name][0], rel=1e-12))
-    assert restarted.totals().dup == clean.totals().dup
-    assert restarted.totals().events == clean.totals().events
+    assert restarted.pipeline_counters().dup == clean.pipeline_counters().dup
+    assert restarted.pipeline_counters().events == clean.pipeline_counters().events
     assert {k[1]: t.responded for k, t in restarted.tickets.items()} == \
         {k[1]: t.responded for k, t in clean.tickets.items()}
 
