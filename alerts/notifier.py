@@ -14,14 +14,20 @@ Three steps, each safe to repeat and to run after a crash at any point:
   ending goes to everyone who heard of it, like a resolution.
 - `schedule(now)`: repeats of still-firing alerts after the repeat interval (for Alertmanager
   targets at least every re-send interval), and escalation of critical alerts not acknowledged
-  within a level's delay.
+  within a level's delay. A repeat's dedupe key is its sequence number counted from when the alert
+  fired (`repeat_key`), not the clock: two notifiers, or one restarted, that schedule the same
+  repeat a second apart queue it once (the outbox's unique key; the later insert is dropped).
 - `deliver(now)`: claim due outbox rows with a lease, send, mark delivered, or on failure
   (`alerts.delivery.classify`) either schedule the next attempt with backoff (transient) or park
   the row with the reason (permanent, or still failing `park_after_s` after it was queued or
   retried). A notifier killed mid-delivery leaves the lease to expire; the row is sent again
-  (at-least-once). Rows of one alert and target are sent in order; a parked row no longer holds
-  up the later ones. Rows for a target no longer in the notify file are held (never attempted, not
-  counted as failures) and go out if the target is put back; `held()` counts them.
+  (at-least-once). A result is recorded only while the row is still leased by this notifier as it
+  claimed it: one whose lease expired and was taken by another notifier (which may have delivered
+  it by then) is left to that one. Each notification carries an idempotency key (hash of the row's
+  dedupe key and target), the same on every redelivery, for targets to drop duplicates. Rows of one
+  alert and target are sent in order; a parked row no longer holds up the later ones. Rows for a
+  target no longer in the notify file are held (never attempted, not counted as failures) and go
+  out if the target is put back; `held()` counts them.
 """
 
 from __future__ import annotations
@@ -41,10 +47,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from alerts.delivery import Failure, backoff, classify, one_line, send
+from alerts.delivery import Failure, backoff, classify, idempotency_key, one_line, send, stored_error
 from alerts.evaluator import is_transition
 from alerts.history import (
-    active_silences,
+    Silences,
     append_event,
     apply_live,
     apply_transition,
@@ -54,7 +60,7 @@ from alerts.history import (
     silence_for,
     unheld,
 )
-from alerts.routing import NotifyConfig, Route
+from alerts.routing import Matcher, NotifyConfig, Route
 from db.engine import unavailable
 from db.schema import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, ParkedTransitionRow, SilenceRow
 from stream.clock import aware, utc, utcnow
@@ -77,6 +83,44 @@ def decode_transition(item: Item) -> dict[str, Any]:
     if not isinstance(t, dict):
         raise ValueError(f"not a JSON object: {type(t).__name__}")
     return t
+
+
+def repeat_key(alert_id: str, reason: str, anchor: datetime, every_s: float, now: datetime) -> str:
+    """The dedupe key of a repeat (or a late first notice) of alert `alert_id`: the number of whole
+    intervals `every_s` from `anchor` (when the alert fired) to `now`. Deterministic, so two notifiers
+    deciding on the same repeat a little apart (or one after a restart) queue it once; a repeat is
+    only due `every_s` after the last notice, so each due repeat gets a number of its own.
+
+    >>> from datetime import UTC
+    >>> t = datetime(2027, 1, 15, 8, 0, tzinfo=UTC)
+    >>> repeat_key("a1", "repeat", t, 600, t + timedelta(seconds=601))
+    'a1/repeat/600s/1'
+    >>> repeat_key("a1", "repeat", t, 600, t + timedelta(seconds=1199))
+    'a1/repeat/600s/1'
+    """
+    n = max(0, (aware(now) - aware(anchor)) // timedelta(seconds=every_s))
+    return f"{alert_id}/{reason}/{every_s:g}s/{n}"
+
+
+_REFUSED_LOGGED: set[str] = set()  # silences with a refused matcher, logged once per process
+
+
+def _silences(s: Session, now: datetime) -> Silences:
+    """The active silences (as `alerts.history.active_silences`), each matcher read back as stored
+    data: a regular expression stored before `alerts.routing.regex_problem` refused it silences
+    nothing (and is logged) instead of failing every transition and every schedule."""
+    rows = s.scalars(select(SilenceRow).where(SilenceRow.starts_at <= now, SilenceRow.ends_at > now,
+                                              SilenceRow.expired.is_(False)))
+    out: Silences = []
+    for r in rows:
+        matchers = [Matcher.model_validate(m, context={"stored": True}) for m in r.matchers]
+        for m in matchers:
+            if m.refused and r.id not in _REFUSED_LOGGED:
+                _REFUSED_LOGGED.add(r.id)
+                log.warning("silence %s silences nothing: its matcher %s%s%r is refused (%s)", r.id, m.name, m.op,
+                            m.value, m.refused)
+        out.append((r.id, matchers))
+    return out
 
 
 def refusal(error: BaseException) -> str:
@@ -191,7 +235,7 @@ class Notifier:
             targets = set(s.scalars(select(OutboxRow.target).where(OutboxRow.alert_id == a.id).distinct()))
             self._enqueue(s, a, targets, kind, key, now)
             return {"targets": sorted(targets)}
-        silence = silence_for(active_silences(s, now), labels)
+        silence = silence_for(_silences(s, now), labels)
         a.silenced_by = silence
         if silence is not None:
             return {"silenced_by": silence, "targets": []}
@@ -200,20 +244,36 @@ class Notifier:
         return {"targets": sorted(targets)}
 
     def _enqueue(self, s: Session, a: AlertRow, targets: Iterable[str], reason: str, key: str,
-                 now: datetime) -> None:
+                 now: datetime, *, racing: bool = False) -> int:
+        """Queue one row per target unless (key, target) is queued already; returns how many were.
+        `racing`: another notifier may insert the same row meanwhile (schedule): each insert in a
+        savepoint, a conflicting one dropped."""
         body = payload(a)
+        n = 0
         for name in sorted(targets):
             if s.scalar(select(OutboxRow.id).where(OutboxRow.dedupe_key == key, OutboxRow.target == name)):
                 continue
-            s.add(OutboxRow(dedupe_key=key, alert_id=a.id, target=name, reason=reason, payload=body,
-                            created_at=now, next_at=now, attempts=0))
+            row = OutboxRow(dedupe_key=key, alert_id=a.id, target=name, reason=reason, payload=body,
+                            created_at=now, next_at=now, attempts=0)
+            if not racing:
+                s.add(row)
+                n += 1
+                continue
+            try:
+                with s.begin_nested():
+                    s.add(row)
+            except IntegrityError:  # queued by another notifier since we looked: it goes out once
+                log.debug("%s to %s: queued by another notifier", key, name)
+                continue
+            n += 1
+        return n
 
     # -- repeats and escalation ----------------------------------------------------------------
     def schedule(self, now_ts: float) -> int:
         now = utc(now_ts)
         queued = 0
         with Session(self.engine) as s, s.begin():
-            silences = active_silences(s, now)
+            silences = _silences(s, now)
             firing = list(s.scalars(select(AlertRow).where(AlertRow.state == "firing")))
             # one query for every firing alert: when each target was last told of it
             last: dict[str, dict[str, datetime]] = {}
@@ -249,13 +309,13 @@ class Notifier:
                 prev = last.get(name)
                 if prev is None:
                     reason = "firing"  # never told (silenced when it fired, or a route added since)
-                elif (now - aware(prev)).total_seconds() >= every:
+                elif now - aware(prev) >= timedelta(seconds=every):
                     reason = "repeat"
                 else:
                     continue
-                self._enqueue(s, a, [name], reason, f"{a.id}/{reason}/{int(now.timestamp())}", now)
+                key = repeat_key(a.id, reason, a.firing_at or a.pending_at, every, now)
+                n += self._enqueue(s, a, [name], reason, key, now, racing=True)
                 last[name] = now
-                n += 1
         return n
 
     def _escalate(self, s: Session, a: AlertRow, routes: list[Route], now: datetime) -> int:
@@ -267,10 +327,15 @@ class Notifier:
             for i, lv in enumerate(r.escalation):
                 if i >= a.escalation_level and waited >= lv.after_s:
                     key = f"{a.id}/escalation/{i + 1}/{int(a.critical_at.timestamp())}"
-                    self._enqueue(s, a, lv.targets, "escalation", key, now)
-                    a.escalation_level = i + 1
-                    append_event(s, a, event_id=key, kind="escalated", ts=now,
-                                 detail={"level": i + 1, "targets": lv.targets, "after_s": lv.after_s})
+                    try:
+                        with s.begin_nested():
+                            self._enqueue(s, a, lv.targets, "escalation", key, now)
+                            a.escalation_level = i + 1
+                            append_event(s, a, event_id=key, kind="escalated", ts=now,
+                                         detail={"level": i + 1, "targets": lv.targets, "after_s": lv.after_s})
+                    except IntegrityError:  # another notifier escalated it (its history row is there)
+                        log.debug("escalation %s: done by another notifier", key)
+                        continue
                     n += 1
         return n
 
@@ -350,7 +415,7 @@ class Notifier:
         assert target is not None, "claim() only returns rows of configured targets"
         try:
             await send(target, row.payload, row.reason, client=client, base_url=self.base_url,
-                       timeout=self.timeout_s, now=now)
+                       timeout=self.timeout_s, now=now, idempotency_key=idempotency_key(row.dedupe_key, row.target))
             return None
         except Exception as exc:
             return classify(exc)
@@ -358,13 +423,17 @@ class Notifier:
     def _parking(self, row: OutboxRow, failure: Failure, now: datetime) -> str | None:
         """The reason to park `row` after `failure`, or None to try it again later."""
         if failure.permanent:
-            return failure.reason
+            return stored_error(failure.reason)
         since = aware(row.retried_at or row.created_at)
         if (now - since).total_seconds() >= self.park_after_s:
-            return one_line(f"still failing {self.park_after_s / 3600:g} h after it was queued: {failure.reason}", 500)
+            return stored_error(f"still failing {self.park_after_s / 3600:g} h after it was queued: {failure.reason}")
         return None
 
     def _finish(self, done: list[tuple[OutboxRow, Failure | None]], now_ts: float) -> None:
+        """Record the results of a round. A row is updated only while it holds the lease this notifier
+        claimed it with (owner and expiry): one whose lease expired and was claimed by another
+        notifier is that one's to record (it may be delivered, or failing on its own clock). The
+        attempt is counted in the target's figures either way: it was made."""
         now = utc(now_ts)
         with Session(self.engine) as s, s.begin():
             for row, failure in done:
@@ -383,8 +452,13 @@ class Notifier:
                               row.alert_id, row.target, row.attempts + 1, why)
                 else:
                     stat.failures += 1
-                    values.update(last_error=failure.reason, next_at=now + backoff(row.attempts + 1,
-                                                                                   self.backoff_max_s))
+                    values.update(last_error=stored_error(failure.reason),
+                                  next_at=now + backoff(row.attempts + 1, self.backoff_max_s))
                     log.warning("delivery %d to %s failed (attempt %d): %s", row.id, row.target,
                                 row.attempts + 1, failure.reason)
-                s.execute(update(OutboxRow).where(OutboxRow.id == row.id).values(**values))
+                held = s.execute(update(OutboxRow).where(OutboxRow.id == row.id, OutboxRow.lease_owner == self.owner,
+                                                         OutboxRow.lease_until == row.lease_until).values(**values))
+                if held.rowcount == 0:  # type: ignore[attr-defined]
+                    log.warning("delivery %d to %s: the lease was lost (taken by another notifier after %g s); "
+                                "its state is left to that one (%s here)", row.id, row.target, self.lease_s,
+                                "delivered" if failure is None else failure.reason)

@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from alerts.delivery import send
+from alerts.delivery import idempotency_key, send
 from alerts.engine import AlertState, step
 from alerts.history import AlertHistory, NotificationQuery
 from alerts.notifier import Notifier
@@ -202,6 +202,26 @@ async def test_alertmanager_accepts_hostile_label_values(tmp_path: Path) -> None
         assert got["labels"]["scope"] == f"team:{hostile}" and got["labels"]["note"] == hostile
         assert got["labels"]["team_name"] == "x" and got["labels"]["_9lives"] == "y"
         assert got["annotations"]["summary"] == f"summary {hostile}"
+    finally:
+        am.stop()
+
+
+async def test_alertmanager_takes_the_idempotency_key_as_an_annotation_and_keeps_one_alert(tmp_path: Path) -> None:
+    """The key changes with each notification (a repeat has its own); as an annotation it does not
+    change the alert's identity: Alertmanager still holds one alert, with the latest key."""
+    am = Alertmanager(tmp_path)
+    try:
+        t = transitions("team:ops", [0.7])[-1]
+        alert = {**t, "started_at": t["ts"], "acked_by": None, "escalation_level": 0}
+        target = NotifyConfig.model_validate({"targets": [{"name": "am", "type": "alertmanager", "url": am.url}]})
+        keys = [idempotency_key(t["event_id"], "am"), idempotency_key(f"{t['alert_id']}/repeat/60s/1", "am")]
+        async with httpx.AsyncClient() as client:
+            for key, reason in zip(keys, ["firing", "repeat"], strict=True):
+                await send(target.targets[0], alert, reason, client=client, base_url="http://sqm", timeout=5,
+                           now=time.time(), idempotency_key=key)
+        [got] = await asyncio.to_thread(am.alerts)
+        assert got["annotations"]["idempotency_key"] == keys[1]
+        assert "idempotency_key" not in got["labels"]
     finally:
         am.stop()
 
