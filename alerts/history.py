@@ -194,7 +194,7 @@ def append_event(s: Session, a: AlertRow, *, event_id: str, kind: str, ts: datet
 def active_silences(s: Session, now: datetime) -> Silences:
     rows = s.scalars(select(SilenceRow).where(SilenceRow.starts_at <= now, SilenceRow.ends_at > now,
                                               SilenceRow.expired.is_(False)))
-    return [(r.id, [Matcher.model_validate(m) for m in r.matchers]) for r in rows]
+    return [(r.id, [Matcher.model_validate(m, context=STORED) for m in r.matchers]) for r in rows]
 
 
 def silence_for(silences: Silences, labels: dict[str, str]) -> str | None:
@@ -216,8 +216,12 @@ class AlertQuery:
 
 @dataclass(frozen=True)
 class SilenceView:
-    row: SilenceRow
+    id: str
     matchers: list[Matcher]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
     status: SilenceStatus
     matching_alerts: int
 
@@ -243,6 +247,9 @@ class NotificationQuery:
     target: str | None = None
     alert_id: str | None = None
     limit: int = 100
+
+
+STORED = {"stored": True}  # a matcher read back: a pattern refused since it was saved matches nothing
 
 
 def status_of(row: OutboxRow) -> NotificationStatus:
@@ -400,14 +407,14 @@ class AlertHistory:
 
     @staticmethod
     def _silence_view(s: Session, row: SilenceRow, now: datetime) -> SilenceView:
-        matchers = [Matcher.model_validate(m) for m in row.matchers]
+        matchers = [Matcher.model_validate(m, context=STORED) for m in row.matchers]
         status: SilenceStatus = "expired" if row.expired or row.ends_at <= now else \
             "pending" if row.starts_at > now else "active"
         n = 0
         if status == "active":
             for a in s.scalars(select(AlertRow).where(AlertRow.state.in_(("pending", "firing")))):
                 n += silenced_by(matchers, labels_of(a))
-        return SilenceView(row, matchers, status, n)
+        return SilenceView(row.id, matchers, row.starts_at, row.ends_at, row.created_by, row.comment, status, n)
 
     # -- notifications (the outbox) -------------------------------------------------------------------
     def notifications(self, q: NotificationQuery) -> tuple[list[OutboxRow], int]:

@@ -1,14 +1,14 @@
-"""Alert rows (db.schema.AlertRow) as the AlertViews routers and templates get (api/alert_views.py):
-the one place an ORM row of an alert turns into plain data."""
+"""Alert, alert-event and outbox rows (db.schema) as the views routers and templates get
+(api/alert_views.py): the one place an ORM row of the alerting side turns into plain data."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from alerts.followup import Reading, verdict
-from alerts.history import labels_of
-from api.alert_views import ACTIVE, AlertView, FollowUp, live_reading
-from db.schema import AlertRow
+from alerts.history import labels_of, status_of
+from api.alert_views import ACTIVE, AlertEventView, AlertView, FollowUp, NotificationView, live_reading
+from db.schema import AlertEventRow, AlertRow, OutboxRow
 from stream.view import View
 
 
@@ -27,3 +27,12 @@ def alert_view(a: AlertRow, view: View | None, *, now: float, readings: Sequence
         firing_at=a.firing_at, resolved_at=a.resolved_at, updated_at=a.updated_at, acked_by=a.acked_by,
         acked_at=a.acked_at, ack_note=a.ack_note, silenced_by=a.silenced_by, escalation_level=a.escalation_level,
         end_reason=a.end_reason, live_value=live[0], live_count=live[1], follow_up=follow)
+
+
+def event_view(e: AlertEventRow) -> AlertEventView:
+    return AlertEventView(e.event_id, e.kind, e.state, e.severity, e.value, e.count, e.threshold, e.ts, e.detail)
+
+
+def notification_view(r: OutboxRow) -> NotificationView:
+    return NotificationView(r.id, r.alert_id, r.target, r.reason, status_of(r), r.attempts, r.last_error,
+                            r.created_at, r.next_at, r.delivered_at, r.parked_at, r.retried_at, dict(r.payload or {}))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
 from alerts.followup import Reading
 from stream.kpis import KPI_BY_NAME, LIVE_BY_NAME, TOPIC_KPIS
@@ -72,3 +73,37 @@ def live_reading(view: View, kpi: str, scope: str, window: str, *, now: float) -
         return None, 0
     value, count = view.kpi(scope, kpi, window, now=now)
     return value, count
+
+
+@dataclass(frozen=True)
+class AlertEventView:
+    """One entry of an alert's history (a transition, an acknowledgement, a notification's fate)."""
+
+    event_id: str
+    kind: str
+    state: str | None
+    severity: str | None
+    value: float | None
+    count: int | None
+    threshold: float | None
+    ts: datetime | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class NotificationView:
+    """One notification of the delivery outbox."""
+
+    id: int
+    alert_id: str
+    target: str
+    reason: str
+    status: Literal["pending", "parked", "delivered"]
+    attempts: int
+    last_error: str | None
+    created_at: datetime | None
+    next_at: datetime | None
+    delivered_at: datetime | None
+    parked_at: datetime | None
+    retried_at: datetime | None
+    alert: dict[str, Any]  # the alert as the notification carries it

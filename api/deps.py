@@ -132,10 +132,6 @@ def get_producer(request: Request) -> AIOKafkaProducer:
     return _state(request, "producer", AIOKafkaProducer, "broker not connected")
 
 
-def get_db(request: Request) -> Engine:
-    return _database_state(request, "db", Engine)
-
-
 def find_db(request: Request) -> Engine | None:
     """The database if connected (for readiness, which reports rather than refuses)."""
     return getattr(request.app.state, "db", None)
@@ -160,7 +156,6 @@ MaybeKpiHistoryDep = Annotated[HistoryStore | None, Depends(find_kpi_history)]
 HistoryReadsDep = Annotated[HistoryReads, Depends(get_history_reads)]
 IngestMetricsDep = Annotated[IngestMetrics, Depends(get_ingest_metrics)]
 ProducerDep = Annotated[AIOKafkaProducer, Depends(get_producer)]
-DbDep = Annotated[Engine, Depends(get_db)]
 MaybeDbDep = Annotated[Engine | None, Depends(find_db)]
 RulebookDep = Annotated[Rulebook, Depends(get_rulebook)]
 HistoryDep = Annotated[AlertHistory, Depends(get_history)]

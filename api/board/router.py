@@ -29,6 +29,7 @@ from api.deps import (
     KEY_COOKIE,
     RETRY_AFTER_S,
     HistoryDep,
+    ReadDep,
     ViewDep,
     get_settings,
     identities,
@@ -39,7 +40,7 @@ from api.deps import (
     token_of,
 )
 from api.limits import StreamSlots
-from api.routers.alerting import acknowledge
+from api.routers.alerts import acknowledge
 from api.security import same_origin
 from stream.clock import rfc3339
 
@@ -50,6 +51,8 @@ REAUTH_EVERY_S = 10.0  # how soon an open stream notices that its key was revoke
 STREAM_RETRY_S = 30  # Retry-After of a stream refused for the cap
 
 
+# The page and the acknowledgement call require_read / require_admin themselves (the functions behind
+# ReadDep and AdminDep): they answer in HTML (the sign-in form, an alert row saying why), not in JSON.
 def board_of(request: Request) -> Board:
     board = getattr(request.app.state, "board", None)
     if not isinstance(board, Board):
@@ -160,9 +163,8 @@ async def board_page(request: Request) -> Response:
 
 
 @router.get("/stream")
-async def board_stream(request: Request) -> EventSourceResponse:
+async def board_stream(request: Request, _who: ReadDep) -> EventSourceResponse:
     """The board's sections: all of them on connect, then each one again when it changes."""
-    require_read(request, None)
     board, cfg = board_of(request), config_of(request)
     slots: StreamSlots = request.app.state.streams
     client, key = identities(request)
