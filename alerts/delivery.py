@@ -55,7 +55,7 @@ import httpx
 import orjson
 
 from alerts.engine import texts_in
-from alerts.routing import ALERTMANAGER_RESEND_S, Target, alert_labels
+from alerts.routing import ALERTMANAGER_RESEND_S, DeliveryTarget, alert_labels
 from stream.clock import rfc3339
 
 WEBHOOK_VERSION = "1"
@@ -228,7 +228,7 @@ def slack_body(alert: dict[str, Any], reason: str, base_url: str) -> dict[str, A
                                            "fields": fields}]}
 
 
-def email_message(alert: dict[str, Any], reason: str, base_url: str, target: Target,
+def email_message(alert: dict[str, Any], reason: str, base_url: str, target: DeliveryTarget,
                   key: str | None = None) -> EmailMessage:
     status = status_of(alert)
     msg = EmailMessage(policy=MAIL_POLICY)
@@ -326,12 +326,12 @@ def _permanent(error: BaseException) -> bool:
 
 
 # -- sending ------------------------------------------------------------------------------------------
-def smtp_tls_context(target: Target) -> ssl.SSLContext:
+def smtp_tls_context(target: DeliveryTarget) -> ssl.SSLContext:
     """Certificate and host name checked: against the system's CAs, or only those of `smtp_ca_file`."""
     return ssl.create_default_context(cafile=target.smtp_ca_file)
 
 
-def _smtp_send(target: Target, msg: EmailMessage, timeout: float) -> None:
+def _smtp_send(target: DeliveryTarget, msg: EmailMessage, timeout: float) -> None:
     assert target.smtp_host
     tls = target.tls
     if target.smtp_user and tls == "none":  # refused when the target is validated; never send a password in clear
@@ -349,7 +349,7 @@ def _smtp_send(target: Target, msg: EmailMessage, timeout: float) -> None:
         smtp.send_message(msg)
 
 
-def render(target: Target, alert: dict[str, Any], reason: str, base_url: str, now: float,
+def render(target: DeliveryTarget, alert: dict[str, Any], reason: str, base_url: str, now: float,
            key: str | None = None) -> bytes | EmailMessage:
     """The message for `target`: a JSON body (a log line for `log`) or an e-mail, in the target's
     language, carrying the idempotency key `key`. Raises BuildError."""
@@ -371,7 +371,7 @@ def render(target: Target, alert: dict[str, Any], reason: str, base_url: str, no
         raise BuildError(f"{type(exc).__name__}: {exc}") from exc
 
 
-async def send(target: Target, alert: dict[str, Any], reason: str, *, client: httpx.AsyncClient, base_url: str,
+async def send(target: DeliveryTarget, alert: dict[str, Any], reason: str, *, client: httpx.AsyncClient, base_url: str,
                timeout: float, now: float, idempotency_key: str | None = None) -> None:
     """Deliver one notification; raises on failure (HTTP status >= 300 included). `idempotency_key`:
     the same for each redelivery of this notification (`idempotency_key()`), sent with it."""

@@ -4,7 +4,7 @@ and for the API the notifications of the outbox (listing, retrying and discardin
 The one place that builds and reads these rows; the notifier (within its own transactions) and the
 API (one call, one transaction) both go through it.
 
-    history = AlertHistory(engine)
+    history = AlertRepository(engine)
     rows, total = history.alerts(AlertQuery(state=["firing"]))
     history.acknowledge(alert_id, by="lead", note="on it", now=utcnow(), reading=(0.12, 230))
     history.record_check(alert_id, after_s=900, reading=(0.07, 180), now=utcnow())  # 15 min after
@@ -256,7 +256,10 @@ def status_of(row: OutboxRow) -> NotificationStatus:
     return "delivered" if row.delivered_at else "parked" if row.parked_at else "pending"
 
 
-class AlertHistory:
+class AlertRepository:
+    """Alerts, their events, silences and the notification outbox in the database: what the notifier
+    writes and the API reads (the KPI history is history/store.py's HistoryStore)."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 

@@ -60,7 +60,7 @@ DEFAULT_REPEAT_S = 4 * 3600.0
 ALERTMANAGER_RESEND_S = 60.0  # Alertmanager resolves an alert not re-sent before endsAt
 
 
-class Target(BaseModel):
+class DeliveryTarget(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")
@@ -101,7 +101,7 @@ class Target(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _complete(self) -> Target:
+    def _complete(self) -> DeliveryTarget:
         if self.type in ("webhook", "alertmanager", "slack") and not self.url:
             raise ValueError(f"target {self.name}: type {self.type} needs a url")
         if self.type == "email" and not (self.smtp_host and self.from_addr and self.to):
@@ -163,7 +163,7 @@ class Route(BaseModel):
 
 class NotifyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    targets: list[Target] = []
+    targets: list[DeliveryTarget] = []
     routes: list[Route] = []
 
     @model_validator(mode="after")
@@ -177,7 +177,7 @@ class NotifyConfig(BaseModel):
                     raise ValueError(f"routes[{i}]: unknown target {n!r}")
         return self
 
-    def target(self, name: str) -> Target | None:
+    def target(self, name: str) -> DeliveryTarget | None:
         return next((t for t in self.targets if t.name == name), None)
 
     def routes_for(self, labels: dict[str, str]) -> list[Route]:
@@ -191,7 +191,8 @@ class NotifyConfig(BaseModel):
 
 
 def default_config(log_path: str) -> NotifyConfig:
-    return NotifyConfig(targets=[Target(name="log", type="log", path=log_path)], routes=[Route(targets=["log"])])
+    return NotifyConfig(targets=[DeliveryTarget(name="log", type="log", path=log_path)],
+                        routes=[Route(targets=["log"])])
 
 
 def load_notify_file(path: str | None, default_log: str) -> NotifyConfig:

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Engine
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from alerts.feed import publish_rules
-from alerts.history import AlertHistory, AlertStats
+from alerts.history import AlertRepository, AlertStats
 from alerts.rulebook import Rulebook
 from api.board.router import router as board_router
 from api.board.service import Board
@@ -111,7 +111,7 @@ class Parts:
     database: DatabaseStatus
     live: LiveSampler
     forecaster: Forecaster
-    history: AlertHistory | None = None  # once the database is connected
+    history: AlertRepository | None = None  # once the database is connected
     reads: HistoryReads = field(default_factory=HistoryReads)  # the KPI history's own bounded pool
     checks: FollowUpChecker | None = None  # once the database is connected
     stats: AlertStatsCache = field(init=False)
@@ -131,7 +131,7 @@ async def start_database(app: FastAPI, parts: Parts, engine: Engine, producer: A
         log.error("rule refused: %s", err)
     await retrying("connecting to the database (the live figures are served meanwhile; routes that need it "
                    "answer 503)", lambda: asyncio.to_thread(upgrade, engine), parts.database)
-    parts.history = AlertHistory(engine)
+    parts.history = AlertRepository(engine)
     app.state.rulebook, app.state.history = book, parts.history
     app.state.kpi_history = HistoryStore(engine)
     app.state.target_book = TargetBook(engine, parts.file_targets)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from alerts.history import AlertHistory
+from alerts.history import AlertRepository
 from alerts.rulebook import Rulebook
 from api import sessions
 from api.feed import StateFeed
@@ -141,8 +141,8 @@ def get_rulebook(request: Request) -> Rulebook:
     return _database_state(request, "rulebook", Rulebook)
 
 
-def get_history(request: Request) -> AlertHistory:
-    return _database_state(request, "history", AlertHistory)
+def get_history(request: Request) -> AlertRepository:
+    return _database_state(request, "history", AlertRepository)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -158,7 +158,7 @@ IngestMetricsDep = Annotated[IngestMetrics, Depends(get_ingest_metrics)]
 ProducerDep = Annotated[AIOKafkaProducer, Depends(get_producer)]
 MaybeDbDep = Annotated[Engine | None, Depends(find_db)]
 RulebookDep = Annotated[Rulebook, Depends(get_rulebook)]
-HistoryDep = Annotated[AlertHistory, Depends(get_history)]
+HistoryDep = Annotated[AlertRepository, Depends(get_history)]
 
 
 # -- authentication ------------------------------------------------------------------------------

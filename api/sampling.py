@@ -14,7 +14,7 @@ import logging
 import time
 
 from alerts.followup import CHECKS_S, due_checks
-from alerts.history import AlertHistory
+from alerts.history import AlertRepository
 from api.alert_views import live_reading
 from stream.background import BackgroundLoop
 from stream.clock import aware, utc
@@ -55,7 +55,7 @@ class FollowUpChecker(BackgroundLoop):
     name = "follow-up checks"
     retry_s = 30.0
 
-    def __init__(self, view: View, history: AlertHistory, every_s: float = 20.0) -> None:
+    def __init__(self, view: View, history: AlertRepository, every_s: float = 20.0) -> None:
         self.view = view
         self.history = history
         self.every_s = every_s

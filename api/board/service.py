@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.followup import Reading
-from alerts.history import AlertHistory, AlertQuery
+from alerts.history import AlertQuery, AlertRepository
 from alerts.rulebook import Rulebook
 from alerts.rules import Rule
 from api.alert_rows import alert_view
@@ -78,7 +78,7 @@ class Board:
         self._tasks: set[asyncio.Task[None]] = set()
         self._history_down_since: float | None = None
 
-    def connect(self, rulebook: Rulebook, alert_history: AlertHistory, history: HistoryStore,
+    def connect(self, rulebook: Rulebook, alert_history: AlertRepository, history: HistoryStore,
                 reads: HistoryReads | None = None) -> None:
         """With the database: rules (for the tiles' colours), firing alerts, history comparisons (read on
         the API's bounded history pool, `reads`, shared with /v1/kpis and /v1/rankings)."""

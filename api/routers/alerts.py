@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 
 from alerts.followup import Reading
 from alerts.history import (
-    AlertHistory,
     AlertQuery,
+    AlertRepository,
     Conflict,
     NotFound,
     readings_of,
@@ -194,7 +194,7 @@ async def ack_alert(alert_id: str, history: HistoryDep, view: ViewDep, who: Admi
     return _out(await acknowledge(history, view, alert_id, who=who.name, note=body.note if body else ""))
 
 
-async def acknowledge(history: AlertHistory, view: View, alert_id: str, *, who: str, note: str) -> AlertView:
+async def acknowledge(history: AlertRepository, view: View, alert_id: str, *, who: str, note: str) -> AlertView:
     """Acknowledge with the rule's KPI now as the first reading (used by the board too)."""
     try:
         a = await asyncio.to_thread(history.alert_row, alert_id)

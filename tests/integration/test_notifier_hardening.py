@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from alerts.delivery import idempotency_key, send
 from alerts.engine import AlertState, step
-from alerts.history import AlertHistory, NotificationQuery
+from alerts.history import AlertRepository, NotificationQuery
 from alerts.notifier import Notifier
 from alerts.routing import NotifyConfig
 from alerts.rules import Rule
@@ -181,7 +181,7 @@ async def test_an_email_refused_for_good_is_parked_and_the_resolution_still_goes
     assert sorted(smtp.subjects()) == sorted([ops, "[RESOLVED] sl on team:ops Bcc: evil@example.com <!channel> 🚨 中文",
                                               "[RESOLVED] flagged on team:spam"])
     assert all(m.get_all("Bcc") is None for m in smtp.messages)
-    [parked], _ = AlertHistory(engine).notifications(NotificationQuery(status="parked"))
+    [parked], _ = AlertRepository(engine).notifications(NotificationQuery(status="parked"))
     assert parked.reason == "firing" and parked.payload["scope"] == "team:spam"
     assert parked.last_error is not None and "550" in parked.last_error and "content rejected" in parked.last_error
 
@@ -280,7 +280,7 @@ async def test_metrics_serve_the_last_alert_figures_while_the_database_is_down(
     engine = connect(pg.url)
     try:
         Notifier(engine, NotifyConfig(), base_url="http://sqm").ingest(transitions("team:m", [0.4]))
-        history = AlertHistory(engine)
+        history = AlertRepository(engine)
         cache = AlertStatsCache(history.stats)
         registry, _ = build_registry(View(60), _Feed(), False, cache)
 

@@ -17,9 +17,9 @@ from alerts.delivery import fmt_value, localized, render, slack_body
 from alerts.engine import AlertState, step, texts_in
 from alerts.evaluator import LIVE_EVERY_S, SCOPE_LEFT, ScopeEvaluator
 from alerts.followup import Reading, due_checks, verdict
-from alerts.history import RESPONSE_BUCKETS_S, AlertHistory, Conflict, readings_of
+from alerts.history import RESPONSE_BUCKETS_S, AlertRepository, Conflict, readings_of
 from alerts.notifier import ENDED_UNHELD, Notifier
-from alerts.routing import NotifyConfig, Target
+from alerts.routing import DeliveryTarget, NotifyConfig
 from alerts.rules import DEFAULT_RULE_FILE, Rule, load_rule_file
 from db.schema import AlertEventRow, AlertRow, OutboxRow
 from services.loadgen import call, random_stream
@@ -86,10 +86,10 @@ def test_a_target_names_its_language_and_a_repeat_says_what_is_true_now() -> Non
     assert "team:a 的放弃率为 10.6%" in body["text"] and body["attachments"][0]["fields"][0]["value"] == \
         "26.5% now (10.6% when it fired)"
     assert fmt_value({**alert, "state": "resolved"}) == "10.6%"
-    assert b"Offer call-back." in render(Target.model_validate({"name": "h", "type": "webhook", "url": "http://h"}),
+    assert b"Offer call-back." in render(DeliveryTarget.model_validate({"name": "h", "type": "webhook", "url": "http://h"}),
                                          alert, "repeat", "http://sqm", T0)
     with pytest.raises(ValueError, match="not supported"):
-        Target.model_validate({"name": "x", "type": "webhook", "url": "http://h", "language": "fr"})
+        DeliveryTarget.model_validate({"name": "x", "type": "webhook", "url": "http://h", "language": "fr"})
 
 
 # -- the engine: live values, the census, scopes that left -------------------------------------------
@@ -219,7 +219,7 @@ def test_two_concurrent_acknowledgements_one_wins(engine: Engine) -> None:
     n = Notifier(engine, CONFIG, base_url="http://sqm")
     t = transitions(RULE, [(T0, 0.12)])
     n.ingest(t)
-    history, aid = AlertHistory(engine), t[0]["alert_id"]
+    history, aid = AlertRepository(engine), t[0]["alert_id"]
     results: list[str] = []
     barrier = threading.Barrier(2)
 
@@ -250,7 +250,7 @@ def test_checks_after_the_acknowledgement_and_the_verdict(engine: Engine) -> Non
     n = Notifier(engine, CONFIG, base_url="http://sqm")
     t = transitions(RULE, [(T0, 0.12)])
     n.ingest(t)
-    history, aid = AlertHistory(engine), t[0]["alert_id"]
+    history, aid = AlertRepository(engine), t[0]["alert_id"]
     history.acknowledge(aid, by="ana", note="call-back on", now=datetime.fromtimestamp(T0, UTC), reading=(0.12, 100))
     (a, done), = history.due_checks(datetime.fromtimestamp(T0 + 905, UTC), 1800)
     assert done == set() and due_checks(905, done) == [900]

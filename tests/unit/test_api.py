@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from alerts.history import AlertHistory
+from alerts.history import AlertRepository
 from alerts.rulebook import Rulebook
 from api.app import create_app
 from api.deps import DatabaseStatus
@@ -128,7 +128,7 @@ def test_a_database_that_is_down_costs_the_comparison_not_the_figures(tmp_path) 
     app = create_app(Settings(admin_token=TOKEN * 2), connect=False)
     down = make_engine(f"postgresql://sqm@127.0.0.1:{free_port()}/sqm")  # nothing listens there
     app.state.kpi_history, app.state.rulebook = HistoryStore(down), Rulebook(down, "")
-    app.state.history = AlertHistory(down)
+    app.state.history = AlertRepository(down)
     app.state.db = down
     sink = asyncio.run(run(to_messages(random_stream(200, time.time(), seed=3))))
     for k, v in sink.all_records():

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from alerts.engine import AlertState, step
-from alerts.history import AlertHistory
+from alerts.history import AlertRepository
 from alerts.notifier import Notifier
 from alerts.routing import NotifyConfig
 from alerts.rules import Rule
@@ -53,7 +53,7 @@ async def test_live_values_are_the_kpis_figure_and_acks_need_no_body(engine: Eng
     view: View = app.state.view
     for k, v in (await run(to_messages(random_stream(1500, now, seed=4)))).all_records():
         view.apply(k, v)
-    app.state.history, app.state.db = AlertHistory(engine), engine
+    app.state.history, app.state.db = AlertRepository(engine), engine
     rule = Rule.model_validate({"id": "ab", "kpi": "abandonment_rate", "scope": "team:*", "window": "1h", "op": ">",
                                 "warning": 0.0, "critical": 0.5})
     aid = fire(engine, rule, "team:billing", 0.9, now)
@@ -76,7 +76,7 @@ async def test_live_values_are_the_kpis_figure_and_acks_need_no_body(engine: Eng
         detail = c.get(f"/v1/alerts/{aid}").json()
         assert [h["kind"] for h in detail["history"]] == ["pending", "firing", "acknowledged"]
     # /metrics: a histogram per rule, from counters kept in the database
-    samples = {(s.name, s.labels.get("le")): s.value for fam in timing_families(AlertHistory(engine).stats())
+    samples = {(s.name, s.labels.get("le")): s.value for fam in timing_families(AlertRepository(engine).stats())
                for s in fam.samples if s.labels["rule"] == "ab"}
     assert samples[("sqm_alert_ack_seconds_count", None)] == 1
     assert samples[("sqm_alert_ack_seconds_bucket", "+Inf")] == 1
@@ -92,7 +92,7 @@ async def test_a_tile_is_never_ok_beside_a_firing_alert_on_its_kpi(engine: Engin
     fast = Rule.model_validate({"id": "sl5", "kpi": "service_level", "scope": "team:*", "window": "5m", "op": "<",
                                 "warning": 2.0, "critical": 1.5})
     aid = fire(engine, fast, "team:billing", 0.4, now)
-    row = AlertHistory(engine).alert_row(aid)
+    row = AlertRepository(engine).alert_row(aid)
     cfg = model.BoardConfig(scope="team:billing")
     src = model.Sources(rules=[sl], alerts=[alert_view(row, view, now=now)])
     tile = next(t for t in model.tiles(view, cfg, src, now) if t.kpi == "service_level")

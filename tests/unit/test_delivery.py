@@ -23,12 +23,12 @@ from alerts.delivery import (
     slack_body,
     webhook_body,
 )
-from alerts.routing import Target
+from alerts.routing import DeliveryTarget
 
 HOSTILE = "<!channel> & <@U123> *bold* `x`\r\nBcc: evil@example.com\u2028next\u2029para\x00nul 🚨 中文客服"
 BASE = "http://sqm.test"
-MAIL = Target.model_validate({"name": "mail", "type": "email", "smtp_host": "127.0.0.1", "from": "sqm@example.com",
-                              "to": ["leads@example.com"]})
+MAIL = DeliveryTarget.model_validate({"name": "mail", "type": "email", "smtp_host": "127.0.0.1",
+                                      "from": "sqm@example.com", "to": ["leads@example.com"]})
 
 
 def alert(**over: Any) -> dict[str, Any]:
@@ -164,14 +164,14 @@ def test_a_reason_is_safe_to_store() -> None:
 
 
 async def test_send_raises_what_classify_understands() -> None:
-    hook = Target.model_validate({"name": "hook", "type": "webhook", "url": "http://hook.test/h"})
+    hook = DeliveryTarget.model_validate({"name": "hook", "type": "webhook", "url": "http://hook.test/h"})
     transport = httpx.MockTransport(lambda req: httpx.Response(410, text="gone"))
     async with httpx.AsyncClient(transport=transport) as client:
         with pytest.raises(HttpStatusError) as err:
             await send(hook, alert(), "firing", client=client, base_url=BASE, timeout=1, now=1.0)
         assert classify(err.value).permanent and str(err.value) == "hook: HTTP 410 Gone"  # no body kept
         # a value the formatter cannot format: the message cannot be built
-        chat = Target.model_validate({"name": "chat", "type": "slack", "url": "http://chat.test/s"})
+        chat = DeliveryTarget.model_validate({"name": "chat", "type": "slack", "url": "http://chat.test/s"})
         with pytest.raises(BuildError) as built:
             await send(chat, alert(value="n/a"), "firing", client=client, base_url=BASE, timeout=1, now=1.0)
         assert classify(built.value).permanent

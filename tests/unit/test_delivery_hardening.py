@@ -39,10 +39,10 @@ from alerts.delivery import (
 from alerts.routing import (
     PATTERN_MAX,
     SUBJECT_MAX,
+    DeliveryTarget,
     Matcher,
     NotifyConfig,
     Route,
-    Target,
     load_notify_file,
     regex_fullmatch,
     regex_problem,
@@ -127,8 +127,8 @@ class TlsRelay:
                                      auth_required=True, **tls)
         self.controller.start()
 
-    def target(self, **over: Any) -> Target:
-        return Target.model_validate({"name": "mail", "type": "email", "smtp_host": "127.0.0.1",
+    def target(self, **over: Any) -> DeliveryTarget:
+        return DeliveryTarget.model_validate({"name": "mail", "type": "email", "smtp_host": "127.0.0.1",
                                       "smtp_port": self.port, "from": "sqm@example.com", "to": ["leads@example.com"],
                                       "smtp_user": "sqm", "smtp_password": "s3cret", **over})
 
@@ -147,7 +147,7 @@ def smtps_relay(pki: Pki) -> Iterator[TlsRelay]:
     relay.controller.stop()
 
 
-async def mail(target: Target) -> None:
+async def mail(target: DeliveryTarget) -> None:
     async with httpx.AsyncClient() as client:
         await send(target, alert(), "firing", client=client, base_url=BASE, timeout=5, now=time.time(),
                    idempotency_key="k" * 32)
@@ -190,15 +190,15 @@ def test_a_login_without_tls_is_refused_when_the_target_is_loaded(tmp_path: Path
         with pytest.raises(ValidationError, match="would send the password in clear"):
             NotifyConfig.model_validate({"targets": [{**mail_target, **insecure}]})
     with pytest.raises(ValidationError, match="contradicts"):
-        Target.model_validate({**mail_target, "smtp_starttls": True, "smtp_tls": "smtps"})
+        DeliveryTarget.model_validate({**mail_target, "smtp_starttls": True, "smtp_tls": "smtps"})
     with pytest.raises(ValidationError, match="smtp_ca_file needs"):
-        Target.model_validate({**mail_target, "smtp_ca_file": "ca.pem"})
+        DeliveryTarget.model_validate({**mail_target, "smtp_ca_file": "ca.pem"})
     # what stays valid: a relay without login in clear (as before), the older smtp_starttls, SMTPS on 465
-    assert Target.model_validate(mail_target).tls == "none"
-    assert Target.model_validate({**mail_target, "smtp_starttls": True, "smtp_user": "u"}).tls == "starttls"
-    smtps = Target.model_validate({**mail_target, "smtp_tls": "smtps", "smtp_user": "u"})
+    assert DeliveryTarget.model_validate(mail_target).tls == "none"
+    assert DeliveryTarget.model_validate({**mail_target, "smtp_starttls": True, "smtp_user": "u"}).tls == "starttls"
+    smtps = DeliveryTarget.model_validate({**mail_target, "smtp_tls": "smtps", "smtp_user": "u"})
     assert (smtps.tls, smtps.smtp_port) == ("smtps", 465)
-    assert Target.model_validate({**mail_target, "smtp_tls": "smtps", "smtp_port": 2465}).smtp_port == 2465
+    assert DeliveryTarget.model_validate({**mail_target, "smtp_tls": "smtps", "smtp_port": 2465}).smtp_port == 2465
     # a CA file that is not there, or holds no certificate, fails at load
     notify = tmp_path / "notify.yaml"
     notify.write_text(json.dumps({"targets": [{**mail_target, "smtp_tls": "starttls",
@@ -219,7 +219,7 @@ def test_the_idempotency_key_is_in_the_webhook_body_and_an_alertmanager_annotati
     [am] = alertmanager_body(alert(), BASE, None, 1.0, key)
     assert am["annotations"]["idempotency_key"] == key
     assert key not in am["labels"].values() and "idempotency_key" not in am["labels"], "labels are the identity"
-    log = Target.model_validate({"name": "file", "type": "log", "path": "x.log"})
+    log = DeliveryTarget.model_validate({"name": "file", "type": "log", "path": "x.log"})
     line = render(log, alert(), "firing", BASE, 1.0, key)
     assert isinstance(line, bytes) and json.loads(line)["idempotency_key"] == key
 
@@ -228,7 +228,7 @@ async def test_every_http_target_gets_the_idempotency_header_which_a_target_head
     got: list[tuple[str, str | None]] = []
     transport = httpx.MockTransport(lambda r: (got.append((r.url.host, r.headers.get(IDEMPOTENCY_HEADER))),
                                                httpx.Response(200))[1])
-    targets = [Target.model_validate(t) for t in (
+    targets = [DeliveryTarget.model_validate(t) for t in (
         {"name": "hook", "type": "webhook", "url": "http://hook.test/h", "headers": {"idempotency-key": "mine"}},
         {"name": "am", "type": "alertmanager", "url": "http://am.test"},
         {"name": "chat", "type": "slack", "url": "http://chat.test/s"})]
@@ -241,7 +241,7 @@ async def test_every_http_target_gets_the_idempotency_header_which_a_target_head
 
 # -- failure reasons -----------------------------------------------------------------------------------------
 async def test_an_http_failure_keeps_the_status_line_not_the_body() -> None:
-    hook = Target.model_validate({"name": "hook", "type": "webhook", "url": "http://hook.test/h"})
+    hook = DeliveryTarget.model_validate({"name": "hook", "type": "webhook", "url": "http://hook.test/h"})
     body = "<html>stack trace: password=hunter2 " + "x" * 5000
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(503, text=body))) as client:
         with pytest.raises(HttpStatusError) as err:
@@ -317,7 +317,7 @@ def test_a_silence_stored_before_the_regex_check_is_still_listed(engine: Engine)
 
     from sqlalchemy.orm import Session
 
-    from alerts.history import AlertHistory
+    from alerts.history import AlertRepository
     from api.routers.silences import _silence_out
     from db.schema import SilenceRow
     from stream.clock import utcnow
@@ -326,6 +326,6 @@ def test_a_silence_stored_before_the_regex_check_is_still_listed(engine: Engine)
     with Session(engine) as s, s.begin():
         s.add(SilenceRow(id="old1", matchers=[{"name": "scope", "value": "(a+)+$", "op": "=~"}], starts_at=now,
                          ends_at=now + timedelta(hours=1), created_by="lead", comment="from before", created_at=now))
-    (view,) = AlertHistory(engine).silences(now)
+    (view,) = AlertRepository(engine).silences(now)
     out = _silence_out(view).model_dump()
     assert out["matchers"] == [{"name": "scope", "value": "(a+)+$", "op": "=~"}] and out["status"] == "active"

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from alerts.engine import AlertState, Transition, step
-from alerts.history import AlertHistory, NotificationQuery
+from alerts.history import AlertRepository, NotificationQuery
 from alerts.notifier import Notifier
 from alerts.routing import NotifyConfig
 from alerts.rules import Rule
@@ -241,7 +241,7 @@ async def test_a_permanent_failure_is_parked_and_the_alerts_next_notification_go
     assert parked.parked_at is not None and parked.delivered_at is None and parked.attempts == 1
     assert parked.last_error is not None and "HTTP 422" in parked.last_error
     assert rows["severity_changed"].delivered_at is not None and rows["resolved"].delivered_at is not None
-    stats = AlertHistory(engine).stats()
+    stats = AlertRepository(engine).stats()
     assert stats.parked == {"hook": 1} and stats.outbox_depth == {} and stats.outbox_oldest is None
     with Session(engine) as s:
         assert s.get(DeliveryStatRow, "hook").failures == 1  # type: ignore[union-attr]
@@ -283,7 +283,7 @@ async def test_a_transient_failure_retries_then_parks_after_the_cap(engine: Engi
 
 async def test_parked_notifications_are_retried_on_request_unless_superseded(engine: Engine) -> None:
     n = Notifier(engine, hook_only(), base_url="http://sqm")
-    history = AlertHistory(engine)
+    history = AlertRepository(engine)
     n.ingest(transitions([(T0, 0.7)], scope="team:a") + transitions([(T0, 0.7), (T0 + 20, 0.95)], scope="team:b"))
     await run_rounds(n, lambda b: httpx.Response(404 if b["reason"] == "firing" else 200), [T0 + 21, T0 + 22])
     parked, total = history.notifications(NotificationQuery(status="parked"))
@@ -326,7 +326,7 @@ def test_a_transition_the_database_refuses_is_parked_and_the_batch_goes_on(engin
     else:
         assert kinds == ["pending", "firing", "severity_changed", "resolved"]
         assert len(refused) == 4
-    assert AlertHistory(engine).stats().parked_transitions == len(refused)
+    assert AlertRepository(engine).stats().parked_transitions == len(refused)
     assert {r.payload["scope"] for r in outbox(engine)} == {"team:a", "team:b"}, "the good ones are queued"
 
 
@@ -345,7 +345,7 @@ async def test_the_notifications_api_lists_retries_and_discards_parked_ones(engi
     n.ingest(transitions([(T0, 0.7), (T0 + 20, 0.95)], scope="team:a") + transitions([(T0, 0.7)], scope="team:b"))
     await run_rounds(n, lambda b: httpx.Response(410 if b["reason"] == "firing" else 200), [T0 + 21, T0 + 22])
     app = create_app(Settings(admin_token=ADMIN), connect=False)
-    app.state.history, app.state.db = AlertHistory(engine), engine
+    app.state.history, app.state.db = AlertRepository(engine), engine
     admin = {"Authorization": f"Bearer {ADMIN}"}
     with TestClient(app, base_url="http://127.0.0.1") as c:
         body = c.get("/v1/notifications", params={"status": "parked"}).json()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from alerts.delivery import ERROR_MAX, IDEMPOTENCY_HEADER, Failure, idempotency_key
 from alerts.engine import AlertState, step
-from alerts.history import AlertHistory
+from alerts.history import AlertRepository
 from alerts.notifier import Notifier, repeat_key
 from alerts.routing import NotifyConfig
 from alerts.rules import Rule
@@ -191,7 +191,7 @@ def test_a_stored_silence_with_a_refused_regex_silences_nothing_and_breaks_nothi
 
 def test_the_silences_api_refuses_a_regex_that_can_backtrack_catastrophically(engine: Engine) -> None:
     app = create_app(Settings(admin_token=ADMIN), connect=False)
-    app.state.history, app.state.db = AlertHistory(engine), engine
+    app.state.history, app.state.db = AlertRepository(engine), engine
     admin = {"Authorization": f"Bearer {ADMIN}"}
     silence = {"ends_at": "2099-01-01T00:00:00Z", "created_by": "lead", "comment": "maintenance"}
     with TestClient(app, base_url="http://127.0.0.1") as c:
