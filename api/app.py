@@ -220,11 +220,18 @@ def lifespan_of(parts: Parts, connect: bool) -> Callable[[FastAPI], contextlib.A
 _log_down = Throttle(LOG_DOWN_EVERY_S)
 
 
+def loggable(text: str, limit: int = 200) -> str:
+    """Text from a request, fit for one log line: control characters escaped (a path with %0A cannot
+    forge a line), at most `limit` characters."""
+    out = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return out if len(out) <= limit else out[:limit] + "..."
+
+
 async def database_down(request: Request, exc: Exception) -> Response:
     """A database call failed because the database is down or unreachable: 503 to retry, not 500."""
     if _log_down():
-        log.warning("%s %s answered 503: the database is unavailable (%s)", request.method, request.url.path,
-                    reason(exc))
+        log.warning("%s %s answered 503: the database is unavailable (%s)", request.method,
+                    loggable(request.url.path), reason(exc))
     return JSONResponse({"detail": "the database is unavailable; try again later"}, status_code=503,
                         headers={"Retry-After": str(RETRY_AFTER_S)})
 

@@ -88,3 +88,11 @@ def test_the_boards_session_stands_for_its_key_and_is_renewed(client: TestClient
     client.cookies.set(KEY_COOKIE, old)
     renewed = client.get("/board").headers.get("set-cookie", "")
     assert "sqm_session=s1." in renewed and "Path=/board" in renewed and "Max-Age=7776000" in renewed
+
+
+def test_a_request_path_cannot_forge_a_log_line() -> None:
+    from api.app import loggable
+
+    assert loggable("/v1/alerts/x\n2026-12-08 api WARNING forged") == "/v1/alerts/x\\n2026-12-08 api WARNING forged"
+    assert "\r" not in loggable("/a\r\nb") and len(loggable("/" + "a" * 5000)) == 203
+    assert loggable("/v1/kpis") == "/v1/kpis" and loggable("/board/客服") == "/board/客服"
