@@ -178,6 +178,12 @@ class ViewCollector(Collector):
         for kind in sorted(self.view.caps):
             over.add_metric([kind], t.over.get(kind, 0))
         yield over
+        evicted = CounterMetricFamily("sqm_live_state_evicted", "live tickets and calls dropped, oldest first, "
+                                      "because their partition held the count bound (SQM_MAX_LIVE_TICKETS, "
+                                      "SQM_MAX_LIVE_CALLS)", labels=["kind"])
+        for kind in ("ticket", "call"):
+            evicted.add_metric([kind], t.evicted.get(kind, 0))
+        yield evicted
 
     def _workers(self, now: float) -> Iterator[Metric]:
         workers = GaugeMetricFamily("sqm_worker_up", "1 for a worker whose heartbeat is fresh", labels=["worker"])

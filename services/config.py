@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     short_abandon_default: float = Field(5.0, description="short-abandon cut-off of the other queues, seconds")
     call_horizon_s: float = Field(4 * 3600.0, gt=0, description="a call offered longer ago and never answered "
                                   "or abandoned leaves the live state (calls_waiting), seconds")
+    max_live_tickets: int = Field(500_000, ge=1000, description="open tickets kept per source partition (the "
+                                  "ticket list, FRT and overdue counts); beyond, the oldest are dropped and counted in "
+                                  "sqm_live_state_evicted_total")
+    max_live_calls: int = Field(100_000, ge=1000, description="waiting or talking calls kept per source partition; "
+                                "beyond, the oldest are dropped and counted in sqm_live_state_evicted_total")
     default_handle_s: float = Field(300.0, gt=0, description="Erlang C's handle time of a queue with no call.ended "
                                     "in the last hour, seconds (workforce.md)")
     agent_state_map: dict[str, AgentStateName] = Field({}, description="vendor agent state names and the "
@@ -324,7 +329,8 @@ class Settings(BaseSettings):
         return KpiConfig(dict(self.fr_targets), self.fr_default_target, dict(self.sl_thresholds),
                          self.sl_default_threshold, dict(self.short_abandon), self.short_abandon_default,
                          self.call_horizon_s, self.effective_scope_caps, agent_totals=self.metrics_agent_scopes > 0,
-                         agent_state_map=dict(self.agent_state_map))
+                         agent_state_map=dict(self.agent_state_map), max_live_tickets=self.max_live_tickets,
+                         max_live_calls=self.max_live_calls)
 
     @property
     def bootstrap_is_loopback(self) -> bool:

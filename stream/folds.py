@@ -76,6 +76,9 @@ class KpiConfig:
     # a vendor's agent state names -> the contract's five (events.validate)
     agent_state_map: dict[str, str] = field(default_factory=dict)
     agent_horizon_s: float = 12 * 3600.0  # an agent with no event for this long leaves the live state
+    # live tickets and calls kept per source partition: a flood of made-up ids evicts the oldest (counted)
+    max_live_tickets: int = 500_000
+    max_live_calls: int = 100_000
 
     def fr_target(self, tier: str) -> float:
         return self.fr_targets.get(tier, self.fr_default_target)

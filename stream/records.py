@@ -450,16 +450,17 @@ class Counters:
     late: int = 0
     dup: int = 0
     over: dict[str, int] = field(default_factory=dict)  # events counted under `<kind>:other`, by kind
+    evicted: dict[str, int] = field(default_factory=dict)  # live tickets / calls dropped for the count bound
 
     def to_bytes(self) -> bytes:
         return orjson.dumps({"o": self.wm, "events": self.events, "dead": self.dead, "late": self.late,
-                             "dup": self.dup, "over": self.over})
+                             "dup": self.dup, "over": self.over, **({"evicted": self.evicted} if self.evicted else {})})
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Counters:
         d = orjson.loads(raw)
         return cls(int(d["o"]), dict(d["events"]), dict(d["dead"]), int(d["late"]), int(d["dup"]),
-                   dict(d.get("over", {})))
+                   dict(d.get("over", {})), dict(d.get("evicted", {})))
 
 
 @dataclass(frozen=True, slots=True)

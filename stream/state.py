@@ -392,6 +392,30 @@ class PartitionState:
         self._dirty_counters.clear()
         return Drained(out, scoped)
 
+    def _bound_live(self, now: float) -> None:
+        """At most cfg.max_live_tickets tickets and cfg.max_live_calls calls (a flood of made-up ids
+        would otherwise grow them for the ticket and call horizons): the oldest go, counted in the
+        topic's counters (`evicted`), their tombstones with the next drain."""
+        over = len(self.tickets) - self.cfg.max_live_tickets
+        if over > 0:
+            for tid in sorted(self.tickets, key=lambda t: (self.tickets[t].created_at, t))[:over]:
+                self._ticket_scopes_before.setdefault(tid, self.tickets[tid].scopes())
+                del self.tickets[tid]
+                self._dirty_tickets.add(tid)
+            self._evicted("tickets", "ticket", over)
+        over = len(self.calls) - self.cfg.max_live_calls
+        if over > 0:
+            for cid in sorted(self.calls, key=lambda c: (self.calls[c].offered_at, c))[:over]:
+                self._dirty_calls[cid] = tuple(self.calls.pop(cid).scopes())
+            self._evicted("calls", "call", over)
+
+    def _evicted(self, topic: str, kind: str, n: int) -> None:
+        c = self.counters.get(topic)
+        if c is None:
+            c = self.counters[topic] = Counters()
+        c.evicted[kind] = c.evicted.get(kind, 0) + n
+        self._dirty_counters.add(topic)
+
     def expire(self, *, now: float) -> None:
         """Drop buckets older than the longest window, dedupe ids past their horizon, stale tickets.
 
@@ -416,6 +440,7 @@ class PartitionState:
         agent_horizon = now - self.cfg.agent_horizon_s
         for name in [n for n, a in self.agents.items() if a.ts < agent_horizon]:
             self._dirty_agents.setdefault(name, set()).update(self.agents.pop(name).scopes(name))
+        self._bound_live(now)
         for sid in [sid for sid, m in self.comments.items() if m.ts <= now - LONGEST]:
             del self.comments[sid]
             self._dirty_comments.add(sid)

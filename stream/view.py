@@ -653,6 +653,8 @@ class View:
                 out.dead[k] = out.dead.get(k, 0) + n
             for k, n in c.over.items():
                 out.over[k] = out.over.get(k, 0) + n
+            for k, n in c.evicted.items():
+                out.evicted[k] = out.evicted.get(k, 0) + n
             out.late += c.late
             out.dup += c.dup
         return out

@@ -78,3 +78,26 @@ def test_a_reload_decides_as_the_first_run() -> None:
         st_.apply("surveys", 11, orjson.dumps(survey(NOW - 5, "s11", team="t9", csat=4)), now=NOW)
     assert {k[1] for k in st.buckets} == {k[1] for k in again.buckets}
     assert st.counters["surveys"].over == again.counters["surveys"].over
+
+
+def test_a_flood_of_ticket_and_call_ids_is_bounded_and_counted() -> None:
+    from services.loadgen import ticket
+    from stream.records import Counters
+
+    cfg = KpiConfig(max_live_tickets=50, max_live_calls=20)
+    st = PartitionState(0, cfg, 60, 7 * 86400)
+    for i in range(300):
+        st.apply("tickets", i, orjson.dumps(ticket("ticket.created", NOW - 600 + i, NOW - 600 + i, f"t{i}")), now=NOW)
+        st.apply("calls", i, orjson.dumps(call("call.offered", NOW - 600 + i, f"c{i}")), now=NOW)
+    view = View(60)
+    for k, v in st.drain().records:
+        view.apply(k, v)
+    st.expire(now=NOW)
+    assert set(st.tickets) == {f"t{i}" for i in range(250, 300)}, "the newest stay"
+    assert set(st.calls) == {f"c{i}" for i in range(280, 300)}
+    for k, v in st.drain().records:  # the evicted leave the view too (tombstones)
+        view.apply(k, v)
+    assert len(view.tickets) == 50 and len(view._waiting) == 20
+    c = view.pipeline_counters()
+    assert c.evicted == {"ticket": 250, "call": 280}
+    assert Counters.from_bytes(st.counters["tickets"].to_bytes()).evicted == {"ticket": 250}, "kept across restarts"
