@@ -24,20 +24,13 @@ from alerts.delivery import (
     webhook_body,
 )
 from alerts.routing import DeliveryTarget
+from tests.support.alert_data import alert
 
 HOSTILE = "<!channel> & <@U123> *bold* `x`\r\nBcc: evil@example.com\u2028next\u2029para\x00nul 🚨 中文客服"
 BASE = "http://sqm.test"
 MAIL = DeliveryTarget.model_validate({"name": "mail", "type": "email", "smtp_host": "127.0.0.1",
                                       "from": "sqm@example.com", "to": ["leads@example.com"]})
 
-
-def alert(**over: Any) -> dict[str, Any]:
-    a = {"alert_id": "a1b2c3", "rule_id": "sl-low", "scope": "team:billing", "kpi": "service_level", "window": "15m",
-         "op": "<", "state": "firing", "severity": "critical", "value": 0.42, "count": 50, "threshold": 0.5,
-         "labels": {"audience": "on-call"}, "summary": "SL is 42%", "intervention": "Open the overflow queue.",
-         "runbook_url": None, "started_at": 1_800_000_000.0, "ts": 1_800_000_000.0, "acked_by": None,
-         "escalation_level": 0}
-    return {**a, **over}
 
 
 def hostile() -> dict[str, Any]:

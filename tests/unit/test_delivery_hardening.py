@@ -49,17 +49,10 @@ from alerts.routing import (
     silenced_by,
 )
 from services.broker import free_port
+from tests.support.alert_data import alert
 
 BASE = "http://sqm.test"
 
-
-def alert(**over: Any) -> dict[str, Any]:
-    a = {"alert_id": "a1b2c3", "rule_id": "sl-low", "scope": "team:billing", "kpi": "service_level", "window": "15m",
-         "op": "<", "state": "firing", "severity": "critical", "value": 0.42, "count": 50, "threshold": 0.5,
-         "labels": {"audience": "on-call"}, "summary": "SL is 42%", "intervention": "Open the overflow queue.",
-         "runbook_url": None, "started_at": 1_800_000_000.0, "ts": 1_800_000_000.0, "acked_by": None,
-         "escalation_level": 0}
-    return {**a, **over}
 
 
 # -- a relay with a certificate of a private CA -------------------------------------------------------------

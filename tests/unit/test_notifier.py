@@ -15,19 +15,18 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from alerts.engine import AlertState, Transition, step
+from alerts.engine import Transition
 from alerts.history import AlertRepository, NotificationQuery
 from alerts.notifier import Notifier
 from alerts.routing import NotifyConfig
-from alerts.rules import Rule
 from api.app import create_app
 from db.schema import AlertEventRow, AlertRow, DeliveryStatRow, OutboxRow, ParkedTransitionRow, SilenceRow
 from services.config import Settings
+from tests.support.alert_data import SL_RULE, outbox, transitions
 
 T0 = 1_800_000_000.0
 ADMIN = "admin-token-for-tests-0123456789"
-RULE = Rule.model_validate({"id": "sl", "kpi": "service_level", "scope": "team:*", "op": "<", "warning": 0.8,
-                            "critical": 0.5, "labels": {"audience": "on-call"}})
+RULE = SL_RULE
 CONFIG = NotifyConfig.model_validate({
     "targets": [{"name": "hook", "type": "webhook", "url": "http://hook.test/h"},
                 {"name": "am", "type": "alertmanager", "url": "http://am.test"},
@@ -37,17 +36,6 @@ CONFIG = NotifyConfig.model_validate({
 })
 
 
-def transitions(readings: list[tuple[float, float]], scope: str = "team:a") -> list[dict[str, Any]]:
-    st, out = AlertState(), []
-    for ts, v in readings:
-        st, ts_ = step(RULE, st, v, 100, ts, scope)
-        out += [t.to_json() for t in ts_]
-    return out
-
-
-def outbox(engine: Engine) -> list[OutboxRow]:
-    with Session(engine) as s:
-        return list(s.scalars(select(OutboxRow).order_by(OutboxRow.id)))
 
 
 def test_history_routing_and_replay(engine: Engine) -> None:

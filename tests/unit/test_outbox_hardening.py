@@ -11,41 +11,28 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from alerts.delivery import ERROR_MAX, IDEMPOTENCY_HEADER, Failure, idempotency_key
-from alerts.engine import AlertState, step
 from alerts.history import AlertRepository
 from alerts.notifier import Notifier, repeat_key
 from alerts.routing import NotifyConfig
-from alerts.rules import Rule
 from api.app import create_app
-from db.schema import OutboxRow, SilenceRow
+from db.schema import SilenceRow
 from services.config import Settings
+from tests.support.alert_data import SL_RULE, outbox, transitions
 
 T0 = 1_800_000_000.0
 ADMIN = "admin-token-for-tests-0123456789"
-RULE = Rule.model_validate({"id": "sl", "kpi": "service_level", "scope": "team:*", "op": "<", "warning": 0.8,
-                            "critical": 0.5, "labels": {"audience": "on-call"}})
+RULE = SL_RULE
 CONFIG = NotifyConfig.model_validate({
     "targets": [{"name": "hook", "type": "webhook", "url": "http://hook.test/h"},
                 {"name": "am", "type": "alertmanager", "url": "http://am.test"}],
     "routes": [{"targets": ["hook", "am"], "repeat_interval": "10m"}]})
 
 
-def transitions(readings: list[tuple[float, float]], scope: str = "team:a") -> list[dict[str, Any]]:
-    st, out = AlertState(), []
-    for ts, v in readings:
-        st, ts_ = step(RULE, st, v, 100, ts, scope)
-        out += [t.to_json() for t in ts_]
-    return out
-
-
-def outbox(engine: Engine) -> list[OutboxRow]:
-    with Session(engine) as s:
-        return list(s.scalars(select(OutboxRow).order_by(OutboxRow.id)))
 
 
 # -- (2) idempotency key ----------------------------------------------------------------------------------
