@@ -48,6 +48,7 @@ from api.history_reads import HistoryReads
 from api.keys import KeyStore, Principal
 from api.limits import BodyLimit, RateLimit, StreamSlots, TokenBuckets
 from api.metrics import AlertStatsCache, build_registry
+from api.rankings import Measures
 from api.routers import ROUTERS
 from api.routers.events import MAX_BODY
 from api.sampling import FollowUpChecker, LiveSampler
@@ -278,6 +279,7 @@ def create_app(settings: Settings, *, connect: bool = True) -> FastAPI:
     app.state.forecaster = parts.forecaster
     app.state.ingest_metrics = ingest
     app.state.history_reads = parts.reads
+    app.state.measures = Measures()  # rankings' measures, shared for a second (api/routers/kpis.py)
     app.state.session_secret = (settings.session_secret or "").encode() or secrets.token_bytes(32)
     app.state.streams = StreamSlots(settings.api_streams_per_client, settings.api_streams_per_key)
     for r in ROUTERS:

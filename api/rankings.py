@@ -51,6 +51,26 @@ def higher_is_better(kpi: str) -> bool:
 Measured = tuple[str, float | None, int]  # scope, value, count
 
 
+class Measures:
+    """The measures of the latest rankings, by (kind, KPI, window), each served for `keep_s` to the next
+    ranking of the same three; at most `max_kept` (the oldest go). Pure: the caller passes `now`."""
+
+    def __init__(self, keep_s: float = 1.0, max_kept: int = 256) -> None:
+        self.keep_s = keep_s
+        self.max_kept = max_kept
+        self._kept: dict[tuple[str, str, str], tuple[float, list[Measured]]] = {}
+
+    def get(self, key: tuple[str, str, str], now: float) -> list[Measured] | None:
+        kept = self._kept.get(key)
+        return kept[1] if kept is not None and now - kept[0] < self.keep_s else None
+
+    def put(self, key: tuple[str, str, str], now: float, found: list[Measured]) -> None:
+        self._kept[key] = (now, found)
+        if len(self._kept) > self.max_kept:
+            for k in sorted(self._kept, key=lambda k: self._kept[k][0])[:len(self._kept) - self.max_kept // 2]:
+                del self._kept[k]
+
+
 def measure(view: View, scopes: Sequence[str], kpi: str, window: str, now: float) -> list[Measured]:
     """The KPI of each scope (a live-state KPI as it is now, else over the window)."""
     if kpi in LIVE_BY_NAME:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import Literal, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import Field
 
 from api import rankings
@@ -57,8 +57,6 @@ router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[ReadAuthenticated]
 Compare = Literal["yesterday", "last_week"]
 MAX_POINTS = 1500
 RANK_CHUNK = 200  # scopes measured between two turns of the event loop
-RANK_KEEP_S = 1.0  # a ranking's measures serve the next rankings of the same kind, KPI and window
-_MEASURED: dict[tuple[str, str, str], tuple[float, list[rankings.Measured]]] = {}
 HISTORY_WAIT_S = 3.0  # the longest a comparison waits for the history before answering without it
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -170,7 +168,8 @@ async def get_history(history: KpiHistoryDep, kpi: str, scope: str = Query("all"
 
 @router.get("/rankings", response_model=RankingsOut, response_model_exclude_unset=True,
             responses={422: {"description": "unknown KPI"}})
-async def get_rankings(view: ViewDep, targets: TargetsDep, history: MaybeKpiHistoryDep, reads: HistoryReadsDep,
+async def get_rankings(request: Request, view: ViewDep, targets: TargetsDep, history: MaybeKpiHistoryDep,
+                       reads: HistoryReadsDep,
                        kind: Literal["team", "agent", "queue", "channel", "tier"] = "team",
                        kpi: str = "csat", window: Window = "1h",
                        min_count: int = Query(1, ge=0, description="leave out scopes with fewer samples"),
@@ -185,8 +184,8 @@ async def get_rankings(view: ViewDep, targets: TargetsDep, history: MaybeKpiHist
         raise HTTPException(422, f"unknown KPI {kpi!r}")
     if live is not None and kind not in live.kinds:
         raise HTTPException(422, f"{kpi} is not kept for {kind} scopes")
-    rows = rankings.ordered(await _measured(view, kind, kpi, window, now), kpi, targets=targets,
-                            min_count=min_count, limit=limit)
+    found = await _measured(view, request.app.state.measures, kind, kpi, window, now)
+    rows = rankings.ordered(found, kpi, targets=targets, min_count=min_count, limit=limit)
     why = None
     if live is None and rows:
         if not rankings.previous_needs_history(window):
@@ -210,22 +209,21 @@ async def get_rankings(view: ViewDep, targets: TargetsDep, history: MaybeKpiHist
     return out
 
 
-async def _measured(view: View, kind: str, kpi: str, window: str, now: float) -> list[rankings.Measured]:
+async def _measured(view: View, measures: rankings.Measures, kind: str, kpi: str, window: str,
+                    now: float) -> list[rankings.Measured]:
     """Every scope's KPI for a ranking, measured RANK_CHUNK scopes at a time with the event loop let go
     in between (2,000 agents' 24 h windows take about 45 ms: forty rankings at once must not hold up
-    a /healthz or a board push), and kept RANK_KEEP_S for the next ranking of the same kind, KPI and
-    window. A ranking may so mix two successive states of the view, a second apart at most."""
+    a /healthz or a board push), and kept a second for the next ranking of the same kind, KPI and
+    window (`measures`, the app's). A ranking may so mix two successive states of the view, a second
+    apart at most."""
     key = (kind, kpi, window)
-    kept = _MEASURED.get(key)
-    if kept is not None and now - kept[0] < RANK_KEEP_S:
-        return kept[1]
+    found = measures.get(key, now)
+    if found is not None:
+        return found
     scopes = rankings.scopes_of_kind(view, kind, now)
-    found: list[rankings.Measured] = []
+    found = []
     for i in range(0, len(scopes), RANK_CHUNK):
         found.extend(rankings.measure(view, scopes[i:i + RANK_CHUNK], kpi, window, now))
         await asyncio.sleep(0)
-    _MEASURED[key] = (now, found)
-    if len(_MEASURED) > 256:  # by count: the oldest go
-        for k in sorted(_MEASURED, key=lambda k: _MEASURED[k][0])[:128]:
-            del _MEASURED[k]
+    measures.put(key, now, found)
     return found

@@ -146,3 +146,13 @@ def test_a_history_answer_is_kept_for_the_next_identical_read() -> None:
         reads.close()
 
     asyncio.run(main())
+
+
+def test_measures_are_kept_a_second_and_bounded_by_count() -> None:
+    m = rankings.Measures(keep_s=1.0, max_kept=4)
+    m.put(("agent", "csat", "1h"), 100.0, [("agent:a", 0.9, 3)])
+    assert m.get(("agent", "csat", "1h"), 100.5) == [("agent:a", 0.9, 3)]
+    assert m.get(("agent", "csat", "1h"), 101.0) is None and m.get(("team", "csat", "1h"), 100.5) is None
+    for i in range(10):
+        m.put(("agent", f"k{i}", "1h"), 200.0 + i, [])
+    assert len(m._kept) <= 4 and m.get(("agent", "k9", "1h"), 209.5) == []
