@@ -9,9 +9,9 @@ in a thread pool of their own, bounded, and shared between identical requests.
 - At most `workers + waiting` reads are in hand (running or queued). Beyond that a read is refused at
   once (`Busy`): the caller answers with its live figures and says why, as it does when the database
   is down. A read that times out still holds its thread until it ends, and still counts.
-- Reads with the same key while one is in hand share its answer, and an answer is kept `keep_s` for
-  the next ones with that key (the `MAX_KEPT` newest): 40 screens asking for the same 24 h ranking in
-  the same minute cost one query. The caller puts the minute in the key.
+- Reads with the same key while one is in hand share its answer. A read run with `keep=True` also
+  keeps its answer `keep_s` for the next ones with that key (the `MAX_KEPT` newest): 40 screens asking
+  for the same 24 h ranking in the same minute cost one query. The caller puts the minute in the key.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ class HistoryReads:
     def in_hand(self) -> int:
         return len(self._in_hand)
 
-    async def run(self, key: Hashable, read: Callable[[], T], timeout_s: float) -> T:
-        """`read()` on the pool (or the answer of the same read in hand); TimeoutError after `timeout_s`,
-        `Busy` at once when the pool has `workers + waiting` reads in hand."""
-        kept = self._kept.get(key)
+    async def run(self, key: Hashable, read: Callable[[], T], timeout_s: float, *, keep: bool = False) -> T:
+        """`read()` on the pool (or the answer of the same read in hand, or, with `keep`, one kept);
+        TimeoutError after `timeout_s`, `Busy` at once when the pool has `workers + waiting` reads in hand."""
+        kept = self._kept.get(key) if keep else None
         if kept is not None and time.monotonic() - kept[0] < self.keep_s:
             self.shared += 1
             return cast(T, kept[1])
@@ -63,16 +63,17 @@ class HistoryReads:
             self._in_hand[key] = fut
             fut.add_done_callback(lambda f: self._done(key, f))
         result: T = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+        if keep:
+            self._kept[key] = (time.monotonic(), result)
+            if len(self._kept) > MAX_KEPT:
+                for k in sorted(self._kept, key=lambda k: self._kept[k][0])[:len(self._kept) - MAX_KEPT // 2]:
+                    del self._kept[k]
         return result
 
     def _done(self, key: Hashable, fut: asyncio.Future[Any]) -> None:
         self._in_hand.pop(key, None)
-        if fut.cancelled() or fut.exception() is not None:  # retrieved: not logged as never retrieved
-            return
-        self._kept[key] = (time.monotonic(), fut.result())
-        if len(self._kept) > MAX_KEPT:
-            for k in sorted(self._kept, key=lambda k: self._kept[k][0])[:len(self._kept) - MAX_KEPT // 2]:
-                del self._kept[k]
+        if not fut.cancelled():
+            fut.exception()  # retrieved: a read every waiter gave up on is not logged as never retrieved
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

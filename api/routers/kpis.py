@@ -74,14 +74,14 @@ class RankingsOut(RankingsResponse):
 
 
 async def from_history(history: HistoryStore | None, reads: HistoryReads, key: Hashable,
-                       read: Callable[[HistoryStore], T]) -> T | str:
+                       read: Callable[[HistoryStore], T], *, keep: bool = False) -> T | str:
     """`read(history)` on the history's own pool (api/history_reads.py; identical `key`s share one read),
     or why it could not be done (no database, a database error, too many reads in hand, or no answer
     within HISTORY_WAIT_S): a comparison is an extra that never costs the live figures."""
     if history is None:
         return "the KPI history is not available: the database is not connected"
     try:
-        return await reads.run(key, lambda: read(history), HISTORY_WAIT_S)
+        return await reads.run(key, lambda: read(history), HISTORY_WAIT_S, keep=keep)
     except TimeoutError:
         return f"the KPI history did not answer within {HISTORY_WAIT_S:.0f} s"
     except Busy:
@@ -196,7 +196,7 @@ async def get_rankings(request: Request, view: ViewDep, targets: TargetsDep, his
             t0, t1 = rankings.previous_span(now, window)
             fn = KPI_BY_NAME[kpi].compute
             before = await from_history(history, reads, ("previous", tuple(scopes), t0, t1),
-                                        lambda h: h.merged_many(scopes, t0, t1))
+                                        lambda h: h.merged_many(scopes, t0, t1), keep=True)
             if isinstance(before, str):
                 why = before
             else:

@@ -7,7 +7,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -88,8 +88,17 @@ def open_board(browser: Browser, stack: Stack, query: str, size: tuple[int, int]
     page = browser.new_page(viewport={"width": size[0], "height": size[1]})
     page.goto(f"{stack.url}/board?{query}")
     page.wait_for_selector("#tiles [data-kpi]")
-    page.wait_for_function("document.getElementById('updated').textContent.match(/\\d/)")  # the stream is live
+    wait_until(page, lambda: any(c.isdigit() for c in page.inner_text("#updated")))  # the stream is live
     return page
+
+
+def wait_until(page: Page, cond: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll `cond` from here (not a predicate evaluated in the page: the board's CSP forbids eval)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise PlaywrightTimeout(f"not within {timeout:.0f} s")
+        page.wait_for_timeout(100)
 
 
 def shot(page: Page, name: str) -> None:
@@ -130,9 +139,7 @@ def test_an_event_appears_within_two_seconds_without_reload(board_stack: Stack, 
     now = time.time()
     t0 = time.monotonic()
     produce(board_stack, [ticket("ticket.created", now, now, "live-1", team="live")])
-    page.wait_for_function(
-        "(before) => document.querySelector(\"#tiles [data-kpi='backlog']\").dataset.value !== before", arg=before,
-        timeout=5000)
+    wait_until(page, lambda: page.get_attribute("#tiles [data-kpi='backlog']", "data-value") != before, timeout=5.0)
     took = time.monotonic() - t0
     assert page.evaluate("window.__loaded") is True
     assert float(page.get_attribute("#tiles [data-kpi='backlog']", "data-value") or 0) == float(before or 0) + 1
@@ -162,7 +169,7 @@ def sign_in(browser: Browser, stack: Stack, key: str, query: str) -> Page:
     page.fill("#key", key)
     page.click("button[type=submit]")
     page.wait_for_selector("#tiles [data-kpi]")
-    page.wait_for_function("document.getElementById('updated').textContent.match(/\\d/)")
+    wait_until(page, lambda: any(c.isdigit() for c in page.inner_text("#updated")))
     return page
 
 
@@ -255,11 +262,11 @@ def test_tiles_agree_with_the_alerts_beside_them(board_stack: Stack, browser: Br
     produce(board_stack, [survey(now - 1, f"hyst-good-{i}", team="hyst", csat=5) for i in range(8)])
     wait_for(lambda: board_stack.kpis("team:hyst", "15m")["csat"]["count"] == 9, 30, "8 good surveys", board_stack)
     page = open_board(browser, board_stack, "scope=team:hyst&window=1h")
-    page.wait_for_function("document.querySelector(\"#tiles article[data-tile='csat'] .value\").dataset.value > 0.85")
+    wait_until(page, lambda: float(page.get_attribute("#tiles article[data-tile='csat'] .value", "data-value") or 0)
+               > 0.85)
     tile = page.locator("#tiles article[data-tile='csat']")
     try:  # the board reads the firing alerts every second and pushes a changed tile within half a second
-        page.wait_for_function("document.querySelector(\"#tiles article[data-tile='csat']\").dataset.status"
-                               " === 'warning'", timeout=10_000)
+        wait_until(page, lambda: tile.get_attribute("data-status") == "warning", timeout=10.0)
     except PlaywrightTimeout:
         alerts = httpx.get(board_stack.url + "/v1/alerts", params={"scope": "team:hyst"}).json()
         raise AssertionError(f"tile {tile.get_attribute('data-status')} beside the alerts {alerts}; "

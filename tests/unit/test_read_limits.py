@@ -141,8 +141,10 @@ def test_a_history_answer_is_kept_for_the_next_identical_read() -> None:
         reads = HistoryReads(keep_s=60.0)
         calls: list[int] = []
         for _ in range(40):
-            assert await reads.run(("previous", 1), lambda: calls.append(1) or "x", timeout_s=5) == "x"
+            assert await reads.run(("previous", 1), lambda: calls.append(1) or "x", timeout_s=5, keep=True) == "x"
         assert len(calls) == 1 and reads.shared == 39
+        await reads.run(("previous", 1), lambda: calls.append(1) or "x", timeout_s=5)  # without keep: read again
+        assert len(calls) == 2
         reads.close()
 
     asyncio.run(main())

@@ -154,6 +154,10 @@
   });
   window.addEventListener("resize", fitAll);
 
+  // the header's pickers submit their form on change (no inline handlers: the page's CSP forbids them)
+  document.querySelectorAll("select[data-autosubmit]").forEach(
+    (sel) => sel.addEventListener("change", () => sel.form.submit()));
+
   const sound = document.getElementById("sound");
   if (sound) {
     sound.checked = soundOn();
