@@ -38,8 +38,8 @@ run: $(STAMP) ## start the whole monitor (embedded broker if needed, worker, API
 	SQM_DEMO=$${SQM_DEMO:-1} $(PY) -m services.run_all
 
 lint: $(STAMP) ## ruff and mypy (strict on the pure modules)
-	$(VENV)/bin/ruff check services stream api alerts db history tests bench deploy/grafana
-	$(VENV)/bin/mypy stream api services alerts db history
+	$(VENV)/bin/ruff check services stream edge api alerts db history tests bench deploy/grafana
+	$(VENV)/bin/mypy stream edge api services alerts db history
 	$(VENV)/bin/mypy --strict deploy/grafana
 
 test-unit: $(STAMP) peers ## pure tests, no broker (PostgreSQL: a throw-away server)

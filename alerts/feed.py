@@ -21,10 +21,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from alerts.rules import Rule
-from stream.background import BackgroundLoop
-from stream.kafka import KafkaClientConfig
+from edge.background import BackgroundLoop
+from edge.kafka import KafkaClientConfig
+from edge.store import read_to_sentinel, read_to_sentinel_at
 from stream.records import SentinelKey, decode_key
-from stream.store import read_to_sentinel, read_to_sentinel_at
 
 log = logging.getLogger(__name__)
 

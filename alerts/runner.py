@@ -43,9 +43,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from alerts.engine import Transition
 from alerts.evaluator import Census, LiveValue, ScopeEvaluator, Touched
 from alerts.feed import RulesFeed
-from stream.background import BackgroundLoop
-from stream.kafka import KafkaClientConfig
-from stream.store import read_to_sentinel, read_to_sentinel_at
+from edge.background import BackgroundLoop
+from edge.kafka import KafkaClientConfig
+from edge.store import read_to_sentinel, read_to_sentinel_at
 from stream.view import StaffingConfig
 
 log = logging.getLogger(__name__)

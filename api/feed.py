@@ -11,10 +11,10 @@ import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from stream.background import BackgroundLoop
-from stream.kafka import KafkaClientConfig
+from edge.background import BackgroundLoop
+from edge.kafka import KafkaClientConfig
+from edge.store import assign_from_beginning, sentinel_key
 from stream.records import SENTINEL_VALUE
-from stream.store import assign_from_beginning, sentinel_key
 from stream.view import View
 
 log = logging.getLogger(__name__)

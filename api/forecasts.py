@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
+from edge.background import BackgroundLoop
 from history.forecast import (
     BACKTESTS,
     HORIZON,
@@ -35,7 +36,6 @@ from history.forecast import (
     wape,
 )
 from history.store import HistoryStore
-from stream.background import BackgroundLoop
 from stream.folds import IX
 from stream.records import ForecastKey, ForecastValue, Record, encode_key
 from stream.scopes import kind_of

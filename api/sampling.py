@@ -16,7 +16,7 @@ import time
 from alerts.followup import CHECKS_S, due_checks
 from alerts.history import AlertRepository
 from api.alert_views import live_reading
-from stream.background import BackgroundLoop
+from edge.background import BackgroundLoop
 from stream.clock import aware, utc
 from stream.kpis import LIVE_KPIS
 from stream.live_samples import MINUTE, LiveSamples

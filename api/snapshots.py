@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from stream.background import BackgroundLoop
+from edge.background import BackgroundLoop
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

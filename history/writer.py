@@ -26,12 +26,12 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.exc import SQLAlchemyError
 
+from edge.background import BackgroundLoop
+from edge.kafka import KafkaClientConfig
+from edge.store import assign_from_beginning
 from history.minutes import Minutes
 from history.series import minute_rows_to_keep
 from history.store import HistoryStore
-from stream.background import BackgroundLoop
-from stream.kafka import KafkaClientConfig
-from stream.store import assign_from_beginning
 from stream.windows import LONGEST
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edge.kafka import KafkaClientConfig
 from stream.caps import DEFAULT_CAPS
 from stream.events import TYPES_BY_TOPIC, AgentStateName
 from stream.folds import KpiConfig
-from stream.kafka import KafkaClientConfig
 from stream.view import StaffingConfig
 from stream.voice import Analyser, default_analyser, load_scorer
 
@@ -201,7 +201,7 @@ class Settings(BaseSettings):
                                       "(0 there: they keep no per-agent `sqm_kpi_*_total` counters)")
     uvloop: bool = Field(True, description="run the worker on uvloop")
     fetch_max_wait_ms: int = Field(100, ge=0, le=5000, description="consumer long-poll wait; Faust's own 1500 ms "
-                                   "adds up to 1.5 s of latency on brokers that hold a fetch (stream/transport.py)")
+                                   "adds up to 1.5 s of latency on brokers that hold a fetch (edge/transport.py)")
     rebalance_timeout_s: float | None = Field(None, description="Faust broker_rebalance_timeout; default 5 s on "
                                               "a loopback broker (the embedded one waits it out on every join), "
                                               "else 60 s")
@@ -341,7 +341,7 @@ class Settings(BaseSettings):
 
     @property
     def kafka(self) -> KafkaClientConfig:
-        """How every Kafka client connects (stream/kafka.py turns it into each library's options)."""
+        """How every Kafka client connects (edge/kafka.py turns it into each library's options)."""
         password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password is not None else None
         return KafkaClientConfig(self.kafka_bootstrap_servers, self.kafka_security_protocol,
                                  self.kafka_sasl_mechanism, self.kafka_sasl_username, password,

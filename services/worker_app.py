@@ -29,13 +29,13 @@ import psutil
 
 from alerts.feed import RulesFeed
 from alerts.runner import AlertRunner
+from edge.store import StateStore
+from edge.transport import app_class
 from services import health
 from services.config import Settings
 from stream.processor import BatchFailed, Message, Processor
 from stream.records import Heartbeat
 from stream.state import PartitionState
-from stream.store import StateStore
-from stream.transport import app_class
 
 HEARTBEAT_S = 5.0
 STOP_GRACE_S = 5.0  # a stopping worker waits this long for the batch in hand to be written

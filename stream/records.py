@@ -18,7 +18,7 @@ bucket and ticket records again, partition = scope's hash) and the alert-state t
 | `TotalKey` | `["r", topic, p, scope]` | `TotalValue`: watermark + the KPI counters since the scope first counted |
 | `HeartbeatKey` | `["w", worker]` | `Heartbeat` (partition 0 of the state topic) |
 | `AlertKey` | `["a", rule_id, scope]` | the alert state (alerts/engine.py `AlertState.to_json()`) |
-| `SentinelKey` | `["s", token]` | `{}`: a reader reads up to it (stream/store.py); tombstoned after |
+| `SentinelKey` | `["s", token]` | `{}`: a reader reads up to it (edge/store.py); tombstoned after |
 
 Readers decode the key and `match` on its type; a key that is not one of these (another version, a
 foreign writer) decodes to None and is skipped:

@@ -1,6 +1,7 @@
 """Imports point one way (docs/design.md, "Layout"): a test that reads every module's imports.
 
-    stream/   imports nothing of ours but stream/ (the Faust side; its pure core)
+    stream/   imports nothing of ours but stream/: events, KPI math, windows, state (pure)
+    edge/     stream/ only: the Kafka adapters (client settings, state writer, topic reader, Faust app)
     db/       the database schema and migrations: stream/ at most
     alerts/   stream/ and db/
     history/  stream/ and db/ (the KPI history)
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN = {"stream": {"db", "alerts", "history", "api", "services"}, "db": {"alerts", "history", "api", "services"},
+FORBIDDEN = {"stream": {"edge", "db", "alerts", "history", "api", "services"},
+             "edge": {"db", "alerts", "history", "api", "services"}, "db": {"alerts", "history", "api", "services"},
              "alerts": {"history", "api", "services"}, "history": {"alerts", "api", "services"},
              "api": {"services"}}
 ALLOWED = {"api": frozenset({"services.config"})}
@@ -70,7 +72,7 @@ def test_packages_import_inward_only(package: str) -> None:
     assert not bad, f"{package}/ must not import these (wire in services/ instead): {bad}"
 
 
-OURS = {"stream", "api", "alerts", "history", "db", "services"}
+OURS = {"stream", "edge", "api", "alerts", "history", "db", "services"}
 
 
 def file_of(module: str) -> Path | None:
@@ -135,3 +137,11 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
         assert ROOT / "alerts" / "rules.py" in reached(probe) and ROOT / "stream" / "folds.py" in reached(probe)
     finally:
         probe.unlink()
+
+
+def test_stream_holds_no_io_but_the_batch_steps_retry_loop() -> None:
+    """The Kafka adapters live in edge/; of stream/ only processor.py (the batch step, which awaits its
+    StateSink port and sleeps between retries) imports asyncio."""
+    bad = {str(p.relative_to(ROOT)): v for p in modules("stream")
+           if (v := violations(p, IO_LIBRARIES - ({"asyncio"} if p.name == "processor.py" else set())))}
+    assert not bad, f"stream/ is pure: {bad}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from stream.background import BackgroundLoop
+from edge.background import BackgroundLoop
 
 
 class Flaky(BackgroundLoop):

@@ -17,9 +17,9 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 from pydantic import ValidationError
 
+from edge.kafka import KAFKA_PYTHON_SLOW_STEP_S, MECHANISMS, KafkaClientConfig
 from services.config import Settings
 from services.topics import TopicLayoutError, check_partitions, partition_mismatches, topic_specs
-from stream.kafka import KAFKA_PYTHON_SLOW_STEP_S, MECHANISMS, KafkaClientConfig
 
 SECRET = "correct-horse-battery"
 

@@ -32,8 +32,8 @@ from alerts.templates import FIELDS, MAX_FIELDS, MAX_GROWTH, MAX_PRECISION, MAX_
 from api.app import create_app
 from db.engine import connect
 from db.schema import RuleRow
+from edge.kafka import KafkaClientConfig
 from services.config import Settings
-from stream.kafka import KafkaClientConfig
 
 BOMB = "{scope:>3000000000}"
 ATTR = "{value.__class__}"

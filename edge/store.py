@@ -14,7 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream.kafka import KafkaClientConfig
+from edge.kafka import KafkaClientConfig
 from stream.records import SENTINEL_VALUE, Heartbeat, HeartbeatKey, Record, SentinelKey, encode_key
 from stream.scopes import scope_partition
 from stream.state import DeadLetter, Scoped
