@@ -31,8 +31,9 @@ from alerts.rulebook import Rulebook
 from api import sessions
 from api.feed import StateFeed
 from api.history_reads import HistoryReads
-from api.keys import LEVEL, Principal, Role, hash_key
+from api.keys import LEVEL, Principal, Role
 from api.metrics import IngestMetrics
+from api.sessions import hash_key
 from api.snapshots import PeriodicSnapshot
 from api.targets import TargetBook, Targets
 from history.store import HistoryStore

@@ -11,7 +11,6 @@ alerts), `ingest` (POST /v1/events), `admin` (rules, targets, acknowledgements, 
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from api.sessions import hash_key
 from db.schema import ApiKeyRow
 from stream.clock import utcnow
 
@@ -38,10 +38,6 @@ class Principal:
 
     def can(self, role: Role) -> bool:
         return LEVEL[self.role] >= LEVEL[role]
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

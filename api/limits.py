@@ -52,7 +52,7 @@ class BodyLimit:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            await _answer(send, 413, f"request body over {limit} bytes")
+            await answer(send, 413, f"request body over {limit} bytes")
             return
         seen = 0
         over = started = False
@@ -89,7 +89,7 @@ class BodyLimit:
 
         await self.app(scope, counted, guarded_send)
         if over and not started:
-            await _answer(send, 413, f"request body over {limit} bytes")
+            await answer(send, 413, f"request body over {limit} bytes")
 
 
 @dataclass
@@ -158,7 +158,7 @@ class RateLimit:
             return
         wait = b.take(self.identify(scope), self.clock())
         if wait > 0:
-            await _answer(send, 429, f"too many {what}: at most {b.rate:g} a second ({b.burst:g} at once) per key "
+            await answer(send, 429, f"too many {what}: at most {b.rate:g} a second ({b.burst:g} at once) per key "
                           "or client address", {b"retry-after": str(max(1, math.ceil(wait))).encode()}, close=False)
             return
         await self.app(scope, receive, send)
@@ -204,7 +204,7 @@ class StreamSlots:
         return sum(self.counts.values())
 
 
-async def _answer(send: Any, status: int, detail: str, headers: Mapping[bytes, bytes] | None = None, *,
+async def answer(send: Any, status: int, detail: str, headers: Mapping[bytes, bytes] | None = None, *,
                   close: bool = True) -> None:
     body = orjson.dumps({"detail": detail})
     extra = [*(headers or {}).items(), *([(b"connection", b"close")] if close else [])]

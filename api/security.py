@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from api.limits import WRITE_METHODS, Scope, _answer
+from api.limits import WRITE_METHODS, Scope, answer
 
 BOARD_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
              "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -58,7 +58,7 @@ class CrossSiteGuard:
             h = _headers(scope)
             by_cookie = b"authorization" not in h and self.cookie in _cookie_names(h.get(b"cookie", b""))
             if by_cookie and not same_origin(h):
-                await _answer(send, 403, "cross-site request refused: a write with the board's cookie must come "
+                await answer(send, 403, "cross-site request refused: a write with the board's cookie must come "
                               "from the board's own page (Origin or Sec-Fetch-Site)")
                 return
         await self.app(scope, receive, send)

@@ -25,7 +25,7 @@ PREFIX = "s1"
 
 
 def hash_key(key: str) -> str:
-    """The key's fingerprint, as api.keys stores it (SHA-256, hex)."""
+    """A key's fingerprint (SHA-256, hex): what the key store keeps (api/keys.py) and a session holds."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 

@@ -75,28 +75,26 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or not get_settings(request).api_is_loopback
 
 
+def _set_cookie(resp: Response, request: Request, session: str) -> None:
+    resp.set_cookie(KEY_COOKIE, session, httponly=True, samesite="strict", path="/board", secure=_secure(request),
+                    max_age=int(get_settings(request).session_days * 86400))
+
+
 def _set_session(resp: Response, request: Request, key: str) -> None:
-    settings = get_settings(request)
-    ttl = settings.session_days * 86400
-    resp.set_cookie(KEY_COOKIE, sessions.issue(key, secret=session_secret(request), now=time.time(), ttl_s=ttl),
-                    httponly=True, samesite="strict", max_age=int(ttl), path="/board", secure=_secure(request))
+    ttl = get_settings(request).session_days * 86400
+    _set_cookie(resp, request, sessions.issue(key, secret=session_secret(request), now=time.time(), ttl_s=ttl))
 
 
 def _renewed(resp: Response, request: Request) -> Response:
     """Renew a session past half its life (a wall screen reloading its board stays signed in)."""
     cookie = request.cookies.get(KEY_COOKIE)
-    expires = sessions.expires_at(cookie) if cookie else None
-    ttl = get_settings(request).session_days * 86400
-    if cookie and expires is not None and expires - time.time() < ttl / 2 and principal_of(request, cookie):
-        resp.set_cookie(KEY_COOKIE, _reissue(request, cookie, ttl), httponly=True, samesite="strict",
-                        max_age=int(ttl), path="/board", secure=_secure(request))
+    if not cookie:
+        return resp
+    now, secret, ttl = time.time(), session_secret(request), get_settings(request).session_days * 86400
+    fingerprint, expires = sessions.verify(cookie, secret, now), sessions.expires_at(cookie)
+    if fingerprint is not None and expires is not None and expires - now < ttl / 2 and principal_of(request, cookie):
+        _set_cookie(resp, request, sessions.reissue(fingerprint, secret=secret, now=now, ttl_s=ttl))
     return resp
-
-
-def _reissue(request: Request, cookie: str, ttl: float) -> str:
-    fingerprint = sessions.verify(cookie, session_secret(request), time.time())
-    assert fingerprint is not None
-    return sessions.reissue(fingerprint, secret=session_secret(request), now=time.time(), ttl_s=ttl)
 
 
 def _safe_next(target: str) -> str:
